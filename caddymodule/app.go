@@ -1,0 +1,43 @@
+package caddymodule
+
+import (
+	"fmt"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+const appName = "token_injector"
+
+// App holds the app registration shared by every token_injector handler that has none of its own. It is set with
+// the global token_injector option, so /graph/* and /api/* routes can use one registration and one token cache.
+type App struct {
+	Registration
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  appName,
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Validate checks the shared registration at load time, naming the field at fault.
+func (a *App) Validate() error {
+	if err := a.Registration.resolve().validate(); err != nil {
+		return fmt.Errorf("token_injector (global option): %w", err)
+	}
+	return nil
+}
+
+// Start does nothing: the shared state belongs to the handlers' pool, so it outlives this config.
+func (a *App) Start() error { return nil }
+
+// Stop does nothing; see Start.
+func (a *App) Stop() error { return nil }
+
+// Interface guards
+var (
+	_ caddy.App       = (*App)(nil)
+	_ caddy.Validator = (*App)(nil)
+)

@@ -1,0 +1,116 @@
+// Package caddymodule registers the token_injector HTTP handler, its Caddyfile directive and its global option.
+//
+// A request's path through the handler: ServeHTTP (serve.go) takes the caller's bearer token, the registration's
+// callerauth.Validator proves it, the acquire.Engine answers from the per-user tokencache or calls Entra through
+// MSAL (acquire/msal.go), and either the downstream token goes upstream in Authorization or contract.Classify
+// turns the failure into the error contract's answer.
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+	caddy.RegisterModule(App{})
+}
+
+// Handler gets a downstream token for the validated caller and forwards the request with it. Routes whose
+// effective registration is the same (typically the global token_injector option's) share one cache.
+type Handler struct {
+	// Scopes are what the upstream API needs, e.g. https://graph.microsoft.com/User.Read or api://other/.default.
+	// Required: at least one.
+	Scopes []string `json:"scopes,omitempty"`
+	// Registration holds settings for this route alone; each one set here overrides the global token_injector
+	// option's. Default: the global option's registration.
+	Registration *Registration `json:"registration,omitempty"`
+
+	state    *registrationState
+	poolKey  string
+	scopeKey string
+	logger   *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.token_injector",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision resolves the registration and attaches to its shared state, creating it on first use.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	var reg Registration
+	if app, err := ctx.AppIfConfigured(appName); err == nil && app != nil {
+		reg = app.(*App).Registration
+	}
+	reg = reg.overlay(h.Registration)
+	resolved := reg.resolve()
+	if err := resolved.validate(); err != nil {
+		return fmt.Errorf("token_injector: %w", err)
+	}
+	h.scopeKey = tokencache.NormalizeScopes(h.Scopes)
+	h.poolKey = resolved.poolKey()
+	roots, err := trustedRoots(ctx, &resolved)
+	if err != nil {
+		return fmt.Errorf("token_injector: %w", err)
+	}
+	val, loaded, err := registrations.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
+		return newRegistrationState(resolved, roots, h.logger)
+	})
+	if err != nil {
+		return fmt.Errorf("token_injector: %w", err)
+	}
+	h.state = val.(*registrationState)
+	if loaded {
+		h.logger.Debug("reusing token cache", zap.Int("entries", h.state.cache.Len()))
+	}
+	return nil
+}
+
+// Validate checks the route's own settings; the registration was checked in Provision, where placeholders resolve.
+func (h *Handler) Validate() error {
+	if err := validateScopes(h.Scopes); err != nil {
+		return fmt.Errorf("token_injector: %w", err)
+	}
+	return nil
+}
+
+func validateScopes(scopes []string) error {
+	if len(scopes) == 0 {
+		return errors.New("scopes: at least one scope is required (e.g. https://graph.microsoft.com/User.Read)")
+	}
+	for _, s := range scopes {
+		if s == "" || strings.ContainsAny(s, " \t\r\n\"") {
+			return fmt.Errorf("scopes: %q is not a scope", s)
+		}
+	}
+	return nil
+}
+
+// Cleanup releases this config's hold on the shared state. Provision may have stopped half way.
+func (h *Handler) Cleanup() error {
+	if h.poolKey == "" || h.state == nil {
+		return nil
+	}
+	_, err := registrations.Delete(h.poolKey)
+	return err
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

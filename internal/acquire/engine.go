@@ -1,0 +1,210 @@
+// Package acquire is the acquisition engine: it answers "a token for this user and these scopes" from the cache
+// when it can and from the identity provider when it must, with one identity-provider call per (user, scope set)
+// however many requests arrive together, and renews tokens in the background before they expire.
+package acquire
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/contract"
+	"github.com/tokeninjector/caddy-token-injector/internal/lru"
+	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
+)
+
+// Provider gets tokens from the identity provider. MSAL implements it in production.
+type Provider interface {
+	// OnBehalfOf exchanges a validated user assertion for a token with scopes; claims, when set, is a claims
+	// challenge the new token must satisfy.
+	OnBehalfOf(ctx context.Context, assertion string, scopes []string, claims string) (tokencache.Token, error)
+}
+
+// Config tunes an Engine. Zero values take the defaults noted.
+type Config struct {
+	// CallTimeout bounds each identity-provider call. Default 10s.
+	CallTimeout time.Duration
+	// RefreshBefore is how long before expiry a served token is renewed in the background. Default 5m.
+	RefreshBefore time.Duration
+	// ExpiryMargin is how long before expiry a token stops being forwarded. Default 1m.
+	ExpiryMargin time.Duration
+	// RetryRefreshAfter is how long a failed background renewal waits before it is tried again. Default 30s.
+	RetryRefreshAfter time.Duration
+	Now               func() time.Time
+}
+
+// Request asks for a token for one validated user.
+type Request struct {
+	Key tokencache.Key
+	// Scopes are the scopes to ask for, in the configured order.
+	Scopes []string
+	// Assertion is the caller's validated token, for On-Behalf-Of.
+	Assertion string
+	// Claims is a claims challenge; a request with claims bypasses the cache.
+	Claims string
+}
+
+// Stats are counters for metrics and tests.
+type Stats struct {
+	CacheHits, ProviderCalls, BackgroundRefreshes, ProviderErrors int64
+}
+
+// Engine is safe for concurrent use. It lives as long as its cache, across config reloads; Close stops it.
+type Engine struct {
+	cfg      Config
+	cache    tokencache.Cache
+	provider Provider
+	flights  singleflight.Group
+	// refreshBackoff remembers keys whose background renewal failed recently, so a failing renewal is not
+	// retried on every request.
+	refreshBackoff *lru.Cache[tokencache.Key, struct{}]
+
+	life    context.Context // ends at Close; bounds every identity-provider call
+	stop    context.CancelFunc
+	running sync.WaitGroup
+
+	cacheHits, providerCalls, backgroundRefreshes, providerErrors atomic.Int64
+}
+
+// New returns an engine over cache that fetches missing tokens from provider.
+func New(cache tokencache.Cache, provider Provider, cfg Config) *Engine {
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 10 * time.Second
+	}
+	if cfg.RefreshBefore <= 0 {
+		cfg.RefreshBefore = 5 * time.Minute
+	}
+	if cfg.ExpiryMargin <= 0 {
+		cfg.ExpiryMargin = time.Minute
+	}
+	if cfg.RetryRefreshAfter <= 0 {
+		cfg.RetryRefreshAfter = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	life, stop := context.WithCancel(context.Background())
+	return &Engine{cfg: cfg, cache: cache, provider: provider, life: life, stop: stop,
+		refreshBackoff: lru.New[tokencache.Key, struct{}](4096)}
+}
+
+// Token returns a usable token for req: from the cache, or from the identity provider. A cached token due for
+// renewal is returned at once and renewed in the background.
+func (e *Engine) Token(ctx context.Context, req Request) (tokencache.Token, error) {
+	if req.Claims == "" {
+		now := e.cfg.Now()
+		if t, ok := e.cached(ctx, req.Key, now); ok {
+			e.cacheHits.Add(1)
+			if !now.Before(t.RefreshOn) {
+				e.renewInBackground(req, now)
+			}
+			return t, nil
+		}
+	}
+	ch := e.flights.DoChan(flightKey(req), func() (any, error) { return e.fetch(req) })
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return tokencache.Token{}, r.Err
+		}
+		return r.Val.(tokencache.Token), nil
+	case <-ctx.Done():
+		// The flight goes on for the other waiters and fills the cache.
+		return tokencache.Token{}, ctx.Err()
+	}
+}
+
+// fetch runs once per flight, detached from any one request: a client that hangs up must not fail the others.
+func (e *Engine) fetch(req Request) (tokencache.Token, error) {
+	ctx, cancel := context.WithTimeout(e.life, e.cfg.CallTimeout)
+	defer cancel()
+	if req.Claims == "" {
+		// A flight that ended just before this one started may have filled the cache.
+		if t, ok := e.cached(ctx, req.Key, e.cfg.Now()); ok && e.cfg.Now().Before(t.RefreshOn) {
+			return t, nil
+		}
+	}
+	e.providerCalls.Add(1)
+	t, err := e.provider.OnBehalfOf(ctx, req.Assertion, req.Scopes, req.Claims)
+	if err != nil {
+		e.providerErrors.Add(1)
+		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			err = &contract.Unavailable{Timeout: true, Err: err}
+		}
+		return tokencache.Token{}, err
+	}
+	t.RefreshOn = e.refreshOn(t)
+	// A cache that fails to store (a network tier) costs a later call, not this request.
+	_ = e.cache.Set(ctx, req.Key, t)
+	e.refreshBackoff.Remove(req.Key)
+	return t, nil
+}
+
+// renewInBackground starts one renewal for req's key unless one is running or recently failed.
+func (e *Engine) renewInBackground(req Request, now time.Time) {
+	if _, failing := e.refreshBackoff.Get(req.Key, now); failing {
+		return
+	}
+	if e.life.Err() != nil {
+		return
+	}
+	e.backgroundRefreshes.Add(1)
+	e.running.Add(1)
+	ch := e.flights.DoChan(flightKey(req), func() (any, error) { return e.fetch(req) })
+	go func() {
+		defer e.running.Done()
+		if r := <-ch; r.Err != nil {
+			// The cached token stays in use until it expires; the user is asked to interact only then.
+			e.refreshBackoff.Add(req.Key, struct{}{}, e.cfg.Now().Add(e.cfg.RetryRefreshAfter))
+		}
+	}()
+}
+
+func (e *Engine) cached(ctx context.Context, k tokencache.Key, now time.Time) (tokencache.Token, bool) {
+	t, ok, err := e.cache.Get(ctx, k)
+	if err != nil || !ok || !t.UsableAt(now, e.cfg.ExpiryMargin) {
+		return tokencache.Token{}, false
+	}
+	return t, true
+}
+
+// refreshOn keeps the identity provider's refresh_in when it sent one, else renews RefreshBefore ahead of expiry,
+// and never before half the token's remaining life.
+func (e *Engine) refreshOn(t tokencache.Token) time.Time {
+	if !t.RefreshOn.IsZero() {
+		return t.RefreshOn
+	}
+	now := e.cfg.Now()
+	at := t.ExpiresOn.Add(-e.cfg.RefreshBefore)
+	if half := now.Add(t.ExpiresOn.Sub(now) / 2); at.Before(half) {
+		at = half
+	}
+	return at
+}
+
+func flightKey(req Request) string {
+	k := req.Key.User + "\x00" + req.Key.Scopes
+	if req.Claims != "" {
+		k += "\x00" + req.Claims
+	}
+	return k
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	return Stats{CacheHits: e.cacheHits.Load(), ProviderCalls: e.providerCalls.Load(),
+		BackgroundRefreshes: e.backgroundRefreshes.Load(), ProviderErrors: e.providerErrors.Load()}
+}
+
+// Cache returns the engine's cache.
+func (e *Engine) Cache() tokencache.Cache { return e.cache }
+
+// Close cancels in-flight identity-provider calls and waits for background renewals to end.
+func (e *Engine) Close() {
+	e.stop()
+	e.running.Wait()
+}

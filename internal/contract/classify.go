@@ -1,0 +1,149 @@
+package contract
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Reasons tell the client which interactive step fixes an interaction_required answer (README: "Handling 401").
+const (
+	ReasonConsentRequired    = "consent_required"    // the user (or an admin) must consent to the scopes
+	ReasonMFARequired        = "mfa_required"        // replay Claims: getAccessToken({authChallenge}) / MSAL claims
+	ReasonConditionalAccess  = "conditional_access"  // another Conditional Access step; replay Claims
+	ReasonLoginRequired      = "login_required"      // the sign-in behind the token is gone; sign in again
+	ReasonSSOTokenExpired    = "sso_token_expired"   // fetch a fresh SSO token and retry; no prompt needed
+	ReasonInteractionRequired = "interaction_required" // Entra asked for interaction without saying which
+)
+
+// Entra codes by what fixes them. Sources: Entra's AADSTS reference and ../shared/notes/entra-and-office.md.
+var (
+	mfaCodes          = []int{50076, 50079, 50072, 50074}
+	conditionalCodes  = []int{50158, 53000, 53001, 53002, 53004}
+	consentCodes      = []int{65001}
+	loginCodes        = []int{50173, 700082, 70043, 70008, 50078, 50133, 50058, 16000}
+	expiredAssertion  = []int{500133, 50013}
+	blockedCodes      = []int{53003}
+	configHintsByCode = map[int]string{
+		7000215: "the client secret is wrong: set client_secret to a current secret of the app registration",
+		7000222: "the client secret has expired: create a new secret and update client_secret",
+		700016:  "no app with this client_id exists in the tenant: check client_id and tenant",
+		70011:   "a configured scope is not valid: check the route's scopes (a resource's .default cannot be mixed with other scopes of it)",
+		65005:   "the app registration does not declare these permissions, or they need admin consent: add them under API permissions",
+		500011:  "the resource in a configured scope is not known in the tenant: check the scopes' resource URI",
+		90009:   "the app is requesting a token for itself: use the downstream API's scopes, not this app's own",
+		700024:  "the client assertion is not valid: check the credential configuration",
+		50011:   "the redirect URI is not registered on the app",
+	}
+)
+
+// Classify maps any error from token acquisition to the contract. It is the only place that decides which Entra
+// answers ask the user to interact: anything unrecognised is a server error, never interaction_required.
+func Classify(err error, scopes []string) *Problem {
+	var p *Problem
+	if errors.As(err, &p) {
+		return p
+	}
+	var u *Unavailable
+	switch {
+	case errors.As(err, &u):
+		return unavailable(u.Timeout, 0, "")
+	case errors.Is(err, context.DeadlineExceeded):
+		return unavailable(true, 0, "")
+	}
+	e, ok := AsEntraError(err)
+	if !ok {
+		return &Problem{Status: http.StatusBadGateway, Code: CodeServerError, Description: "token acquisition failed",
+			LogMessage: "token acquisition failed: " + err.Error()}
+	}
+	if e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500 || e.Code == "temporarily_unavailable" {
+		return unavailable(false, e.RetryAfter, e.CorrelationID)
+	}
+	if reason := interactionReason(e); reason != "" {
+		return &Problem{Status: http.StatusUnauthorized, Code: CodeInteractionRequired, Reason: reason,
+			Description: userFacingDescription(reason), Claims: e.Claims, Scopes: scopes, CorrelationID: e.CorrelationID}
+	}
+	if e.HasCode(blockedCodes...) {
+		return &Problem{Status: http.StatusForbidden, Code: CodeAccessDenied, Reason: "blocked_by_conditional_access",
+			Description: "a Conditional Access policy blocks this access; signing in again will not help",
+			Scopes: scopes, CorrelationID: e.CorrelationID}
+	}
+	return configurationProblem(e)
+}
+
+func interactionReason(e *EntraError) string {
+	switch {
+	case e.HasCode(expiredAssertion...):
+		return ReasonSSOTokenExpired
+	case e.HasCode(consentCodes...) || e.Suberror == "consent_required":
+		return ReasonConsentRequired
+	case e.HasCode(mfaCodes...):
+		return ReasonMFARequired
+	case e.HasCode(conditionalCodes...):
+		return ReasonConditionalAccess
+	case e.HasCode(loginCodes...) || e.Suberror == "bad_token" || e.Suberror == "token_expired":
+		return ReasonLoginRequired
+	case e.Code == "interaction_required" || e.Suberror == "basic_action" || e.Suberror == "additional_action":
+		if e.Claims != "" {
+			return ReasonConditionalAccess
+		}
+		return ReasonInteractionRequired
+	}
+	return ""
+}
+
+func userFacingDescription(reason string) string {
+	switch reason {
+	case ReasonSSOTokenExpired:
+		return "the caller's token expired before it could be exchanged; get a fresh token and retry"
+	case ReasonConsentRequired:
+		return "the user has not consented to the scopes this route needs"
+	case ReasonMFARequired:
+		return "multi-factor authentication is required; retry with the claims challenge"
+	case ReasonConditionalAccess:
+		return "a Conditional Access policy requires the user to interact; retry with the claims challenge"
+	case ReasonLoginRequired:
+		return "the user must sign in again"
+	}
+	return "the user must interact with Entra ID"
+}
+
+func unavailable(timeout bool, retryAfter time.Duration, correlationID string) *Problem {
+	p := &Problem{Status: http.StatusServiceUnavailable, Code: CodeTemporarilyUnavailable,
+		Description: "Entra ID is temporarily unavailable; retry later", CorrelationID: correlationID}
+	if timeout {
+		p.Status = http.StatusGatewayTimeout
+		p.Description = "Entra ID did not answer in time; retry later"
+	}
+	if retryAfter > 0 {
+		p.RetryAfterSeconds = int((retryAfter + time.Second - 1) / time.Second)
+	}
+	return p
+}
+
+func configurationProblem(e *EntraError) *Problem {
+	hint := ""
+	for _, c := range e.Codes {
+		if h, ok := configHintsByCode[c]; ok {
+			hint = h
+			break
+		}
+	}
+	if hint == "" {
+		switch e.Code {
+		case "invalid_client":
+			hint = "Entra rejected the app's credentials: check client_id and client_secret"
+		case "unauthorized_client":
+			hint = "the app is not allowed to use this grant: check the app registration"
+		case "invalid_scope":
+			hint = "a configured scope is not valid: check the route's scopes"
+		default:
+			hint = "Entra refused the token request; see the AADSTS code in Entra's error reference"
+		}
+	}
+	msg := strings.TrimSpace("Entra rejected the proxy's token request (" + e.AADSTS() + " " + e.Code + "): " + hint)
+	return &Problem{Status: http.StatusBadGateway, Code: CodeServerError,
+		Description: "the proxy could not get a token for the upstream API", CorrelationID: e.CorrelationID, LogMessage: msg}
+}

@@ -1,0 +1,120 @@
+// Package contract is the proxy's error contract: the status codes, WWW-Authenticate challenges and JSON bodies that
+// clients (Office add-ins, SPAs, the JS client kit) are built on. Every failure the proxy answers goes through
+// Classify and Problem.Write, so the mapping lives in one place.
+package contract
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// The values of the "error" member.
+const (
+	CodeInvalidToken           = "invalid_token"
+	CodeInteractionRequired    = "interaction_required"
+	CodeTemporarilyUnavailable = "temporarily_unavailable"
+	CodeServerError            = "server_error"
+	CodeAccessDenied           = "access_denied"
+	CodeInvalidRequest         = "invalid_request"
+)
+
+// Problem is one answer of the contract.
+type Problem struct {
+	Status        int      `json:"-"`
+	Code          string   `json:"error"`
+	Description   string   `json:"error_description,omitempty"`
+	Reason        string   `json:"reason,omitempty"`
+	Claims        string   `json:"claims,omitempty"`
+	Scopes        []string `json:"scopes,omitempty"`
+	CorrelationID string   `json:"correlation_id,omitempty"`
+	// LoginURL is where the client sends the user to sign in (a popup, an Office dialog, a navigation).
+	LoginURL          string `json:"login_url,omitempty"`
+	RetryAfterSeconds int    `json:"retry_after,omitempty"`
+	// LogMessage, when set, is what the operator must read: one line naming the cause and the fix. It is never
+	// sent to the client and never contains a token or secret.
+	LogMessage string `json:"-"`
+}
+
+func (p *Problem) Error() string { return p.Code + ": " + p.Description }
+
+// InvalidToken is the answer for a missing, malformed, expired, wrongly signed or foreign caller token.
+func InvalidToken(description string) *Problem {
+	return &Problem{Status: http.StatusUnauthorized, Code: CodeInvalidToken, Description: description}
+}
+
+// LoginRequired is the answer for a request with neither a bearer token nor a session, when sign-in is enabled.
+func LoginRequired(loginURL string, scopes []string) *Problem {
+	return &Problem{Status: http.StatusUnauthorized, Code: CodeInteractionRequired, Reason: ReasonLoginRequired,
+		Description: "sign in to continue", Scopes: scopes, LoginURL: loginURL}
+}
+
+// BadRequest is the answer for a request the proxy cannot act on.
+func BadRequest(description string) *Problem {
+	return &Problem{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Description: description}
+}
+
+// Write sends the problem as JSON with its challenge headers.
+func (p *Problem) Write(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	if p.Status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", p.challenge())
+	}
+	if p.RetryAfterSeconds > 0 {
+		h.Set("Retry-After", strconv.Itoa(p.RetryAfterSeconds))
+	}
+	body, _ := json.Marshal(p)
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// challenge builds the RFC 6750 WWW-Authenticate value. The claims travel base64-encoded, as Microsoft Graph sends
+// them in its CAE challenges; the JSON body carries them verbatim.
+func (p *Problem) challenge() string {
+	var b strings.Builder
+	b.WriteString(`Bearer error=`)
+	b.WriteString(quote(p.Code))
+	if p.Description != "" {
+		b.WriteString(`, error_description=`)
+		b.WriteString(quote(p.Description))
+	}
+	if len(p.Scopes) > 0 {
+		b.WriteString(`, scope=`)
+		b.WriteString(quote(strings.Join(p.Scopes, " ")))
+	}
+	if p.Claims != "" {
+		b.WriteString(`, claims=`)
+		b.WriteString(quote(base64.StdEncoding.EncodeToString([]byte(p.Claims))))
+	}
+	if p.LoginURL != "" {
+		b.WriteString(`, login_url=`)
+		b.WriteString(quote(p.LoginURL))
+	}
+	return b.String()
+}
+
+// quote makes an RFC 9110 quoted-string. Descriptions may carry values from a caller's token, so quotes and
+// backslashes are escaped and control characters dropped.
+func quote(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+		case r > 0x7e:
+			b.WriteByte('?') // header values are ASCII
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
