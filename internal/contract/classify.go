@@ -10,11 +10,11 @@ import (
 
 // Reasons tell the client which interactive step fixes an interaction_required answer (README: "Handling 401").
 const (
-	ReasonConsentRequired    = "consent_required"    // the user (or an admin) must consent to the scopes
-	ReasonMFARequired        = "mfa_required"        // replay Claims: getAccessToken({authChallenge}) / MSAL claims
-	ReasonConditionalAccess  = "conditional_access"  // another Conditional Access step; replay Claims
-	ReasonLoginRequired      = "login_required"      // the sign-in behind the token is gone; sign in again
-	ReasonSSOTokenExpired    = "sso_token_expired"   // fetch a fresh SSO token and retry; no prompt needed
+	ReasonConsentRequired     = "consent_required"     // the user (or an admin) must consent to the scopes
+	ReasonMFARequired         = "mfa_required"         // replay Claims: getAccessToken({authChallenge}) / MSAL claims
+	ReasonConditionalAccess   = "conditional_access"   // another Conditional Access step; replay Claims
+	ReasonLoginRequired       = "login_required"       // the sign-in behind the token is gone; sign in again
+	ReasonSSOTokenExpired     = "sso_token_expired"    // fetch a fresh SSO token and retry; no prompt needed
 	ReasonInteractionRequired = "interaction_required" // Entra asked for interaction without saying which
 )
 
@@ -68,7 +68,7 @@ func Classify(err error, scopes []string) *Problem {
 	if e.HasCode(blockedCodes...) {
 		return &Problem{Status: http.StatusForbidden, Code: CodeAccessDenied, Reason: "blocked_by_conditional_access",
 			Description: "a Conditional Access policy blocks this access; signing in again will not help",
-			Scopes: scopes, CorrelationID: e.CorrelationID}
+			Scopes:      scopes, CorrelationID: e.CorrelationID}
 	}
 	return configurationProblem(e)
 }
