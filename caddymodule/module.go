@@ -51,8 +51,12 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	var reg Registration
-	if app, err := ctx.AppIfConfigured(appName); err == nil && app != nil {
+	app, err := ctx.AppIfConfigured(appName)
+	switch {
+	case err == nil:
 		reg = app.(*App).Registration
+	case !errors.Is(err, caddy.ErrNotConfigured):
+		return err
 	}
 	reg = reg.overlay(h.Registration)
 	resolved := reg.resolve()

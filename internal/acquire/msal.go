@@ -29,30 +29,51 @@ type MSALConfig struct {
 	HTTPClient *http.Client
 }
 
-// MSAL speaks the protocol through MSAL Go. The proxy owns the token cache, so MSAL's own in-memory cache is emptied
-// before every operation (see emptyCache): it must not grow with every user and every SSO token.
+// MSAL speaks the protocol through MSAL Go. The proxy owns the token cache, so every identity-provider call gets a
+// fresh MSAL client that is dropped afterwards: MSAL's in-memory cache is unbounded and shared clients race on
+// external caches (../shared/notes/msal-go.md). The discovery document, which each new client would fetch, is
+// cached by the transport (discovery.go).
 type MSAL struct {
-	client confidential.Client
+	authority string
+	clientID  string
+	cred      confidential.Credential
+	http      *http.Client
 }
 
-// NewMSAL builds the confidential client. It makes no network calls.
+// NewMSAL checks the configuration. It makes no network calls.
 func NewMSAL(c MSALConfig) (*MSAL, error) {
 	cred, err := confidential.NewCredFromSecret(c.ClientSecret)
 	if err != nil {
 		return nil, fmt.Errorf("client_secret: %w", err)
 	}
-	authority := strings.TrimSuffix(c.AuthorityHost, "/") + "/" + url.PathEscape(c.Tenant)
-	client, err := confidential.New(authority, c.ClientID, cred,
-		confidential.WithHTTPClient(c.HTTPClient),
+	m := &MSAL{
+		authority: strings.TrimSuffix(c.AuthorityHost, "/") + "/" + url.PathEscape(c.Tenant),
+		clientID:  c.ClientID,
+		cred:      cred,
+		http:      &http.Client{Transport: newDiscoveryCache(c.HTTPClient), Timeout: c.HTTPClient.Timeout},
+	}
+	if _, err := m.client(nil); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// client returns a new MSAL client; store, when set, is the external cache MSAL loads from and exports to.
+func (m *MSAL) client(store cache.ExportReplace) (confidential.Client, error) {
+	opts := []confidential.Option{
+		confidential.WithHTTPClient(m.http),
 		// Tenant discovery through the OpenID document works in every cloud and in the emulator; instance
 		// discovery would call login.microsoftonline.com, which a sovereign cloud or an offline host can't reach.
 		confidential.WithInstanceDiscovery(false),
-		confidential.WithCache(emptyCache{}),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("authority %q: %w", authority, err)
 	}
-	return &MSAL{client: client}, nil
+	if store != nil {
+		opts = append(opts, confidential.WithCache(store))
+	}
+	c, err := confidential.New(m.authority, m.clientID, m.cred, opts...)
+	if err != nil {
+		return c, fmt.Errorf("authority %q: %w", m.authority, err)
+	}
+	return c, nil
 }
 
 // OnBehalfOf implements Provider with the jwt-bearer grant.
@@ -61,7 +82,11 @@ func (m *MSAL) OnBehalfOf(ctx context.Context, assertion string, scopes []string
 	if claims != "" {
 		opts = append(opts, confidential.WithClaims(claims))
 	}
-	r, err := m.client.AcquireTokenOnBehalfOf(ctx, assertion, scopes, opts...)
+	client, err := m.client(nil)
+	if err != nil {
+		return tokencache.Token{}, err
+	}
+	r, err := client.AcquireTokenOnBehalfOf(ctx, assertion, scopes, opts...)
 	if err != nil {
 		return tokencache.Token{}, FromMSAL(ctx, err)
 	}
@@ -87,15 +112,5 @@ func FromMSAL(ctx context.Context, err error) error {
 	}
 	return err
 }
-
-// emptyCache hands MSAL an empty cache before every read and write and keeps nothing it exports, so MSAL's memory
-// stays constant; the proxy's own cache, partitioned by validated identity, is the only one.
-type emptyCache struct{}
-
-func (emptyCache) Replace(_ context.Context, c cache.Unmarshaler, _ cache.ReplaceHints) error {
-	return c.Unmarshal([]byte("{}"))
-}
-
-func (emptyCache) Export(context.Context, cache.Marshaler, cache.ExportHints) error { return nil }
 
 var _ Provider = (*MSAL)(nil)

@@ -97,17 +97,19 @@ func (p *Problem) challenge() string {
 	return b.String()
 }
 
-// quote makes an RFC 9110 quoted-string. Descriptions may carry values from a caller's token, so quotes and
-// backslashes are escaped and control characters dropped.
+// quote makes a quoted-string of RFC 6750's restricted character set (no '"' or '\\'). Descriptions may carry
+// values from a caller's token: quotes become apostrophes, backslashes slashes, control and non-ASCII characters
+// are dropped or masked.
 func quote(s string) string {
 	var b strings.Builder
 	b.Grow(len(s) + 2)
 	b.WriteByte('"')
 	for _, r := range s {
 		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
+		case r == '"':
+			b.WriteByte('\'')
+		case r == '\\':
+			b.WriteByte('/')
 		case r < 0x20 || r == 0x7f:
 		case r > 0x7e:
 			b.WriteByte('?') // header values are ASCII
