@@ -106,7 +106,10 @@ func TestRenewsInBackgroundBeforeExpiry(t *testing.T) {
 		e.Token(context.Background(), alice)
 	}
 	close(p.release)
-	waitFor(t, func() bool { tok, _, _ := e.cache.Get(context.Background(), alice.Key); return tok.AccessToken != first.AccessToken })
+	waitFor(t, func() bool {
+		tok, _, _ := e.cache.Get(context.Background(), alice.Key)
+		return tok.AccessToken != first.AccessToken
+	})
 	if n := p.calls.Load(); n != 2 {
 		t.Fatalf("%d calls, want 1 initial + 1 renewal", n)
 	}
