@@ -1,0 +1,185 @@
+// Package devtools registers the local development parts of the demo: the Entra emulator and a stub downstream
+// API that echoes who called it. cmd/caddy links them so that `caddy run` works with no tenant and no internet; a
+// production build made with xcaddy --with .../caddymodule does not include them.
+package devtools
+
+import (
+	"net"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/entraemu"
+)
+
+func init() {
+	caddy.RegisterModule(Emulator{})
+	caddy.RegisterModule(EchoAPI{})
+	httpcaddyfile.RegisterHandlerDirective("entra_emulator", parseEmulator)
+	httpcaddyfile.RegisterDirectiveOrder("entra_emulator", httpcaddyfile.Before, "respond")
+	httpcaddyfile.RegisterHandlerDirective("echo_api", parseEchoAPI)
+	httpcaddyfile.RegisterDirectiveOrder("echo_api", httpcaddyfile.Before, "respond")
+}
+
+// emulators holds the one emulator of the process, so its keys, refresh tokens and faults survive config reloads.
+var emulators = caddy.NewUsagePool()
+
+const emulatorKey = "entra_emulator"
+
+type pooledEmulator struct{ *entraemu.Emulator }
+
+func (pooledEmulator) Destruct() error { return nil }
+
+func loadEmulator() (*entraemu.Emulator, error) {
+	v, _, err := emulators.LoadOrNew(emulatorKey, func() (caddy.Destructor, error) {
+		e, err := entraemu.New(entraemu.DefaultConfig())
+		return pooledEmulator{e}, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(pooledEmulator).Emulator, nil
+}
+
+// Emulator serves the local Entra ID emulator (the demo tenant of entraemu.DefaultConfig) at the site it is in.
+// It mints tokens, so it answers only requests that arrived on a loopback address unless AllowNonLoopback is set.
+type Emulator struct {
+	// AllowNonLoopback lets the emulator answer requests received on non-loopback addresses. Default: false.
+	AllowNonLoopback bool `json:"allow_non_loopback,omitempty"`
+	// BaseURL is the emulator's issuer base (https://host:port), so that every site serving it, including a
+	// plain-http one that exposes /_emulator/ for curl, mints tokens for the same issuer. Default: each request's
+	// own scheme and host.
+	BaseURL string `json:"base_url,omitempty"`
+
+	emu *entraemu.Emulator
+}
+
+// CaddyModule returns the Caddy module information.
+func (Emulator) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.entra_emulator", New: func() caddy.Module { return new(Emulator) }}
+}
+
+// Provision attaches to the process's emulator.
+func (m *Emulator) Provision(caddy.Context) (err error) {
+	if m.emu, err = loadEmulator(); err != nil {
+		return err
+	}
+	if m.BaseURL != "" {
+		m.emu.SetBaseURL(m.BaseURL)
+	}
+	return nil
+}
+
+// Cleanup releases this config's hold on the emulator.
+func (m *Emulator) Cleanup() error {
+	_, err := emulators.Delete(emulatorKey)
+	return err
+}
+
+func (m *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); !m.AllowNonLoopback && (!ok || !entraemu.IsLoopbackAddr(local)) {
+		return caddyhttp.Error(http.StatusForbidden, errNonLoopback)
+	}
+	m.emu.ServeHTTP(w, r)
+	return nil
+}
+
+// UnmarshalCaddyfile sets up the emulator. Syntax:
+//
+//	entra_emulator {
+//		base_url <https://host:port>
+//		allow_non_loopback
+//	}
+func (m *Emulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "allow_non_loopback":
+			m.AllowNonLoopback = true
+		case "base_url":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			m.BaseURL = d.Val()
+		default:
+			return d.Errf("entra_emulator: unknown subdirective %q", d.Val())
+		}
+	}
+	return nil
+}
+
+func parseEmulator(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Emulator)
+	return m, m.UnmarshalCaddyfile(h.Dispenser)
+}
+
+type nonLoopbackError struct{}
+
+func (nonLoopbackError) Error() string {
+	return "the Entra emulator mints tokens and answers only on loopback addresses (set allow_non_loopback to change this)"
+}
+
+var errNonLoopback = nonLoopbackError{}
+
+// EchoAPI is a stub downstream API: it checks the bearer token was issued by the emulator and answers with the
+// caller's identity as JSON.
+type EchoAPI struct {
+	api http.Handler
+}
+
+// CaddyModule returns the Caddy module information.
+func (EchoAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.echo_api", New: func() caddy.Module { return new(EchoAPI) }}
+}
+
+// Provision attaches to the process's emulator, whose keys sign the tokens it checks.
+func (m *EchoAPI) Provision(caddy.Context) error {
+	emu, err := loadEmulator()
+	if err != nil {
+		return err
+	}
+	m.api = entraemu.NewDownstreamAPI(emu)
+	return nil
+}
+
+// Cleanup releases this config's hold on the emulator.
+func (m *EchoAPI) Cleanup() error {
+	_, err := emulators.Delete(emulatorKey)
+	return err
+}
+
+func (m *EchoAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	m.api.ServeHTTP(w, r)
+	return nil
+}
+
+// UnmarshalCaddyfile sets up the stub API. Syntax:
+//
+//	echo_api
+func (m *EchoAPI) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if d.NextArg() || d.NextBlock(0) {
+		return d.Err("echo_api takes no arguments")
+	}
+	return nil
+}
+
+func parseEchoAPI(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(EchoAPI)
+	return m, m.UnmarshalCaddyfile(h.Dispenser)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Emulator)(nil)
+	_ caddy.CleanerUpper          = (*Emulator)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Emulator)(nil)
+	_ caddyfile.Unmarshaler       = (*Emulator)(nil)
+	_ caddy.Provisioner           = (*EchoAPI)(nil)
+	_ caddy.CleanerUpper          = (*EchoAPI)(nil)
+	_ caddyhttp.MiddlewareHandler = (*EchoAPI)(nil)
+	_ caddyfile.Unmarshaler       = (*EchoAPI)(nil)
+)
