@@ -1,0 +1,126 @@
+package session
+
+import (
+	"net"
+	"net/http"
+	"net/textproto"
+	"strings"
+)
+
+// SecureRequest reports whether cookies for r can be Secure: true unless r is plain http to localhost, 127.0.0.1
+// or ::1, so that local development over http works. A TLS-terminating load balancer in front of the proxy makes
+// r.TLS nil, which is why any other host counts as secure; X-Forwarded-Proto is not trusted.
+func SecureRequest(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	host := r.Host
+	if host == "" && r.URL != nil {
+		host = r.URL.Host
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	switch host {
+	case "localhost", "127.0.0.1", "::1":
+		return false
+	}
+	return true
+}
+
+// secure reports whether the cookie for r carries Secure. Partitioned and SameSite=None cookies, and names with a
+// __Host-/__Secure- prefix, are refused by browsers without it, so they keep it even on http://localhost (where
+// Chromium and Firefox accept Secure cookies anyway).
+func (m *Manager) secure(r *http.Request) bool {
+	return m.cfg.Partitioned || m.cfg.SameSite == http.SameSiteNoneMode || hasSecurePrefix(m.cfg.CookieName) ||
+		SecureRequest(r)
+}
+
+func hasSecurePrefix(name string) bool {
+	return strings.HasPrefix(name, "__Host-") || strings.HasPrefix(name, "__Secure-")
+}
+
+// CookieName returns the session cookie's name for r: the configured name, or the default for r's security.
+func (m *Manager) CookieName(r *http.Request) string {
+	if m.cfg.CookieName != "" {
+		return m.cfg.CookieName
+	}
+	if m.secure(r) {
+		return DefaultCookieName
+	}
+	return DefaultInsecureCookieName
+}
+
+// Partitioned reports whether session cookies are CHIPS-partitioned; the sign-in endpoints then hand the session
+// over to the framed add-in, whose cookie partition differs from the sign-in window's.
+func (m *Manager) Partitioned() bool { return m.cfg.Partitioned }
+
+// cookie builds the session cookie for r; maxAge < 0 expires it.
+func (m *Manager) cookie(r *http.Request, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{
+		Name:        m.CookieName(r),
+		Value:       value,
+		Path:        "/",
+		MaxAge:      maxAge,
+		Secure:      m.secure(r),
+		HttpOnly:    true,
+		SameSite:    m.cfg.SameSite,
+		Partitioned: m.cfg.Partitioned,
+	}
+}
+
+// StripCookie removes the session cookie from r's Cookie headers so upstreams never see it. Other cookies keep
+// their bytes and order; a Cookie line without the session cookie is left untouched, and the header is deleted
+// when nothing is left.
+func (m *Manager) StripCookie(r *http.Request) {
+	lines := r.Header["Cookie"]
+	if len(lines) == 0 {
+		return
+	}
+	name := m.CookieName(r)
+	out := make([]string, 0, len(lines))
+	changed := false
+	for _, line := range lines {
+		kept, removed := stripFromLine(line, name)
+		if !removed {
+			out = append(out, line)
+			continue
+		}
+		changed = true
+		if kept != "" {
+			out = append(out, kept)
+		}
+	}
+	switch {
+	case !changed:
+	case len(out) == 0:
+		r.Header.Del("Cookie")
+	default:
+		r.Header["Cookie"] = out
+	}
+}
+
+// stripFromLine drops every "name=..." pair from one Cookie header line, keeping the other pairs and the
+// separators between them as they were.
+func stripFromLine(line, name string) (string, bool) {
+	if !strings.Contains(line, name) {
+		return line, false
+	}
+	parts := strings.Split(line, ";")
+	kept := make([]string, 0, len(parts))
+	removed := false
+	for _, p := range parts {
+		n, _, _ := strings.Cut(p, "=")
+		if textproto.TrimString(n) == name {
+			removed = true
+			continue
+		}
+		kept = append(kept, p)
+	}
+	if !removed {
+		return line, false
+	}
+	s := strings.Join(kept, ";")
+	return strings.Trim(s, " \t"), true
+}

@@ -1,0 +1,140 @@
+package session
+
+import (
+	"crypto/tls"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"testing"
+)
+
+func TestSecureRequest(t *testing.T) {
+	tests := []struct {
+		target string
+		tls    bool
+		want   bool
+	}{
+		{"http://localhost/", false, false},
+		{"http://localhost:8080/", false, false},
+		{"http://LOCALHOST./", false, false},
+		{"http://127.0.0.1:2015/", false, false},
+		{"http://[::1]:2015/", false, false},
+		{"https://localhost/", true, true},
+		{"http://proxy.example/", false, true}, // TLS terminated in front
+		{"http://127.0.0.2/", false, true},
+		{"http://localhost.evil.example/", false, true},
+		{"https://proxy.example/", true, true},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest(http.MethodGet, tt.target, nil)
+		if tt.tls {
+			r.TLS = &tls.ConnectionState{}
+		}
+		if got := SecureRequest(r); got != tt.want {
+			t.Errorf("SecureRequest(%s, tls=%v) = %v, want %v", tt.target, tt.tls, got, tt.want)
+		}
+	}
+}
+
+func TestCookieAttributes(t *testing.T) {
+	tests := []struct {
+		name        string
+		cfg         Config
+		target      string
+		tls         bool
+		wantName    string
+		wantSecure  bool
+		wantSame    http.SameSite
+		partitioned bool
+	}{
+		{"https default", Config{}, "https://proxy.example/", true, DefaultCookieName, true, http.SameSiteLaxMode, false},
+		{"behind TLS terminator", Config{}, "http://proxy.example/", false, DefaultCookieName, true, http.SameSiteLaxMode, false},
+		{"http localhost", Config{}, "http://localhost:8080/", false, "token_injector", false, http.SameSiteLaxMode, false},
+		{"http loopback v6", Config{}, "http://[::1]:8080/", false, "token_injector", false, http.SameSiteLaxMode, false},
+		{"strict", Config{SameSite: http.SameSiteStrictMode}, "https://p.example/", true, DefaultCookieName, true, http.SameSiteStrictMode, false},
+		{"custom name", Config{CookieName: "sid"}, "http://localhost/", false, "sid", false, http.SameSiteLaxMode, false},
+		{"custom __Host- name keeps Secure", Config{CookieName: "__Host-sid"}, "http://localhost/", false, "__Host-sid", true, http.SameSiteLaxMode, false},
+		{"partitioned", Config{Partitioned: true, SameSite: http.SameSiteStrictMode}, "https://p.example/", true, DefaultCookieName, true, http.SameSiteNoneMode, true},
+		{"partitioned localhost keeps Secure", Config{Partitioned: true}, "http://localhost/", false, DefaultCookieName, true, http.SameSiteNoneMode, true},
+		{"none keeps Secure", Config{SameSite: http.SameSiteNoneMode}, "http://localhost/", false, DefaultCookieName, true, http.SameSiteNoneMode, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, _, _ := newTestManager(t, tt.cfg)
+			r := httptest.NewRequest(http.MethodGet, tt.target, nil)
+			if tt.tls {
+				r.TLS = &tls.ConnectionState{}
+			}
+			w := httptest.NewRecorder()
+			if _, err := m.Create(w, r, Session{UserKey: "oid.tid"}); err != nil {
+				t.Fatal(err)
+			}
+			cs := setCookies(w)
+			if len(cs) != 1 {
+				t.Fatalf("cookies = %v", cs)
+			}
+			c := cs[0]
+			if c.Name != tt.wantName || c.Secure != tt.wantSecure || c.SameSite != tt.wantSame ||
+				c.Partitioned != tt.partitioned || !c.HttpOnly || c.Path != "/" || c.Domain != "" ||
+				c.MaxAge != int(m.cfg.AbsoluteTimeout.Seconds()) {
+				t.Fatalf("cookie = %s", w.Header().Get("Set-Cookie"))
+			}
+			// The cookie set for a request is the one read back from it.
+			if _, ok := m.Load(withCookies(r, w)); !ok {
+				t.Fatal("the cookie does not load")
+			}
+		})
+	}
+}
+
+func TestStripCookie(t *testing.T) {
+	const n = DefaultCookieName
+	tests := []struct {
+		name string
+		in   []string
+		want []string // nil: header deleted
+	}{
+		{"only ours", []string{n + "=abc"}, nil},
+		{"first", []string{n + "=abc; a=1; b=2"}, []string{"a=1; b=2"}},
+		{"middle", []string{"a=1; " + n + "=abc; b=2"}, []string{"a=1; b=2"}},
+		{"last", []string{"a=1;b=2; " + n + "=abc"}, []string{"a=1;b=2"}},
+		{"odd spacing kept", []string{"a=1;  b=\"q v\";" + n + "=x;c=3"}, []string{"a=1;  b=\"q v\";c=3"}},
+		{"twice", []string{n + "=1; a=1; " + n + "=2"}, []string{"a=1"}},
+		{"absent", []string{"a=1;b=2"}, []string{"a=1;b=2"}},
+		{"prefix of another name", []string{n + "x=1; x" + n + "=2"}, []string{n + "x=1; x" + n + "=2"}},
+		{"value mentions name", []string{"a=" + n}, []string{"a=" + n}},
+		{"several lines", []string{"a=1", n + "=x", "b=2; " + n + "=y"}, []string{"a=1", "b=2"}},
+		{"empty value", []string{"a=1; " + n + "="}, []string{"a=1"}},
+		{"no header", nil, nil},
+	}
+	m, _, _ := newTestManager(t, Config{})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httpsRequest("https://proxy.example/")
+			if tt.in != nil {
+				r.Header["Cookie"] = append([]string(nil), tt.in...)
+			}
+			m.StripCookie(r)
+			got, present := r.Header["Cookie"]
+			if tt.want == nil {
+				if present {
+					t.Fatalf("Cookie = %q, want none", got)
+				}
+				return
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("Cookie = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestStripCookieUsesRequestName(t *testing.T) {
+	m, _, _ := newTestManager(t, Config{})
+	r := httptest.NewRequest(http.MethodGet, "http://localhost/", nil)
+	r.Header.Set("Cookie", "token_injector=x; "+DefaultCookieName+"=y")
+	m.StripCookie(r)
+	if got := r.Header.Get("Cookie"); got != DefaultCookieName+"=y" {
+		t.Fatalf("Cookie = %q", got)
+	}
+}

@@ -1,0 +1,119 @@
+package session
+
+import (
+	"context"
+	"crypto/tls"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// clock is a settable fake time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func key(b byte) []byte {
+	k := make([]byte, KeySize)
+	for i := range k {
+		k[i] = b + byte(i)
+	}
+	return k
+}
+
+// countingStore wraps a Store and counts calls, optionally failing them.
+type countingStore struct {
+	Store
+	gets, puts atomic.Int64
+	fail       atomic.Bool
+}
+
+func (s *countingStore) Get(ctx context.Context, id string) (Session, bool, error) {
+	s.gets.Add(1)
+	if s.fail.Load() {
+		return Session{}, false, context.DeadlineExceeded
+	}
+	return s.Store.Get(ctx, id)
+}
+
+func (s *countingStore) Put(ctx context.Context, v Session, ttl time.Duration) error {
+	s.puts.Add(1)
+	if s.fail.Load() {
+		return context.DeadlineExceeded
+	}
+	return s.Store.Put(ctx, v, ttl)
+}
+
+func newTestManager(t *testing.T, cfg Config) (*Manager, *countingStore, *clock) {
+	t.Helper()
+	c := newClock()
+	if cfg.Keys == nil {
+		cfg.Keys = [][]byte{key(1)}
+	}
+	cfg.Now = c.Now
+	st := &countingStore{Store: NewMemoryStore(100, c.Now)}
+	m, err := NewManager(cfg, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, st, c
+}
+
+// httpsRequest is a request as the proxy sees it over TLS.
+func httpsRequest(target string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, target, nil)
+	r.TLS = &tls.ConnectionState{}
+	return r
+}
+
+// setCookies returns the response's Set-Cookie headers parsed.
+func setCookies(w *httptest.ResponseRecorder) []*http.Cookie {
+	return (&http.Response{Header: w.Header()}).Cookies()
+}
+
+// withCookies copies every cookie w set onto a new request like r.
+func withCookies(r *http.Request, w *httptest.ResponseRecorder) *http.Request {
+	r2 := r.Clone(r.Context())
+	r2.Header.Del("Cookie")
+	var parts []string
+	for _, c := range setCookies(w) {
+		if c.MaxAge >= 0 {
+			parts = append(parts, c.Name+"="+c.Value)
+		}
+	}
+	if len(parts) > 0 {
+		r2.Header.Set("Cookie", strings.Join(parts, "; "))
+	}
+	return r2
+}
+
+// signIn creates a session for user and returns a request carrying its cookie.
+func signIn(t *testing.T, m *Manager, user string) (*Session, *http.Request) {
+	t.Helper()
+	r := httpsRequest("https://proxy.example/app")
+	w := httptest.NewRecorder()
+	s, err := m.Create(w, r, Session{UserKey: user, ObjectID: "oid", TenantID: "tid", Username: "u@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, withCookies(r, w)
+}

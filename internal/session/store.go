@@ -1,0 +1,80 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/lru"
+)
+
+// Session is one signed-in browser.
+type Session struct {
+	// ID is 256 random bits, base64url; the only thing the cookie carries (sealed).
+	ID string
+	// UserKey is "<oid>.<tid>" (Entra's homeAccountId), the key every token cache is partitioned by.
+	UserKey                            string
+	ObjectID, TenantID, Username, Name string
+	CreatedAt, LastSeenAt              time.Time
+}
+
+// Store keeps sessions server side. Implementations must be safe for concurrent use. Errors are in the signature
+// for network tiers (Redis); the Manager treats a failed lookup as "no session".
+type Store interface {
+	// Get returns the session with id, false when it is unknown or expired.
+	Get(ctx context.Context, id string) (Session, bool, error)
+	// Put stores s under s.ID for ttl, replacing any earlier version.
+	Put(ctx context.Context, s Session, ttl time.Duration) error
+	// Delete forgets id; deleting an unknown id is not an error.
+	Delete(ctx context.Context, id string) error
+	// DeleteUser forgets every session of userKey ("sign out everywhere") and returns how many it deleted.
+	DeleteUser(ctx context.Context, userKey string) (int, error)
+}
+
+// ErrBadTTL is returned by Put for a ttl that is not positive.
+var ErrBadTTL = errors.New("session: ttl must be positive")
+
+type memoryStore struct {
+	cache *lru.Cache[string, Session]
+	now   func() time.Time
+}
+
+// NewMemoryStore returns a Store holding at most max sessions in memory (the least recently used are evicted
+// first). now defaults to time.Now.
+func NewMemoryStore(max int, now func() time.Time) Store {
+	if max <= 0 {
+		max = DefaultMaxSessions
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &memoryStore{cache: lru.New[string, Session](max), now: now}
+}
+
+func (s *memoryStore) Get(_ context.Context, id string) (Session, bool, error) {
+	v, ok := s.cache.Get(id, s.now())
+	return v, ok, nil
+}
+
+func (s *memoryStore) Put(_ context.Context, v Session, ttl time.Duration) error {
+	if ttl <= 0 {
+		return ErrBadTTL
+	}
+	if v.ID == "" {
+		return errors.New("session: a session needs an ID")
+	}
+	s.cache.Add(v.ID, v, s.now().Add(ttl))
+	return nil
+}
+
+func (s *memoryStore) Delete(_ context.Context, id string) error {
+	s.cache.Remove(id)
+	return nil
+}
+
+func (s *memoryStore) DeleteUser(_ context.Context, userKey string) (int, error) {
+	if userKey == "" {
+		return 0, nil // never "every session without a user"
+	}
+	return s.cache.RemoveFunc(func(_ string, v Session) bool { return v.UserKey == userKey }), nil
+}

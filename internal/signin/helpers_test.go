@@ -1,0 +1,226 @@
+package signin
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/session"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type redeemCall struct {
+	code, verifier, redirectURI, nonce string
+	scopes                             []string
+}
+
+// fakeIDP records every call and answers from its fields.
+type fakeIDP struct {
+	mu         sync.Mutex
+	authReqs   []AuthCodeRequest
+	redeems    []redeemCall
+	signOuts   []string
+	account    Account
+	redeemErr  error
+	authErr    error
+	endSession string
+	lastEndArg string
+}
+
+func (f *fakeIDP) AuthCodeURL(_ context.Context, req AuthCodeRequest) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.authReqs = append(f.authReqs, req)
+	if f.authErr != nil {
+		return "", f.authErr
+	}
+	v := url.Values{"state": {req.State}, "nonce": {req.Nonce}, "code_challenge": {req.CodeChallenge},
+		"code_challenge_method": {"S256"}, "redirect_uri": {req.RedirectURI}, "scope": {strings.Join(req.Scopes, " ")}}
+	return "https://login.example/tid/oauth2/v2.0/authorize?" + v.Encode(), nil
+}
+
+func (f *fakeIDP) RedeemCode(_ context.Context, code, verifier, redirectURI string, scopes []string, nonce string) (Account, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.redeems = append(f.redeems, redeemCall{code, verifier, redirectURI, nonce, scopes})
+	return f.account, f.redeemErr
+}
+
+func (f *fakeIDP) SignOut(_ context.Context, userKey string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.signOuts = append(f.signOuts, userKey)
+	return nil
+}
+
+func (f *fakeIDP) EndSessionURL(post string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastEndArg = post
+	if f.endSession == "" {
+		return ""
+	}
+	return f.endSession + "?post_logout_redirect_uri=" + url.QueryEscape(post)
+}
+
+func (f *fakeIDP) lastAuth(t *testing.T) AuthCodeRequest {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.authReqs) == 0 {
+		t.Fatal("AuthCodeURL was not called")
+	}
+	return f.authReqs[len(f.authReqs)-1]
+}
+
+func (f *fakeIDP) redeemCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.redeems)
+}
+
+type env struct {
+	h        *Handler
+	idp      *fakeIDP
+	sessions *session.Manager
+	clock    *clock
+}
+
+func key() []byte {
+	k := make([]byte, session.KeySize)
+	for i := range k {
+		k[i] = byte(i + 1)
+	}
+	return k
+}
+
+func newEnv(t *testing.T, cfg Config, scfg session.Config) *env {
+	t.Helper()
+	c := &clock{t: time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)}
+	scfg.Keys, scfg.Now = [][]byte{key()}, c.Now
+	sm, err := session.NewManager(scfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idp := &fakeIDP{account: Account{UserKey: "oid-1.tid-1", ObjectID: "oid-1", TenantID: "tid-1",
+		Username: "ada@example.com", Name: "Ada <Lovelace>"}}
+	if cfg.Scopes == nil {
+		cfg.Scopes = []string{"https://graph.microsoft.com/User.Read"}
+	}
+	if cfg.AllowedOrigins == nil {
+		cfg.AllowedOrigins = []string{"https://app.example"}
+	}
+	cfg.Now = c.Now
+	h, err := New(cfg, idp, sm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{h: h, idp: idp, sessions: sm, clock: c}
+}
+
+// browser keeps cookies like a (path-ignoring) user agent and sends navigation headers by default.
+type browser struct {
+	t       *testing.T
+	h       http.Handler
+	cookies map[string]string
+	order   []string
+}
+
+func newBrowser(t *testing.T, h http.Handler) *browser {
+	return &browser{t: t, h: h, cookies: map[string]string{}}
+}
+
+func (b *browser) request(method, target string, body io.Reader, headers ...string) *http.Request {
+	if strings.HasPrefix(target, "/") {
+		target = "https://proxy.example" + target
+	}
+	r := httptest.NewRequest(method, target, body)
+	if r.URL.Scheme == "https" {
+		r.TLS = &tls.ConnectionState{}
+	}
+	r.Header.Set("Sec-Fetch-Mode", "navigate")
+	r.Header.Set("Sec-Fetch-Site", "same-origin")
+	r.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "" {
+			r.Header.Del(headers[i])
+		} else {
+			r.Header.Set(headers[i], headers[i+1])
+		}
+	}
+	var parts []string
+	for _, name := range b.order {
+		if v, ok := b.cookies[name]; ok {
+			parts = append(parts, name+"="+v)
+		}
+	}
+	if len(parts) > 0 {
+		r.Header.Set("Cookie", strings.Join(parts, "; "))
+	}
+	return r
+}
+
+func (b *browser) do(r *http.Request) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	b.h.ServeHTTP(w, r)
+	for _, c := range (&http.Response{Header: w.Header()}).Cookies() {
+		if c.MaxAge < 0 {
+			delete(b.cookies, c.Name)
+			continue
+		}
+		if _, ok := b.cookies[c.Name]; !ok {
+			b.order = append(b.order, c.Name)
+		}
+		b.cookies[c.Name] = c.Value
+	}
+	return w
+}
+
+func (b *browser) get(target string, headers ...string) *httptest.ResponseRecorder {
+	return b.do(b.request(http.MethodGet, target, nil, headers...))
+}
+
+// login starts a sign-in and returns the state Entra would echo.
+func (e *env) login(t *testing.T, b *browser, query string) string {
+	t.Helper()
+	w := b.get("/.auth/login?" + query)
+	if w.Code != http.StatusFound || !strings.HasPrefix(w.Header().Get("Location"), "https://login.example/") {
+		t.Fatalf("login = %d %s: %s", w.Code, w.Header().Get("Location"), w.Body)
+	}
+	return e.idp.lastAuth(t).State
+}
+
+func (b *browser) callback(state, code string, headers ...string) *httptest.ResponseRecorder {
+	// Entra redirects cross-site, top-level.
+	h := append([]string{"Sec-Fetch-Site", "cross-site"}, headers...)
+	return b.get("/.auth/callback?"+url.Values{"state": {state}, "code": {code}}.Encode(), h...)
+}
+
+func (b *browser) hasSession(sm *session.Manager) bool {
+	r := b.request(http.MethodGet, "/app", nil)
+	_, ok := sm.Load(r)
+	return ok
+}

@@ -1,0 +1,283 @@
+package signin
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/session"
+)
+
+// Sign-in modes: how the callback ends.
+const (
+	modeRedirect = ""       // a full-page navigation: the callback redirects to return_to
+	modePopup    = "popup"  // a window.open popup: the callback posts a message to the opener and closes
+	modeDialog   = "dialog" // an Office dialog (displayDialogAsync): like popup, plus Office.context.ui.messageParent
+)
+
+// The pre-login cookie is named per sign-in attempt, so that two tabs signing in at once do not overwrite each
+// other's state. Its __Secure- variant is used whenever the session cookie would be Secure.
+const (
+	preLoginCookie       = "token_injector_login_"
+	securePreLoginCookie = "__Secure-" + preLoginCookie
+	preLoginPurpose      = "signin.prelogin"
+	maxPendingLogins     = 3    // pre-login cookies a browser keeps at once; older ones are expired
+	maxPreLoginCookie    = 3800 // bytes; browsers drop cookies over 4096
+	maxExtraScopes       = 20
+	maxClaims            = 4096
+	maxLoginHint         = 256
+)
+
+var prompts = []string{"", "login", "consent", "select_account", "none", "create"}
+
+// preLogin is what the pre-login cookie holds (sealed) between login and callback.
+type preLogin struct {
+	State    string   `json:"st"`
+	Nonce    string   `json:"no"`
+	Verifier string   `json:"cv"`
+	ReturnTo string   `json:"rt"`
+	Mode     string   `json:"m,omitempty"`
+	Scopes   []string `json:"sc"`
+	Redirect string   `json:"ru"`
+	Created  int64    `json:"ct"` // unix seconds
+}
+
+// login starts the authorization code flow: PKCE, state and nonce sealed into a pre-login cookie, then a redirect
+// to Entra. Query: return_to, mode (popup|dialog), scope (extra scopes, space separated), claims, prompt,
+// login_hint.
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	bad := func(msg string) {
+		h.fail(w, r, failure{status: http.StatusBadRequest, title: "Cannot start sign-in", message: msg}, nil)
+	}
+	mode := q.Get("mode")
+	if mode != modeRedirect && mode != modePopup && mode != modeDialog {
+		bad("mode must be popup or dialog.")
+		return
+	}
+	extra := strings.Fields(q.Get("scope"))
+	if len(extra) > maxExtraScopes || !all(extra, validScope) {
+		bad("scope must be up to 20 valid scopes separated by spaces.")
+		return
+	}
+	claims := q.Get("claims")
+	if claims != "" && (len(claims) > maxClaims || !isJSONObject(claims)) {
+		bad("claims must be a JSON object (a claims challenge).")
+		return
+	}
+	prompt, hint := q.Get("prompt"), q.Get("login_hint")
+	if !slices.Contains(prompts, prompt) {
+		bad("prompt must be login, consent, select_account, none or create.")
+		return
+	}
+	if len(hint) > maxLoginHint || !printable(hint) {
+		bad("login_hint is too long or contains control characters.")
+		return
+	}
+	if !validHost(r.Host) {
+		bad("The request's Host is not valid.")
+		return
+	}
+	returnTo, _ := SafeReturnPath(q.Get("return_to")) // anything unsafe (or missing) becomes "/"
+	verifier := randomString(32)
+	pl := preLogin{
+		State:    randomString(32),
+		Nonce:    randomString(32),
+		Verifier: verifier,
+		ReturnTo: returnTo,
+		Mode:     mode,
+		Scopes:   h.scopes(extra),
+		Redirect: h.redirectURI(r),
+		Created:  h.cfg.Now().Unix(),
+	}
+	plain, _ := json.Marshal(pl)
+	sealed, err := h.sessions.Seal(plain, preLoginPurpose)
+	if err != nil || len(sealed) > maxPreLoginCookie {
+		bad("The sign-in request is too large: ask for fewer scopes or a shorter return path.")
+		return
+	}
+	authURL, err := h.idp.AuthCodeURL(r.Context(), AuthCodeRequest{RedirectURI: pl.Redirect, Scopes: pl.Scopes,
+		State: pl.State, Nonce: pl.Nonce, CodeChallenge: pkceChallenge(verifier), Prompt: prompt, LoginHint: hint,
+		Claims: claims})
+	if err != nil {
+		h.log.Error("signin: cannot build the authorize URL", "error", err)
+		h.fail(w, r, failure{status: http.StatusBadGateway, title: "Cannot start sign-in",
+			message: "The identity provider is not reachable. Try again later."}, nil)
+		return
+	}
+	h.prunePreLogins(w, r)
+	http.SetCookie(w, h.preLoginCookie(r, preLoginName(r, pl.State), sealed, int(h.cfg.PreLoginTTL/time.Second)))
+	w.Header().Set("Location", authURL)
+	w.WriteHeader(http.StatusFound)
+}
+
+// LoginURL returns the same-origin login URL for the 401 contract's login_url: back to r's path and query after
+// sign-in, asking for the scopes beyond the defaults (incremental consent) and passing a claims challenge through.
+// Clients add mode=popup or mode=dialog as they open it.
+func (h *Handler) LoginURL(r *http.Request, scopes []string, claims string) string {
+	returnTo, _ := SafeReturnPath(r.URL.RequestURI())
+	return h.loginURL(returnTo, scopes, claims)
+}
+
+func (h *Handler) loginURL(returnTo string, scopes []string, claims string) string {
+	v := url.Values{}
+	v.Set("return_to", returnTo)
+	var extra []string
+	for _, s := range scopes {
+		if !slices.Contains(h.cfg.Scopes, s) && !slices.Contains(oidcScopes, s) && !slices.Contains(extra, s) {
+			extra = append(extra, s)
+		}
+	}
+	if len(extra) > 0 {
+		v.Set("scope", strings.Join(extra, " "))
+	}
+	if claims != "" {
+		v.Set("claims", claims)
+	}
+	return h.cfg.Path + "/login?" + v.Encode()
+}
+
+// RedirectToLogin sends a browser navigation to sign in, returning to r's URL afterwards.
+func (h *Handler) RedirectToLogin(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Location", h.LoginURL(r, nil, ""))
+	w.WriteHeader(http.StatusFound)
+}
+
+// scopes are the configured scopes, then the extra ones, then the OpenID Connect scopes, without repeats. The
+// first resource's scopes come first because Entra issues the code's access token for that resource.
+func (h *Handler) scopes(extra []string) []string {
+	var out []string
+	for _, list := range [][]string{h.cfg.Scopes, extra, oidcScopes} {
+		for _, s := range list {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// redirectURI is <scheme>://<host>{Path}/callback for r: exactly what must be registered on the app in Entra.
+func (h *Handler) redirectURI(r *http.Request) string {
+	return origin(r) + h.cfg.Path + "/callback"
+}
+
+// preLoginName names the pre-login cookie of the attempt with state: a hash, so the name reveals nothing.
+func preLoginName(r *http.Request, state string) string {
+	sum := sha256.Sum256([]byte(state))
+	prefix := preLoginCookie
+	if session.SecureRequest(r) {
+		prefix = securePreLoginCookie
+	}
+	return prefix + base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+// preLoginCookie is Path={Path} so it reaches only the callback, SameSite=Lax so it survives the top-level
+// redirect back from Entra, and never Partitioned: sign-in always runs in a top-level window (a redirect, a
+// popup or an Office dialog), because Entra refuses to be framed.
+func (h *Handler) preLoginCookie(r *http.Request, name, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: name, Value: value, Path: h.cfg.Path, MaxAge: maxAge, HttpOnly: true,
+		Secure: session.SecureRequest(r), SameSite: http.SameSiteLaxMode}
+}
+
+// prunePreLogins expires pre-login cookies that no longer open or have expired, and the oldest beyond
+// maxPendingLogins-1, so abandoned sign-ins cannot grow the Cookie header without bound.
+func (h *Handler) prunePreLogins(w http.ResponseWriter, r *http.Request) {
+	type pending struct {
+		name    string
+		created int64
+	}
+	var live []pending
+	for _, c := range r.Cookies() {
+		if !strings.HasPrefix(c.Name, preLoginCookie) && !strings.HasPrefix(c.Name, securePreLoginCookie) {
+			continue
+		}
+		if pl, ok := h.openPreLogin(c.Value); ok && !h.preLoginExpired(pl) {
+			live = append(live, pending{c.Name, pl.Created})
+			continue
+		}
+		http.SetCookie(w, h.preLoginCookie(r, c.Name, "", -1))
+	}
+	sort.Slice(live, func(i, j int) bool { return live[i].created > live[j].created })
+	for i := maxPendingLogins - 1; i < len(live); i++ {
+		http.SetCookie(w, h.preLoginCookie(r, live[i].name, "", -1))
+	}
+}
+
+func (h *Handler) openPreLogin(v string) (preLogin, bool) {
+	var pl preLogin
+	plain, err := h.sessions.Open(v, preLoginPurpose)
+	if err != nil || json.Unmarshal(plain, &pl) != nil || pl.State == "" || pl.Verifier == "" {
+		return preLogin{}, false
+	}
+	return pl, true
+}
+
+func (h *Handler) preLoginExpired(pl preLogin) bool {
+	return !h.cfg.Now().Before(time.Unix(pl.Created, 0).Add(h.cfg.PreLoginTTL))
+}
+
+// pkceChallenge is the S256 code challenge of verifier (RFC 7636).
+func pkceChallenge(verifier string) string {
+	sum := sha256.Sum256([]byte(verifier))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// randomString returns n random bytes as unpadded base64url; 32 bytes make a 43-character PKCE verifier.
+func randomString(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails since Go 1.24
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// validScope reports whether s is an RFC 6749 scope token.
+func validScope(s string) bool {
+	if s == "" || len(s) > 512 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+func validHost(host string) bool {
+	if host == "" || len(host) > 255 || strings.ContainsAny(host, "/\\@?#%\"' ") {
+		return false
+	}
+	u, err := url.Parse("//" + host)
+	return err == nil && u.Host == host
+}
+
+func printable(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func isJSONObject(s string) bool {
+	var m map[string]json.RawMessage
+	return json.Unmarshal([]byte(s), &m) == nil
+}
+
+func all(list []string, ok func(string) bool) bool {
+	for _, s := range list {
+		if !ok(s) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,253 @@
+package signin
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/contract"
+	"github.com/tokeninjector/caddy-token-injector/internal/session"
+)
+
+func nilSession() session.Config { return session.Config{} }
+
+// signedIn returns a browser with a session.
+func signedIn(t *testing.T, e *env) *browser {
+	t.Helper()
+	b := newBrowser(t, e.h)
+	if w := b.callback(e.login(t, b, ""), "code-"+randomString(8)); w.Code != http.StatusFound {
+		t.Fatalf("sign-in = %d", w.Code)
+	}
+	return b
+}
+
+func TestLogoutCSRF(t *testing.T) {
+	tests := []struct {
+		name       string
+		method     string
+		headers    []string
+		signOut    bool
+		wantStatus int
+	}{
+		{"POST same-origin", "POST", []string{"Origin", "https://proxy.example"}, true, 302},
+		{"POST from allowed origin", "POST", []string{"Sec-Fetch-Site", "cross-site", "Origin", "https://app.example"}, true, 302},
+		{"POST cross-site", "POST", []string{"Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"}, false, 403},
+		{"POST cross-site, null origin", "POST", []string{"Sec-Fetch-Site", "cross-site", "Origin", "null"}, false, 403},
+		{"POST same-site sibling", "POST", []string{"Sec-Fetch-Site", "same-site", "Origin", "https://evil.proxy.example"}, false, 403},
+		{"POST old browser, foreign origin", "POST", []string{"Sec-Fetch-Site", "", "Origin", "https://evil.example"}, false, 403},
+		{"POST old browser, no origin", "POST", []string{"Sec-Fetch-Site", ""}, true, 302},
+		{"GET link on this site", "GET", []string{"Referer", "https://proxy.example/app"}, true, 302},
+		{"GET typed", "GET", []string{"Sec-Fetch-Site", "none"}, true, 302},
+		{"GET from allowed origin", "GET", []string{"Sec-Fetch-Site", "cross-site", "Referer", "https://app.example/page"}, true, 302},
+		{"GET cross-site link", "GET", []string{"Sec-Fetch-Site", "cross-site", "Referer", "https://evil.example/"}, false, 200},
+		{"GET cross-site, no referer", "GET", []string{"Sec-Fetch-Site", "cross-site"}, false, 200},
+		{"GET old browser, foreign referer", "GET", []string{"Sec-Fetch-Site", "", "Referer", "https://evil.example/"}, false, 200},
+		{"GET cross-site image", "GET", []string{"Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "no-cors"}, false, 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, Config{}, session.Config{})
+			b := signedIn(t, e)
+			var body *strings.Reader
+			if tt.method == "POST" {
+				body = strings.NewReader("return_to=%2Fbye")
+			} else {
+				body = strings.NewReader("")
+			}
+			target := "/.auth/logout"
+			if tt.method == "GET" {
+				target += "?return_to=%2Fbye"
+			}
+			r := b.request(tt.method, target, body, tt.headers...)
+			if tt.method == "POST" {
+				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
+			w := b.do(r)
+			if w.Code != tt.wantStatus {
+				t.Fatalf("logout = %d, want %d: %s", w.Code, tt.wantStatus, w.Body)
+			}
+			if tt.signOut {
+				if w.Header().Get("Location") != "/bye" || b.hasSession(e.sessions) || len(e.idp.signOuts) != 1 ||
+					e.idp.signOuts[0] != "oid-1.tid-1" {
+					t.Fatalf("not signed out: %v, idp %v", w.Header(), e.idp.signOuts)
+				}
+				return
+			}
+			if !b.hasSession(e.sessions) || len(e.idp.signOuts) != 0 {
+				t.Fatal("a refused logout signed the user out")
+			}
+			if w.Code == 200 && !strings.Contains(w.Body.String(), `<form method="post" action="/.auth/logout">`) {
+				t.Fatalf("no confirmation form: %s", w.Body)
+			}
+		})
+	}
+}
+
+func TestLogoutEndsEverySessionOfTheUser(t *testing.T) {
+	e := newEnv(t, Config{}, session.Config{})
+	laptop, phone := signedIn(t, e), signedIn(t, e)
+	laptop.do(laptop.request(http.MethodPost, "/.auth/logout", nil))
+	if laptop.hasSession(e.sessions) || phone.hasSession(e.sessions) {
+		t.Fatal("the user's other session survived a logout that dropped the user's tokens")
+	}
+}
+
+func TestLogoutEndSessionAndJSON(t *testing.T) {
+	e := newEnv(t, Config{EndSession: true}, session.Config{})
+	e.idp.endSession = "https://login.example/tid/oauth2/v2.0/logout"
+	b := signedIn(t, e)
+	w := b.do(b.request(http.MethodPost, "/.auth/logout", nil))
+	if e.idp.lastEndArg != "https://proxy.example/" ||
+		w.Header().Get("Location") != "https://login.example/tid/oauth2/v2.0/logout?post_logout_redirect_uri=https%3A%2F%2Fproxy.example%2F" {
+		t.Fatalf("end session: %q (arg %q)", w.Header().Get("Location"), e.idp.lastEndArg)
+	}
+	// A script gets JSON, not a cross-origin redirect it could not follow.
+	b = signedIn(t, e)
+	w = b.do(b.request(http.MethodPost, "/.auth/logout", nil, "Sec-Fetch-Mode", "cors", "Origin", "https://app.example",
+		"Sec-Fetch-Site", "cross-site", "Accept", "application/json"))
+	var got map[string]any
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &got) != nil || got["signed_out"] != true ||
+		!strings.HasPrefix(got["redirect"].(string), "https://login.example/") ||
+		w.Header().Get("Access-Control-Allow-Origin") != "https://app.example" {
+		t.Fatalf("JSON logout = %d %s %v", w.Code, w.Body, w.Header())
+	}
+	// Without a known end-session endpoint, logout falls back to return_to.
+	e.idp.endSession = ""
+	w = signedIn(t, e).get("/.auth/logout?return_to=%2Fhome")
+	if w.Header().Get("Location") != "/home" {
+		t.Fatalf("fallback = %q", w.Header().Get("Location"))
+	}
+	// Logout without a session still redirects, and calls no SignOut.
+	n := len(e.idp.signOuts)
+	if w := newBrowser(t, e.h).get("/.auth/logout?return_to=//evil.example"); w.Code != 302 || w.Header().Get("Location") != "/" ||
+		len(e.idp.signOuts) != n {
+		t.Fatalf("anonymous logout = %d %q", w.Code, w.Header().Get("Location"))
+	}
+}
+
+func TestMe(t *testing.T) {
+	e := newEnv(t, Config{}, session.Config{})
+	b := signedIn(t, e)
+	w := b.get("/.auth/me", "Sec-Fetch-Mode", "cors", "Accept", "application/json")
+	var u map[string]string
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &u) != nil || u["user_key"] != "oid-1.tid-1" || u["oid"] != "oid-1" ||
+		u["tid"] != "tid-1" || u["username"] != "ada@example.com" || u["name"] != "Ada <Lovelace>" {
+		t.Fatalf("me = %d %s", w.Code, w.Body)
+	}
+	w = newBrowser(t, e.h).get("/.auth/me", "Sec-Fetch-Mode", "cors")
+	var p contract.Problem
+	if w.Code != 401 || json.Unmarshal(w.Body.Bytes(), &p) != nil || p.Reason != contract.ReasonLoginRequired ||
+		!strings.HasPrefix(p.LoginURL, "/.auth/login?") || !strings.Contains(w.Header().Get("WWW-Authenticate"), "login_url=") {
+		t.Fatalf("anonymous me = %d %s", w.Code, w.Body)
+	}
+}
+
+func TestLoginURL(t *testing.T) {
+	e := newEnv(t, Config{Scopes: []string{"api://x/read"}}, session.Config{})
+	tests := []struct {
+		target string
+		scopes []string
+		claims string
+		want   url.Values
+	}{
+		{"/app/doc?id=7", nil, "", url.Values{"return_to": {"/app/doc?id=7"}}},
+		{"/api/items", []string{"api://x/read", "openid", "api://x/write", "api://x/write"}, `{"access_token":{}}`,
+			url.Values{"return_to": {"/api/items"}, "scope": {"api://x/write"}, "claims": {`{"access_token":{}}`}}},
+		{"/%5Cevil", nil, "", url.Values{"return_to": {"/"}}},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest(http.MethodGet, "https://proxy.example"+tt.target, nil)
+		got := e.h.LoginURL(r, tt.scopes, tt.claims)
+		path, query, _ := strings.Cut(got, "?")
+		q, _ := url.ParseQuery(query)
+		if path != "/.auth/login" || q.Encode() != tt.want.Encode() {
+			t.Errorf("LoginURL(%s) = %s, want query %s", tt.target, got, tt.want.Encode())
+		}
+	}
+	w := httptest.NewRecorder()
+	e.h.RedirectToLogin(w, httptest.NewRequest(http.MethodGet, "https://proxy.example/app?x=1", nil))
+	if w.Code != 302 || w.Header().Get("Location") != "/.auth/login?return_to=%2Fapp%3Fx%3D1" {
+		t.Fatalf("RedirectToLogin = %d %q", w.Code, w.Header().Get("Location"))
+	}
+}
+
+func TestOwnsAndRouting(t *testing.T) {
+	e := newEnv(t, Config{Path: "/_signin"}, session.Config{})
+	for path, want := range map[string]bool{"/_signin": true, "/_signin/login": true, "/_signin/x/y": true,
+		"/_signinx": false, "/": false, "/app/_signin/login": false, "/.auth/login": false} {
+		if got := e.h.Owns(httptest.NewRequest(http.MethodGet, "https://proxy.example"+path, nil)); got != want {
+			t.Errorf("Owns(%s) = %v", path, got)
+		}
+	}
+	b := newBrowser(t, e.h)
+	for _, tt := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/_signin", 404}, {"GET", "/_signin/nope", 404}, {"POST", "/_signin/login", 405},
+		{"DELETE", "/_signin/logout", 405}, {"POST", "/_signin/callback", 405}, {"GE", "/_signin/login", 405},
+	} {
+		w := b.do(b.request(tt.method, tt.path, nil))
+		if w.Code != tt.status || w.Header().Get("Cache-Control") != "no-store" {
+			t.Errorf("%s %s = %d", tt.method, tt.path, w.Code)
+		}
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	sm, _ := session.NewManager(session.Config{Keys: [][]byte{key()}}, nil)
+	for name, cfg := range map[string]Config{
+		"root path":       {Path: "/"},
+		"relative path":   {Path: ".auth"},
+		"trailing slash":  {Path: "/.auth/"},
+		"star origin":     {AllowedOrigins: []string{"*"}},
+		"origin w/ path":  {AllowedOrigins: []string{"https://app.example/app"}},
+		"not an origin":   {AllowedOrigins: []string{"app.example"}},
+		"bad scope":       {Scopes: []string{"a b"}},
+		"negative ttl":    {PreLoginTTL: -1},
+		"javascript orig": {AllowedOrigins: []string{"javascript://x"}},
+	} {
+		if _, err := New(cfg, &fakeIDP{}, sm); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := New(Config{}, nil, sm); err == nil {
+		t.Error("nil identity provider accepted")
+	}
+	h, err := New(Config{AllowedOrigins: []string{"HTTPS://App.Example:443/"}}, &fakeIDP{}, sm)
+	if err != nil || h.cfg.Path != "/.auth" || h.CORS().AllowedOrigins[0] != "https://app.example" {
+		t.Fatalf("defaults: %v %+v", err, h)
+	}
+}
+
+// TestNeverServerError throws malformed requests at every endpoint: none may answer 500 or redirect off-site.
+func TestNeverServerError(t *testing.T) {
+	e := newEnv(t, Config{}, session.Config{Partitioned: true})
+	b := newBrowser(t, e.h)
+	state := e.login(t, b, "")
+	queries := []string{"", "state=", "state=" + state, "code=x", "state=" + strings.Repeat("a", 5000) + "&code=x",
+		"state=%00&code=%00", "error=", "error=x&state=" + state, "state=" + state + "&code=" + strings.Repeat("c", 10000),
+		"return_to=%00", "mode=popup&return_to=" + url.QueryEscape("https://evil.example"), "claims=%7B", "scope=%00"}
+	for _, ep := range []string{"login", "callback", "logout", "me"} {
+		for _, q := range queries {
+			w := b.get("/.auth/" + ep + "?" + q)
+			if w.Code >= 500 {
+				t.Errorf("%s?%s = %d", ep, q, w.Code)
+			}
+			if loc := w.Header().Get("Location"); loc != "" && !strings.HasPrefix(loc, "/") &&
+				!strings.HasPrefix(loc, "https://login.example/") {
+				t.Errorf("%s?%s redirects to %q", ep, q, loc)
+			}
+		}
+	}
+	for _, body := range []string{"", "handoff=", "handoff=%00", `{"handoff":1}`, strings.Repeat("x", 20000)} {
+		w := b.do(b.request(http.MethodPost, "/.auth/handoff", strings.NewReader(body), "Origin", "https://proxy.example",
+			"Content-Type", "application/x-www-form-urlencoded"))
+		if w.Code != http.StatusBadRequest {
+			t.Errorf("handoff %.20q = %d", body, w.Code)
+		}
+	}
+}

@@ -1,0 +1,166 @@
+package signin
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// IsNavigation reports whether r is a browser navigating to a page (which can be redirected to sign-in) rather
+// than a script calling an API (which must get the 401 contract instead). Only GET and HEAD qualify, then
+// Sec-Fetch-Mode decides; without it, an Accept that prefers text/html over application/json. Requests without
+// either header, and XHR/fetch (X-Requested-With, Sec-Fetch-Mode cors/no-cors/same-origin), are not navigations.
+func IsNavigation(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	if r.Header.Get("X-Requested-With") != "" {
+		return false
+	}
+	switch r.Header.Get("Sec-Fetch-Mode") {
+	case "navigate":
+		return true
+	case "":
+	default:
+		return false
+	}
+	accept := strings.Join(r.Header.Values("Accept"), ",")
+	if strings.TrimSpace(accept) == "" {
+		return false
+	}
+	html := quality(accept, "text", "html")
+	return html > 0 && html > quality(accept, "application", "json")
+}
+
+// wantsJSON reports whether an error for r should be the JSON contract rather than an HTML page: scripts
+// (X-Requested-With, a non-navigation Sec-Fetch-Mode) and clients whose Accept prefers JSON.
+func wantsJSON(r *http.Request) bool {
+	if r.Header.Get("X-Requested-With") != "" {
+		return true
+	}
+	switch r.Header.Get("Sec-Fetch-Mode") {
+	case "cors", "same-origin", "no-cors":
+		return true
+	case "navigate":
+		return false
+	}
+	accept := strings.Join(r.Header.Values("Accept"), ",")
+	j := quality(accept, "application", "json")
+	return j > 0 && j > quality(accept, "text", "html")
+}
+
+// quality returns the q value Accept gives typ/sub, taken from the most specific matching range (RFC 9110
+// 12.5.1); 0 when nothing matches.
+func quality(accept, typ, sub string) float64 {
+	best, bestQ := 0, 0.0
+	for _, part := range strings.Split(accept, ",") {
+		mediaRange, params, _ := strings.Cut(part, ";")
+		t, s, ok := strings.Cut(strings.ToLower(strings.TrimSpace(mediaRange)), "/")
+		if !ok {
+			continue
+		}
+		spec := 0
+		switch {
+		case t == typ && s == sub:
+			spec = 3
+		case t == typ && s == "*":
+			spec = 2
+		case t == "*" && s == "*":
+			spec = 1
+		default:
+			continue
+		}
+		q := 1.0
+		for _, p := range strings.Split(params, ";") {
+			k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+			if strings.EqualFold(k, "q") {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && f >= 0 && f <= 1 {
+					q = f
+				} else {
+					q = 0
+				}
+			}
+		}
+		if spec > best || (spec == best && q > bestQ) {
+			best, bestQ = spec, q
+		}
+	}
+	return bestQ
+}
+
+// maxReturnPath bounds return paths; they travel in a cookie.
+const maxReturnPath = 2048
+
+// SafeReturnPath returns raw when it is a path on this origin that every browser resolves to this origin, and
+// ("/", false) otherwise. It accepts only a path that starts with exactly one "/" and contains no backslash, no
+// control character, whitespace or non-ASCII byte, and checks again after each round of percent-decoding, so
+// that "/%2F/evil", "/%5Cevil" and "/%09/evil" are refused too. Dot segments are refused as well.
+func SafeReturnPath(raw string) (string, bool) {
+	if !safeRawPath(raw) {
+		return "/", false
+	}
+	for s, rounds := raw, 0; ; rounds++ {
+		d, err := url.PathUnescape(s)
+		if err != nil {
+			return "/", false
+		}
+		if d == s {
+			break
+		}
+		if rounds == 3 || !safeDecodedPath(d) {
+			return "/", false
+		}
+		s = d
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
+		return "/", false
+	}
+	return raw, true
+}
+
+func safeRawPath(s string) bool {
+	if len(s) == 0 || len(s) > maxReturnPath || s[0] != '/' {
+		return false
+	}
+	if len(s) > 1 && (s[1] == '/' || s[1] == '\\') {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+			return false
+		}
+	}
+	return !hasDotSegment(s)
+}
+
+// slashLike are characters some URL parsers or users read as a slash.
+const slashLike = "\uff0f\uff3c\u2215\u2044\u29f8\u29f9\ufe68"
+
+func safeDecodedPath(s string) bool {
+	if strings.HasPrefix(s, "//") || strings.HasPrefix(s, "/\\") || strings.ContainsAny(s, "\\"+slashLike) {
+		return false
+	}
+	for _, r := range s {
+		if r != ' ' && (unicode.IsControl(r) || unicode.IsSpace(r) || r == '\u2028' || r == '\u2029') {
+			return false
+		}
+	}
+	return !hasDotSegment(s)
+}
+
+// hasDotSegment reports a "." or ".." segment in the path part, which browsers resolve away ("/.//evil" becomes
+// "//evil" after resolution).
+func hasDotSegment(s string) bool {
+	path, _, _ := strings.Cut(s, "?")
+	path, _, _ = strings.Cut(path, "#")
+	for _, seg := range strings.Split(path, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}

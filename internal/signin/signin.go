@@ -1,0 +1,218 @@
+// Package signin is proxy-managed sign-in for callers without a bearer token: the authorization code flow with
+// PKCE against Entra ID, ending in a sealed session cookie (package session), and the endpoints around it:
+// {Path}/login, {Path}/callback, {Path}/logout, {Path}/me and, for partitioned cookies, {Path}/handoff. Tokens stay
+// on the server; the browser only ever holds the session cookie.
+package signin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/lru"
+	"github.com/tokeninjector/caddy-token-injector/internal/session"
+)
+
+// AuthCodeRequest is what the authorize URL must carry. The PKCE method is always S256.
+type AuthCodeRequest struct {
+	RedirectURI   string
+	Scopes        []string
+	State         string
+	Nonce         string
+	CodeChallenge string
+	Prompt        string
+	LoginHint     string
+	Claims        string
+}
+
+// Account is the user a redeemed code signed in.
+type Account struct {
+	UserKey, ObjectID, TenantID, Username, Name string
+	// Scopes are the scopes granted.
+	Scopes []string
+}
+
+// IdentityProvider is the identity provider side of sign-in; the acquisition engine implements it over MSAL.
+type IdentityProvider interface {
+	// AuthCodeURL returns the authorize URL, including code_challenge (S256), state, nonce, prompt and claims.
+	AuthCodeURL(ctx context.Context, req AuthCodeRequest) (string, error)
+	// RedeemCode redeems code with the PKCE verifier, checks the id_token's nonce and keeps the tokens server side.
+	RedeemCode(ctx context.Context, code, codeVerifier, redirectURI string, scopes []string, nonce string) (Account, error)
+	// SignOut forgets the user's cached tokens and refresh token.
+	SignOut(ctx context.Context, userKey string) error
+	// EndSessionURL returns Entra's end_session_endpoint for postLogoutRedirectURI, "" if unknown.
+	EndSessionURL(postLogoutRedirectURI string) string
+}
+
+// Config configures a Handler. Zero values take the defaults noted.
+type Config struct {
+	// Path is where the endpoints live. Default "/.auth".
+	Path string
+	// Scopes are asked for at every sign-in; openid, profile and offline_access are always added.
+	Scopes []string
+	// AllowedOrigins may call the endpoints cross-origin (CORS) and receive the popup's postMessage.
+	AllowedOrigins []string
+	// EndSession makes logout also end the Entra session (a redirect to its end-session endpoint).
+	EndSession bool
+	// PreLoginTTL bounds the time from login to callback. Default 10m.
+	PreLoginTTL time.Duration
+	Now         func() time.Time
+	// Logger receives failures worth an operator's attention (never codes, tokens or cookie values). Default: none.
+	Logger *slog.Logger
+}
+
+// oidcScopes are added to every sign-in: an id_token, the user's name, and a refresh token.
+var oidcScopes = []string{"openid", "profile", "offline_access"}
+
+// Handler serves the sign-in endpoints. It is safe for concurrent use.
+type Handler struct {
+	cfg      Config
+	idp      IdentityProvider
+	sessions *session.Manager
+	cors     CORS
+	log      *slog.Logger
+
+	// used remembers redeemed states, codes (hashed) and handoffs until they expire, so a response is accepted
+	// once. It is per instance; Entra's one-time codes cover a replay against another instance.
+	usedMu sync.Mutex
+	used   *lru.Cache[string, struct{}]
+}
+
+// maxUsed bounds the replay memory; a busy instance sees far fewer sign-ins per PreLoginTTL.
+const maxUsed = 50000
+
+// New checks cfg and returns a Handler. Errors name the offending configuration field.
+func New(cfg Config, idp IdentityProvider, sessions *session.Manager) (*Handler, error) {
+	if idp == nil || sessions == nil {
+		return nil, errors.New("signin: an identity provider and a session manager are required")
+	}
+	if cfg.Path == "" {
+		cfg.Path = "/.auth"
+	}
+	if !strings.HasPrefix(cfg.Path, "/") || cfg.Path == "/" || strings.HasSuffix(cfg.Path, "/") ||
+		strings.ContainsAny(cfg.Path, "?#\\%; \t") {
+		return nil, fmt.Errorf("auth_path: %q must be an absolute path such as /.auth, without a trailing slash", cfg.Path)
+	}
+	for _, s := range cfg.Scopes {
+		if !validScope(s) {
+			return nil, fmt.Errorf("scopes: %q is not a valid scope", s)
+		}
+	}
+	origins := make([]string, 0, len(cfg.AllowedOrigins))
+	for _, o := range cfg.AllowedOrigins {
+		n, err := normalizeOrigin(o)
+		if err != nil {
+			return nil, fmt.Errorf("allowed_origins: %w", err)
+		}
+		origins = append(origins, n)
+	}
+	cfg.AllowedOrigins = origins
+	if cfg.PreLoginTTL < 0 {
+		return nil, fmt.Errorf("prelogin_ttl: must not be negative, got %s", cfg.PreLoginTTL)
+	}
+	if cfg.PreLoginTTL == 0 {
+		cfg.PreLoginTTL = 10 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{cfg: cfg, idp: idp, sessions: sessions, cors: CORS{AllowedOrigins: origins}, log: log,
+		used: lru.New[string, struct{}](maxUsed)}, nil
+}
+
+// CORS returns the handler's CORS policy (the validated AllowedOrigins), for the proxied routes.
+func (h *Handler) CORS() CORS { return h.cors }
+
+// Owns reports whether r is for the sign-in endpoints: r.URL.Path is Path or under Path/.
+func (h *Handler) Owns(r *http.Request) bool {
+	return r.URL.Path == h.cfg.Path || strings.HasPrefix(r.URL.Path, h.cfg.Path+"/")
+}
+
+// ServeHTTP serves the endpoints under Path.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	// Keeps the callback's code and the return path out of Referer headers, including office.js's CDN fetch.
+	hd.Set("Referrer-Policy", "no-referrer")
+	if h.cors.Preflight(w, r) {
+		return
+	}
+	h.cors.Decorate(w, r)
+	endpoint := strings.TrimPrefix(r.URL.Path, h.cfg.Path)
+	allow := map[string]string{"/login": "GET", "/callback": "GET", "/logout": "GET, POST", "/me": "GET, HEAD",
+		"/handoff": "POST"}[endpoint]
+	if allow == "" {
+		h.fail(w, r, failure{status: http.StatusNotFound, title: "Not found",
+			message: "There is no sign-in endpoint here."}, nil)
+		return
+	}
+	if !methodIn(r.Method, allow) {
+		hd.Set("Allow", allow)
+		h.fail(w, r, failure{status: http.StatusMethodNotAllowed, title: "Method not allowed",
+			message: "This endpoint does not accept " + r.Method + "."}, nil)
+		return
+	}
+	switch endpoint {
+	case "/login":
+		h.login(w, r)
+	case "/callback":
+		h.callback(w, r)
+	case "/logout":
+		h.logout(w, r)
+	case "/me":
+		h.me(w, r)
+	case "/handoff":
+		h.handoff(w, r)
+	}
+}
+
+// origin is the origin r was made to, as the browser sees it.
+func origin(r *http.Request) string {
+	scheme := "http"
+	if session.SecureRequest(r) {
+		scheme = "https"
+	}
+	return scheme + "://" + strings.ToLower(r.Host)
+}
+
+// sameOriginOrAllowed reports whether o (an Origin header, or a Referer's origin) is r's own or an allowed one.
+func (h *Handler) sameOriginOrAllowed(r *http.Request, o string) bool {
+	n, err := normalizeOrigin(o)
+	if err != nil {
+		return false
+	}
+	if own, err := normalizeOrigin(origin(r)); err == nil && n == own {
+		return true
+	}
+	return h.cors.Allowed(n)
+}
+
+// markUsed records key as used until expires and reports whether it was new: one atomic test-and-set.
+func (h *Handler) markUsed(key string, expires time.Time) bool {
+	h.usedMu.Lock()
+	defer h.usedMu.Unlock()
+	if _, seen := h.used.Get(key, h.cfg.Now()); seen {
+		return false
+	}
+	h.used.Add(key, struct{}{}, expires)
+	return true
+}
+
+func methodIn(method, list string) bool {
+	for _, m := range strings.Split(list, ", ") {
+		if m == method {
+			return true
+		}
+	}
+	return false
+}
