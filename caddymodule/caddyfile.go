@@ -42,6 +42,11 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		refresh_before    <duration>     # default 5m
 //		expiry_margin     <duration>     # default 1m
 //		clock_skew        <duration>     # default 1m
+//		allowed_origins   <origin>...    # cross-origin callers (CORS) and sign-in popup message targets
+//		sign_in {                        # proxy-managed sign-in and sessions; see unmarshalSignIn
+//			cookie_secret <base64 key> [<older key>...]
+//			...
+//		}
 //	}
 //
 // Placeholders such as {env.X} work in every value.
@@ -95,28 +100,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 // unmarshalSubdirective reads one registration subdirective at the dispenser's cursor.
 func (r *Registration) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 	name := d.Val()
-	stringArg := func(dst *string) error {
-		if !d.NextArg() {
-			return d.ArgErr()
-		}
-		*dst = d.Val()
-		if d.NextArg() {
-			return d.ArgErr()
-		}
-		return nil
-	}
-	durationArg := func(dst *caddy.Duration) error {
-		var s string
-		if err := stringArg(&s); err != nil {
-			return err
-		}
-		v, err := caddy.ParseDuration(caddy.NewReplacer().ReplaceKnown(s, ""))
-		if err != nil || v <= 0 {
-			return d.Errf("%s: %q is not a positive duration", name, s)
-		}
-		*dst = caddy.Duration(v)
-		return nil
-	}
+	stringArg := func(dst *string) error { return oneArg(d, dst) }
+	durationArg := func(dst *caddy.Duration) error { return durationArg(d, dst) }
 	switch name {
 	case "authority_host":
 		return stringArg(&r.AuthorityHost)
@@ -150,6 +135,20 @@ func (r *Registration) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		}
 		r.TrustPoolRaw = caddyconfig.JSONModuleObject(unm, "provider", stem, nil)
 		return nil
+	case "allowed_origins":
+		args := d.RemainingArgs()
+		if len(args) == 0 {
+			return d.ArgErr()
+		}
+		r.AllowedOrigins = append(r.AllowedOrigins, args...)
+		return nil
+	case "sign_in":
+		s, err := unmarshalSignIn(d)
+		if err != nil {
+			return err
+		}
+		r.SignIn = s
+		return nil
 	case "cache_max_entries":
 		var s string
 		if err := stringArg(&s); err != nil {
@@ -171,6 +170,33 @@ func (r *Registration) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		return durationArg(&r.ClockSkew)
 	}
 	return d.Errf("token_injector: unknown subdirective %q", name)
+}
+
+// oneArg reads exactly one argument into dst.
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+// durationArg reads one positive duration; a placeholder such as {env.TIMEOUT} is resolved now.
+func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	v, err := caddy.ParseDuration(caddy.NewReplacer().ReplaceKnown(s, ""))
+	if err != nil || v <= 0 {
+		return d.Errf("%s: %q is not a positive duration", name, s)
+	}
+	*dst = caddy.Duration(v)
+	return nil
 }
 
 // Interface guards

@@ -3,6 +3,7 @@ package caddymodule_test
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -28,6 +29,9 @@ import (
 const (
 	caddyHTTPPort = 9080
 	siteBase      = "http://localhost:9080"
+	// signInSite and expiringSite are the sign-in sites; their callbacks are registered in testTenant.
+	signInSite   = "http://127.0.0.1:9080"
+	expiringSite = "http://localhost:9081"
 )
 
 var env struct {
@@ -38,9 +42,17 @@ var env struct {
 	accessPath string
 	upstream   *recordingUpstream
 	secret     string
+	tlsConfig  *tls.Config // trusts the emulator
 
-	mu     sync.Mutex
-	minted []string // every caller token handed out, for the log check
+	mu          sync.Mutex
+	minted      []string // every caller token handed out, for the log check
+	credentials []string // authorization codes and cookie values seen by the test browsers
+}
+
+func rememberCredential(v string) {
+	env.mu.Lock()
+	env.credentials = append(env.credentials, v)
+	env.mu.Unlock()
 }
 
 func TestMain(m *testing.M) {
@@ -65,6 +77,7 @@ func runWithHarness(m *testing.M) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	env.tlsConfig = &tls.Config{RootCAs: ca.Pool()}
 	if env.idp, err = env.emu.Start(entraemu.ListenOptions{CA: ca}); err != nil {
 		return 0, err
 	}
@@ -80,8 +93,17 @@ func runWithHarness(m *testing.M) (int, error) {
 	// The secret reaches Caddy through an {env.*} placeholder, as in production.
 	env.secret = entraemu.DefaultAddinSecret
 	os.Setenv("TOKEN_INJECTOR_TEST_SECRET", env.secret)
+	os.Setenv("TOKEN_INJECTOR_TEST_COOKIE_SECRET", base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")))
 
 	code := m.Run()
+	if code != 0 {
+		// Caddy's warnings and errors explain most integration failures.
+		for _, line := range strings.Split(readLogs(), "\n") {
+			if strings.Contains(line, `"level":"error"`) || strings.Contains(line, `"level":"warn"`) {
+				fmt.Fprintln(os.Stderr, "caddy:", line)
+			}
+		}
+	}
 	if code == 0 && !testing.Short() {
 		if leaks := secretsInLogs(); len(leaks) > 0 {
 			fmt.Fprintln(os.Stderr, "FAIL: the logs contain credentials:", strings.Join(leaks, "; "))
@@ -120,10 +142,55 @@ http://localhost:%d {
 	token_injector /graph/* https://graph.microsoft.com/User.Read
 	token_injector /api/* api://downstream/Data.Read
 	%s
-	reverse_proxy %s
+	reverse_proxy %[12]s
+}
+
+# Sign-in: the same registration (and cache) as above, with sessions.
+%[13]s {
+	log {
+		output file %[11]s
+	}
+	@graph path /graph/* /.auth/*
+	token_injector @graph {
+		scopes https://graph.microsoft.com/User.Read
+		allowed_origins https://addin.example.com
+		sign_in {
+			cookie_secret {env.TOKEN_INJECTOR_TEST_COOKIE_SECRET}
+		}
+	}
+	# Pre-consented but not asked for at sign-in: got silently.
+	token_injector /mail/* {
+		scopes https://graph.microsoft.com/Mail.Read
+		sign_in {
+			cookie_secret {env.TOKEN_INJECTOR_TEST_COOKIE_SECRET}
+		}
+	}
+	# Never consented: incremental consent.
+	token_injector /send/* {
+		scopes https://graph.microsoft.com/Mail.Send
+		sign_in {
+			cookie_secret {env.TOKEN_INJECTOR_TEST_COOKIE_SECRET}
+		}
+	}
+	reverse_proxy %[12]s
+}
+
+# Sign-in where every access token is as good as expired a second after it is issued: the proxy keeps only
+# tokens with more than expiry_margin left, so each request needs the session's refresh token.
+%[14]s {
+	@graph path /graph/* /.auth/*
+	token_injector @graph {
+		scopes https://graph.microsoft.com/User.Read
+		expiry_margin 59m59s
+		sign_in {
+			cookie_secret {env.TOKEN_INJECTOR_TEST_COOKIE_SECRET}
+		}
+	}
+	reverse_proxy %[12]s
 }
 `, caddyHTTPPort, env.logPath, env.idp.URL, entraemu.DefaultTenantDomain, entraemu.DefaultAddinClientID,
-		entraemu.DefaultAddinIdentifierURI, env.caPath, caddyHTTPPort, env.accessPath, extra, env.upstream.Listener.Addr())
+		entraemu.DefaultAddinIdentifierURI, env.caPath, caddyHTTPPort, env.accessPath, extra, env.accessPath,
+		env.upstream.Listener.Addr(), signInSite, expiringSite)
 }
 
 // errorRoutes are routes whose registration or scopes are wrong on purpose.
@@ -175,6 +242,11 @@ func ssoToken(t testing.TB, user string, o entraemu.MintOptions) string {
 // not cached yet.
 func testTenant() entraemu.Config {
 	cfg := entraemu.DefaultConfig()
+	for i := range cfg.Apps {
+		if cfg.Apps[i].ClientID == entraemu.DefaultAddinClientID {
+			cfg.Apps[i].RedirectURIs = append(cfg.Apps[i].RedirectURIs, signInSite+"/.auth/callback", expiringSite+"/.auth/callback")
+		}
+	}
 	for i := range 100 {
 		key := fmt.Sprintf("user%02d", i)
 		cfg.Users = append(cfg.Users, entraemu.User{Key: key, ObjectID: fmt.Sprintf("7e570000-0000-4000-8000-%012d", i),
@@ -267,7 +339,8 @@ func secretsInLogs() []string {
 	var leaks []string
 	check := func(kind, secret string) {
 		if len(secret) > 20 && strings.Contains(text, secret) {
-			leaks = append(leaks, kind)
+			i := strings.Index(text, secret)
+			leaks = append(leaks, kind+" in: "+text[max(0, i-300):i])
 		}
 		// A JWT's signature alone is a credential fragment worth catching too.
 		if i := strings.LastIndexByte(secret, '.'); i > 0 && len(secret)-i > 20 && strings.Contains(text, secret[i+1:]) {
@@ -278,6 +351,9 @@ func secretsInLogs() []string {
 	env.mu.Lock()
 	for _, tok := range env.minted {
 		check("caller token", tok)
+	}
+	for _, c := range env.credentials {
+		check("authorization code or cookie", c)
 	}
 	env.mu.Unlock()
 	for _, h := range env.upstream.seen() {

@@ -15,6 +15,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/tokeninjector/caddy-token-injector/internal/session"
+	"github.com/tokeninjector/caddy-token-injector/internal/signin"
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
@@ -37,6 +39,11 @@ type Handler struct {
 	poolKey  string
 	scopeKey string
 	logger   *zap.Logger
+
+	// Set only when sign-in is configured.
+	sessions *session.Manager
+	signIn   *signin.Handler
+	cors     signin.CORS
 }
 
 // CaddyModule returns the Caddy module information.
@@ -78,6 +85,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.state = val.(*registrationState)
 	if loaded {
 		h.logger.Debug("reusing token cache", zap.Int("entries", h.state.cache.Len()))
+	}
+	if h.cors, err = signin.NewCORS(resolved.AllowedOrigins); err != nil {
+		return fmt.Errorf("token_injector: %w", err)
+	}
+	if resolved.SignIn != nil {
+		return h.provisionSignIn(resolved.SignIn, resolved.AllowedOrigins)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
 	"github.com/tokeninjector/caddy-token-injector/internal/callerauth"
+	"github.com/tokeninjector/caddy-token-injector/internal/session"
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
@@ -55,6 +56,12 @@ type Registration struct {
 	ExpiryMargin caddy.Duration `json:"expiry_margin,omitempty"`
 	// ClockSkew is the tolerance applied to the exp and nbf of callers' tokens. Default: 1m.
 	ClockSkew caddy.Duration `json:"clock_skew,omitempty"`
+	// AllowedOrigins are the origins (https://addin.example.com) whose scripts may call the routes cross-origin:
+	// their preflights are answered and their responses, 401 bodies included, are readable. They are also the
+	// targets of the sign-in popup's message. Default: none.
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+	// SignIn enables proxy-managed sign-in for callers without a bearer token. Default: off; such callers get 401.
+	SignIn *SignIn `json:"sign_in,omitempty"`
 }
 
 // overlay returns r with every field that o sets taken from o.
@@ -76,6 +83,12 @@ func (r Registration) overlay(o *Registration) Registration {
 	}
 	if len(o.TrustPoolRaw) > 0 {
 		r.TrustPoolRaw = o.TrustPoolRaw
+	}
+	if len(o.AllowedOrigins) > 0 {
+		r.AllowedOrigins = o.AllowedOrigins
+	}
+	if o.SignIn != nil {
+		r.SignIn = o.SignIn
 	}
 	if o.CacheMaxEntries > 0 {
 		r.CacheMaxEntries = o.CacheMaxEntries
@@ -106,6 +119,13 @@ func (r Registration) resolve() Registration {
 		}
 	}
 	r.Audiences = aud
+	origins := make([]string, 0, len(r.AllowedOrigins))
+	for _, o := range r.AllowedOrigins {
+		if o = repl.ReplaceKnown(o, ""); o != "" {
+			origins = append(origins, o)
+		}
+	}
+	r.AllowedOrigins = origins
 	if r.CacheMaxEntries <= 0 {
 		r.CacheMaxEntries = 100_000
 	}
@@ -143,10 +163,12 @@ func (r Registration) validate() error {
 }
 
 // poolKey identifies the shared state: the same resolved registration, in any number of routes or successive
-// configs, maps to the same cache. The secret is part of it only as a hash.
+// configs, maps to the same cache. The secret is part of it only as a hash; the browser-facing settings are not
+// part of it, so changing them (rotating a cookie secret) keeps tokens and sessions.
 func (r Registration) poolKey() string {
 	secret := sha256.Sum256([]byte(r.ClientSecret))
 	r.ClientSecret = hex.EncodeToString(secret[:])
+	r.AllowedOrigins, r.SignIn = nil, nil
 	b, _ := json.Marshal(r)
 	sum := sha256.Sum256(b)
 	return "token_injector/" + hex.EncodeToString(sum[:])
@@ -158,6 +180,7 @@ type registrationState struct {
 	validator *callerauth.Validator
 	engine    *acquire.Engine
 	cache     *tokencache.Memory
+	sessions  session.Store
 }
 
 // registrations holds registrationState by Registration.poolKey.
@@ -200,7 +223,8 @@ func newRegistrationState(r Registration, roots *x509.CertPool, logger *zap.Logg
 	})
 	logger.Info("token cache created", zap.String("tenant", r.Tenant), zap.String("client_id", r.ClientID),
 		zap.Int("max_entries", r.CacheMaxEntries))
-	return &registrationState{validator: validator, engine: engine, cache: cache}, nil
+	return &registrationState{validator: validator, engine: engine, cache: cache,
+		sessions: session.NewMemoryStore(session.DefaultMaxSessions, nil)}, nil
 }
 
 // Destruct stops background renewals when no config uses the registration any more.

@@ -12,34 +12,57 @@ import (
 	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
 	"github.com/tokeninjector/caddy-token-injector/internal/callerauth"
 	"github.com/tokeninjector/caddy-token-injector/internal/contract"
+	"github.com/tokeninjector/caddy-token-injector/internal/signin"
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
-// ServeHTTP proves the caller, gets the downstream token and forwards the request with it; or answers with the
-// error contract and does not call next.
+// ServeHTTP gets a downstream token for the caller and forwards the request with it, or answers with the error
+// contract and does not call next. A bearer token, when present, wins; otherwise a sign-in session is used.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	assertion, ok := bearerToken(r)
-	if !ok {
+	if h.cors.Preflight(w, r) {
+		return nil
+	}
+	h.cors.Decorate(w, r)
+	if h.signIn != nil {
+		h.signIn.StripCallbackReferer(r)
+	}
+	if h.signIn != nil && h.signIn.Owns(r) {
+		if strings.HasSuffix(r.URL.Path, "/callback") {
+			// Its URL carries the authorization code, which no log may hold.
+			caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
+		}
+		h.signIn.ServeHTTP(w, r) // login, callback, logout, me, handoff
+		return nil
+	}
+
+	var req acquire.Request
+	if assertion, ok := bearerToken(r); ok {
+		// 1a. Prove the caller's token. Nothing reaches Entra's token endpoint before this succeeds.
+		id, err := h.state.validator.Validate(r.Context(), assertion)
+		if err != nil {
+			var bad *callerauth.InvalidTokenError
+			if errors.As(err, &bad) {
+				return h.answer(w, r, contract.InvalidToken(bad.Description))
+			}
+			return h.answer(w, r, contract.Classify(&contract.Unavailable{Err: err}, nil))
+		}
+		setUserPlaceholders(r, id.ObjectID, id.TenantID, id.Username, id.Name)
+		req = acquire.Request{Key: tokencache.Key{User: tokencache.UserKey(id.ObjectID, id.TenantID)}, Assertion: assertion}
+	} else if h.sessions != nil {
+		// 1b. Or find the caller's sign-in session; its cookie holds only a sealed session id.
+		s, ok := h.sessions.Load(r)
+		if !ok {
+			return h.answer(w, r, contract.LoginRequired("", h.Scopes))
+		}
+		setUserPlaceholders(r, s.ObjectID, s.TenantID, s.Username, s.Name)
+		req = acquire.Request{Key: tokencache.Key{User: s.UserKey}}
+	} else {
 		return h.answer(w, r, contract.InvalidToken("missing bearer token"))
 	}
 
-	// 1. Prove the caller. Nothing reaches Entra's token endpoint before this succeeds.
-	id, err := h.state.validator.Validate(r.Context(), assertion)
-	if err != nil {
-		var bad *callerauth.InvalidTokenError
-		if errors.As(err, &bad) {
-			return h.answer(w, r, contract.InvalidToken(bad.Description))
-		}
-		return h.answer(w, r, contract.Classify(&contract.Unavailable{Err: err}, nil))
-	}
-	setUserPlaceholders(r, id)
-
-	// 2. Get the downstream token: from the user's cache entry, or On-Behalf-Of.
-	tok, err := h.state.engine.Token(r.Context(), acquire.Request{
-		Key:       tokencache.Key{User: tokencache.UserKey(id.ObjectID, id.TenantID), Scopes: h.scopeKey},
-		Scopes:    h.Scopes,
-		Assertion: assertion,
-	})
+	// 2. Get the downstream token: from the user's cache entry, or On-Behalf-Of / the session's refresh token.
+	req.Key.Scopes, req.Scopes = h.scopeKey, h.Scopes
+	tok, err := h.state.engine.Token(r.Context(), req)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return caddyhttp.Error(statusClientClosedRequest, err) // the client went away; the flight goes on
@@ -47,16 +70,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.answer(w, r, contract.Classify(err, h.Scopes))
 	}
 
-	// 3. Forward with the downstream token in place of the caller's.
+	// 3. Forward with the downstream token in place of the caller's credentials.
 	r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	if h.sessions != nil {
+		h.sessions.StripCookie(r)
+	}
 	return next.ServeHTTP(w, r)
 }
 
 // statusClientClosedRequest is the status reverse_proxy also uses when the client hangs up.
 const statusClientClosedRequest = 499
 
-// answer writes a contract problem. Server errors get one log line that tells the operator what to fix.
+// answer writes a contract problem. With sign-in enabled, a 401 carries the URL that fixes it, and a browser
+// navigation is sent there at once. Server errors get one log line that tells the operator what to fix.
 func (h *Handler) answer(w http.ResponseWriter, r *http.Request, p *contract.Problem) error {
+	if h.signIn != nil && p.Status == http.StatusUnauthorized && p.Code == contract.CodeInteractionRequired {
+		p.LoginURL = h.signIn.LoginURL(r, p.Scopes, p.Claims)
+		if signin.IsNavigation(r) {
+			http.Redirect(w, r, p.LoginURL, http.StatusFound)
+			return nil
+		}
+	}
 	switch {
 	case p.LogMessage != "":
 		h.logger.Error(p.LogMessage, zap.String("correlation_id", p.CorrelationID), zap.String("uri", r.RequestURI))
@@ -82,14 +116,14 @@ func bearerToken(r *http.Request) (string, bool) {
 
 // setUserPlaceholders names the user for access logs and later handlers. {http.auth.user.id} is the one Caddy's
 // access log prints as user_id.
-func setUserPlaceholders(r *http.Request, id *callerauth.Identity) {
+func setUserPlaceholders(r *http.Request, oid, tid, username, name string) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return
 	}
-	repl.Set("http.auth.user.id", id.ObjectID)
-	repl.Set("http.auth.user.oid", id.ObjectID)
-	repl.Set("http.auth.user.tid", id.TenantID)
-	repl.Set("http.auth.user.upn", id.Username)
-	repl.Set("http.auth.user.name", id.Name)
+	repl.Set("http.auth.user.id", oid)
+	repl.Set("http.auth.user.oid", oid)
+	repl.Set("http.auth.user.tid", tid)
+	repl.Set("http.auth.user.upn", username)
+	repl.Set("http.auth.user.name", name)
 }

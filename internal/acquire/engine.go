@@ -22,6 +22,15 @@ type Provider interface {
 	// OnBehalfOf exchanges a validated user assertion for a token with scopes; claims, when set, is a claims
 	// challenge the new token must satisfy.
 	OnBehalfOf(ctx context.Context, assertion string, scopes []string, claims string) (tokencache.Token, error)
+	// Refresh gets a token with scopes for a signed-in account, redeeming its refresh token when needed, and
+	// returns the account as it is afterwards (a rotated refresh token).
+	Refresh(ctx context.Context, account tokencache.Account, user string, scopes []string) (tokencache.Token, tokencache.Account, error)
+	// AuthCodeURL returns the authorize URL for an interactive sign-in.
+	AuthCodeURL(ctx context.Context, p AuthCodeParams) (string, error)
+	// RedeemCode completes a sign-in: it redeems the code with the PKCE verifier and checks the id_token nonce.
+	RedeemCode(ctx context.Context, p RedeemParams) (SignedIn, error)
+	// EndSessionURL is the identity provider's sign-out page, returning to postLogoutRedirectURI.
+	EndSessionURL(postLogoutRedirectURI string) string
 }
 
 // Config tunes an Engine. Zero values take the defaults noted.
@@ -42,7 +51,8 @@ type Request struct {
 	Key tokencache.Key
 	// Scopes are the scopes to ask for, in the configured order.
 	Scopes []string
-	// Assertion is the caller's validated token, for On-Behalf-Of.
+	// Assertion is the caller's validated token, for On-Behalf-Of. Without one, the user's signed-in account
+	// (its refresh token) is used.
 	Assertion string
 	// Claims is a claims challenge; a request with claims bypasses the cache.
 	Claims string
@@ -59,6 +69,8 @@ type Engine struct {
 	cache    tokencache.Cache
 	provider Provider
 	flights  singleflight.Group
+	// accounts serializes the use of each account's refresh token: a rotated refresh token is redeemed once.
+	accounts keyedMutex
 	// refreshBackoff remembers keys whose background renewal failed recently, so a failing renewal is not
 	// retried on every request.
 	refreshBackoff *lru.Cache[tokencache.Key, struct{}]
@@ -129,7 +141,13 @@ func (e *Engine) fetch(req Request) (tokencache.Token, error) {
 		}
 	}
 	e.providerCalls.Add(1)
-	t, err := e.provider.OnBehalfOf(ctx, req.Assertion, req.Scopes, req.Claims)
+	var t tokencache.Token
+	var err error
+	if req.Assertion != "" {
+		t, err = e.provider.OnBehalfOf(ctx, req.Assertion, req.Scopes, req.Claims)
+	} else {
+		t, err = e.refreshAccount(ctx, req)
+	}
 	if err != nil {
 		e.providerErrors.Add(1)
 		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
@@ -141,6 +159,29 @@ func (e *Engine) fetch(req Request) (tokencache.Token, error) {
 	// A cache that fails to store (a network tier) costs a later call, not this request.
 	_ = e.cache.Set(ctx, req.Key, t)
 	e.refreshBackoff.Remove(req.Key)
+	return t, nil
+}
+
+// refreshAccount gets a token for a signed-in user from the account's refresh token. Requests for other scope
+// sets of the same account wait here, then use the refresh token the first one left behind.
+func (e *Engine) refreshAccount(ctx context.Context, req Request) (tokencache.Token, error) {
+	unlock, err := e.accounts.Lock(ctx, req.Key.User)
+	if err != nil {
+		return tokencache.Token{}, err
+	}
+	defer unlock()
+	account, ok, err := e.cache.GetAccount(ctx, req.Key.User)
+	if err != nil || !ok {
+		return tokencache.Token{}, contract.LoginRequired("", req.Scopes)
+	}
+	t, updated, err := e.provider.Refresh(ctx, account, req.Key.User, req.Scopes)
+	if err != nil {
+		return tokencache.Token{}, err
+	}
+	updated.ExpiresOn = e.cfg.Now().Add(accountLifetime)
+	if err := e.cache.SetAccount(ctx, req.Key.User, updated); err != nil {
+		return tokencache.Token{}, err
+	}
 	return t, nil
 }
 

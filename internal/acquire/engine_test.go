@@ -3,6 +3,7 @@ package acquire
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,6 +22,9 @@ type countingProvider struct {
 	fail     atomic.Pointer[error]
 	clock    func() time.Time
 	release  chan struct{} // when set, each call waits for it
+
+	mu       sync.Mutex
+	redeemed map[string]bool
 }
 
 func (p *countingProvider) OnBehalfOf(ctx context.Context, assertion string, scopes []string, claims string) (tokencache.Token, error) {
@@ -38,6 +42,33 @@ func (p *countingProvider) OnBehalfOf(ctx context.Context, assertion string, sco
 	}
 	return tokencache.Token{AccessToken: assertion + "/" + claims + "/" + string(rune('0'+n)), ExpiresOn: p.clock().Add(p.lifetime)}, nil
 }
+
+// Refresh simulates a rotating refresh token: the account's MSAL blob is the refresh token, and redeeming one
+// that was already redeemed is an error, as with Entra's strict rotation.
+func (p *countingProvider) Refresh(ctx context.Context, a tokencache.Account, user string, scopes []string) (tokencache.Token, tokencache.Account, error) {
+	p.calls.Add(1)
+	p.mu.Lock()
+	if p.redeemed == nil {
+		p.redeemed = map[string]bool{}
+	}
+	reused := p.redeemed[string(a.MSAL)]
+	p.redeemed[string(a.MSAL)] = true
+	p.mu.Unlock()
+	time.Sleep(p.delay)
+	if reused {
+		return tokencache.Token{}, a, contract.ParseEntraError(400, nil, []byte(`{"error":"invalid_grant","error_codes":[70000]}`))
+	}
+	rotated := tokencache.Account{MSAL: append([]byte(nil), append(a.MSAL, '+')...)}
+	return tokencache.Token{AccessToken: "session/" + string(rotated.MSAL), ExpiresOn: p.clock().Add(p.lifetime)}, rotated, nil
+}
+
+func (p *countingProvider) AuthCodeURL(context.Context, AuthCodeParams) (string, error) {
+	return "", nil
+}
+func (p *countingProvider) RedeemCode(context.Context, RedeemParams) (SignedIn, error) {
+	return SignedIn{}, errors.New("not used")
+}
+func (p *countingProvider) EndSessionURL(string) string { return "" }
 
 type fakeClock struct {
 	mu sync.Mutex
@@ -193,5 +224,44 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 5s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestAccountRefreshTokenIsRedeemedOnceAtATime(t *testing.T) {
+	e, p, _ := newTestEngine(t)
+	p.delay = 20 * time.Millisecond
+	user := "oid-s.tid"
+	e.cache.SetAccount(context.Background(), user, tokencache.Account{MSAL: []byte("rt"), ExpiresOn: time.Now().Add(time.Hour)})
+	var wg sync.WaitGroup
+	errs := make(chan error, 60)
+	for i := range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			scopes := fmt.Sprintf("scope-%d", i%3) // three scope sets of one account, concurrently
+			_, err := e.Token(context.Background(), Request{Key: tokencache.Key{User: user, Scopes: scopes}, Scopes: []string{scopes}})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("a refresh token was redeemed twice or failed: %v", err)
+		}
+	}
+	if n := p.calls.Load(); n != 3 {
+		t.Fatalf("%d redemptions, want one per scope set", n)
+	}
+	if a, _, _ := e.cache.GetAccount(context.Background(), user); string(a.MSAL) != "rt+++" {
+		t.Fatalf("account after three rotations: %q", a.MSAL)
+	}
+}
+
+func TestSessionWithoutAccountIsLoginRequired(t *testing.T) {
+	e, _, _ := newTestEngine(t)
+	_, err := e.Token(context.Background(), Request{Key: tokencache.Key{User: "gone.tid", Scopes: "s"}, Scopes: []string{"s"}})
+	if p := contract.Classify(err, nil); p.Reason != contract.ReasonLoginRequired {
+		t.Fatalf("got %+v", p)
 	}
 }

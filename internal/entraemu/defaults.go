@@ -42,6 +42,7 @@ func DefaultConfig() Config {
 				"https://localhost:3000/taskpane.html",
 				"https://localhost:3000/auth/callback",
 				"https://localhost:8443/auth/callback",
+				"http://localhost:8080/.auth/callback", // the repository's demo Caddyfile
 				"http://localhost/callback",
 				"brk-multihub://localhost:3000",
 			},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -57,18 +58,27 @@ func (c CORS) Decorate(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After")
 }
 
-// Allowed reports whether origin (an Origin header) is one of the allowed origins. "null" and "*" never are.
+// NewCORS checks origins and returns the policy with them normalized. Errors name the field.
+func NewCORS(origins []string) (CORS, error) {
+	c := CORS{AllowedOrigins: make([]string, 0, len(origins))}
+	for _, o := range origins {
+		n, err := normalizeOrigin(o)
+		if err != nil {
+			return CORS{}, fmt.Errorf("allowed_origins: %w", err)
+		}
+		c.AllowedOrigins = append(c.AllowedOrigins, n)
+	}
+	return c, nil
+}
+
+// Allowed reports whether origin (an Origin header) is one of the allowed origins, which NewCORS normalized.
+// "null" and "*" never are.
 func (c CORS) Allowed(origin string) bool {
-	o, err := normalizeOrigin(origin)
-	if err != nil {
+	if len(c.AllowedOrigins) == 0 || origin == "" {
 		return false
 	}
-	for _, a := range c.AllowedOrigins {
-		if n, err := normalizeOrigin(a); err == nil && n == o {
-			return true
-		}
-	}
-	return false
+	o, err := normalizeOrigin(origin)
+	return err == nil && slices.Contains(c.AllowedOrigins, o)
 }
 
 // normalizeOrigin returns origin as scheme://host[:port], lower-case, default port dropped. It refuses anything

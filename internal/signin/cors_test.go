@@ -22,7 +22,10 @@ func preflight(origin, method, headers string) *http.Request {
 }
 
 func TestCORSPreflight(t *testing.T) {
-	c := CORS{AllowedOrigins: []string{"https://App.Example", "http://localhost:3000/"}}
+	c, err := NewCORS([]string{"https://App.Example", "http://localhost:3000/"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		r        *http.Request

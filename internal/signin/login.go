@@ -119,7 +119,8 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 }
 
 // LoginURL returns the same-origin login URL for the 401 contract's login_url: back to r's path and query after
-// sign-in, asking for the scopes beyond the defaults (incremental consent) and passing a claims challenge through.
+// sign-in, asking for scopes (incremental consent) and passing a claims challenge through. The scopes are always
+// named, because the handler that serves {Path}/login may be another route's, with other default scopes.
 // Clients add mode=popup or mode=dialog as they open it.
 func (h *Handler) LoginURL(r *http.Request, scopes []string, claims string) string {
 	returnTo, _ := SafeReturnPath(r.URL.RequestURI())
@@ -131,7 +132,7 @@ func (h *Handler) loginURL(returnTo string, scopes []string, claims string) stri
 	v.Set("return_to", returnTo)
 	var extra []string
 	for _, s := range scopes {
-		if !slices.Contains(h.cfg.Scopes, s) && !slices.Contains(oidcScopes, s) && !slices.Contains(extra, s) {
+		if !slices.Contains(oidcScopes, s) && !slices.Contains(extra, s) {
 			extra = append(extra, s)
 		}
 	}

@@ -155,7 +155,7 @@ func TestLoginURL(t *testing.T) {
 	}{
 		{"/app/doc?id=7", nil, "", url.Values{"return_to": {"/app/doc?id=7"}}},
 		{"/api/items", []string{"api://x/read", "openid", "api://x/write", "api://x/write"}, `{"access_token":{}}`,
-			url.Values{"return_to": {"/api/items"}, "scope": {"api://x/write"}, "claims": {`{"access_token":{}}`}}},
+			url.Values{"return_to": {"/api/items"}, "scope": {"api://x/read api://x/write"}, "claims": {`{"access_token":{}}`}}},
 		{"/%5Cevil", nil, "", url.Values{"return_to": {"/"}}},
 	}
 	for _, tt := range tests {

@@ -164,3 +164,16 @@ func hasDotSegment(s string) bool {
 	}
 	return false
 }
+
+// StripCallbackReferer removes a Referer that points at the callback: a browser (or HTTP client) that follows the
+// callback's redirect may send the callback URL, authorization code and all, with the next request, and neither
+// the upstream nor the access log may see it.
+func (h *Handler) StripCallbackReferer(r *http.Request) {
+	ref := r.Header.Get("Referer")
+	if ref == "" {
+		return
+	}
+	if u, err := url.Parse(ref); err != nil || strings.HasPrefix(u.Path, h.cfg.Path+"/callback") {
+		r.Header.Del("Referer")
+	}
+}

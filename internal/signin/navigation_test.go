@@ -149,3 +149,21 @@ func TestWantsJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestStripCallbackReferer(t *testing.T) {
+	h := &Handler{cfg: Config{Path: "/.auth"}}
+	for ref, keep := range map[string]bool{
+		"https://app.example/.auth/callback?code=abc&state=x": false,
+		"https://app.example/.auth/callbackx":                 false,
+		"%zz":                                                 false,
+		"https://app.example/page":                            true,
+		"https://login.microsoftonline.com/":                  true,
+	} {
+		r := httptest.NewRequest(http.MethodGet, "https://app.example/graph/me", nil)
+		r.Header.Set("Referer", ref)
+		h.StripCallbackReferer(r)
+		if got := r.Header.Get("Referer") != ""; got != keep {
+			t.Errorf("Referer %q kept = %v, want %v", ref, got, keep)
+		}
+	}
+}

@@ -103,15 +103,11 @@ func New(cfg Config, idp IdentityProvider, sessions *session.Manager) (*Handler,
 			return nil, fmt.Errorf("scopes: %q is not a valid scope", s)
 		}
 	}
-	origins := make([]string, 0, len(cfg.AllowedOrigins))
-	for _, o := range cfg.AllowedOrigins {
-		n, err := normalizeOrigin(o)
-		if err != nil {
-			return nil, fmt.Errorf("allowed_origins: %w", err)
-		}
-		origins = append(origins, n)
+	cors, err := NewCORS(cfg.AllowedOrigins)
+	if err != nil {
+		return nil, err
 	}
-	cfg.AllowedOrigins = origins
+	cfg.AllowedOrigins = cors.AllowedOrigins
 	if cfg.PreLoginTTL < 0 {
 		return nil, fmt.Errorf("prelogin_ttl: must not be negative, got %s", cfg.PreLoginTTL)
 	}
@@ -125,7 +121,7 @@ func New(cfg Config, idp IdentityProvider, sessions *session.Manager) (*Handler,
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{cfg: cfg, idp: idp, sessions: sessions, cors: CORS{AllowedOrigins: origins}, log: log,
+	return &Handler{cfg: cfg, idp: idp, sessions: sessions, cors: cors, log: log,
 		used: lru.New[string, struct{}](maxUsed)}, nil
 }
 

@@ -24,6 +24,16 @@ func (t Token) UsableAt(now time.Time, margin time.Duration) bool {
 	return t.AccessToken != "" && now.Add(margin).Before(t.ExpiresOn)
 }
 
+// Account is what a signed-in user's session needs to get tokens silently later: MSAL's serialized cache of this
+// one account (its refresh token, id token and account record) and the scopes granted at sign-in. It is as
+// sensitive as a password; a tier outside the process must encrypt it.
+type Account struct {
+	MSAL   []byte
+	Scopes []string
+	// ExpiresOn bounds how long the record is kept: the refresh token's lifetime, at most.
+	ExpiresOn time.Time
+}
+
 // Key names a cache entry: a user, proven by a validated token or a sealed session, and a scope set.
 type Key struct {
 	// User is the validated identity, "<oid>.<tid>" (Entra's home account id).
@@ -53,7 +63,10 @@ func UserKey(objectID, tenantID string) string { return objectID + "." + tenantI
 type Cache interface {
 	Get(ctx context.Context, k Key) (Token, bool, error)
 	Set(ctx context.Context, k Key, t Token) error
-	// DeleteUser forgets every scope set of a user (sign-out).
+	// GetAccount and SetAccount keep a signed-in user's refresh state, by user key.
+	GetAccount(ctx context.Context, user string) (Account, bool, error)
+	SetAccount(ctx context.Context, user string, a Account) error
+	// DeleteUser forgets every token and the account of a user (sign-out).
 	DeleteUser(ctx context.Context, user string) error
 	// Len is the number of entries held in this process.
 	Len() int
@@ -62,7 +75,8 @@ type Cache interface {
 // Memory is the in-process tier: bounded by entry count, least recently used evicted first, and each entry dropped
 // once its token is within the safety margin of expiry.
 type Memory struct {
-	entries *lru.Cache[Key, Token]
+	entries  *lru.Cache[Key, Token]
+	accounts *lru.Cache[string, Account]
 	margin  time.Duration
 	now     func() time.Time
 }
@@ -72,7 +86,8 @@ func NewMemory(maxEntries int, margin time.Duration, now func() time.Time) *Memo
 	if now == nil {
 		now = time.Now
 	}
-	return &Memory{entries: lru.New[Key, Token](maxEntries), margin: margin, now: now}
+	return &Memory{entries: lru.New[Key, Token](maxEntries), accounts: lru.New[string, Account](maxEntries),
+		margin: margin, now: now}
 }
 
 // Get returns the token for k if it is still usable.
@@ -87,13 +102,26 @@ func (m *Memory) Set(_ context.Context, k Key, t Token) error {
 	return nil
 }
 
-// DeleteUser forgets every entry of user.
-func (m *Memory) DeleteUser(_ context.Context, user string) error {
-	m.entries.RemoveFunc(func(k Key, _ Token) bool { return k.User == user })
+// GetAccount returns the user's account record unless it expired.
+func (m *Memory) GetAccount(_ context.Context, user string) (Account, bool, error) {
+	a, ok := m.accounts.Get(user, m.now())
+	return a, ok, nil
+}
+
+// SetAccount stores the user's account record until it expires.
+func (m *Memory) SetAccount(_ context.Context, user string, a Account) error {
+	m.accounts.Add(user, a, a.ExpiresOn)
 	return nil
 }
 
-// Len returns the number of entries held.
+// DeleteUser forgets every entry and the account of user.
+func (m *Memory) DeleteUser(_ context.Context, user string) error {
+	m.entries.RemoveFunc(func(k Key, _ Token) bool { return k.User == user })
+	m.accounts.Remove(user)
+	return nil
+}
+
+// Len returns the number of token entries held.
 func (m *Memory) Len() int { return m.entries.Len() }
 
 // Capacity returns the configured bound.

@@ -1,0 +1,75 @@
+package caddymodule_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/tokeninjector/caddy-token-injector/bench/harness"
+)
+
+// BenchmarkServeHTTP measures token_injector's ServeHTTP on the cache-hit path, caller-token validation included,
+// as provisioned by a real Caddy config (bench/harness), called directly: no network, no server, no proxy.
+//
+//	go test -run '^$' -bench ServeHTTP -benchmem ./caddymodule
+//	go test -run '^$' -bench 'ServeHTTP/users=1000$' -cpuprofile cpu.out -memprofile mem.out ./caddymodule
+//
+// "baseline" is the per-request setup the benchmark does that Caddy's server also does (a Replacer in the
+// context); subtract it from the others to get the handler's own cost.
+func BenchmarkServeHTTP(b *testing.B) {
+	const maxUsers = 1000
+	env, err := harness.StartEnv(harness.EnvOptions{UsersA: maxUsers})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(env.Close)
+	users, oids := harness.Users(0, maxUsers)
+	tokens, err := env.A.Mint(users)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := env.Warm(harness.PathCheck, tokens, oids); err != nil {
+		b.Fatal(err)
+	}
+	hot, err := harness.NewHotPath(harness.CaptureInj, tokens, oids)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := hot.NewClient().Check(0); err != nil {
+		b.Fatal(err)
+	}
+
+	b.Run("baseline", func(b *testing.B) {
+		c := hot.NewClient()
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = c.Baseline()
+		}
+	})
+	for _, n := range []int{1, maxUsers} {
+		b.Run(fmt.Sprintf("users=%d", n), func(b *testing.B) {
+			hot, err := harness.NewHotPath(harness.CaptureInj, tokens[:n], oids[:n])
+			if err != nil {
+				b.Fatal(err)
+			}
+			c := hot.NewClient()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.Serve(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run(fmt.Sprintf("users=%d/parallel", maxUsers), func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			c := hot.NewClient()
+			for pb.Next() {
+				if err := c.Serve(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}

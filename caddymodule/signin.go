@@ -1,0 +1,164 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap/exp/zapslog"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
+	"github.com/tokeninjector/caddy-token-injector/internal/session"
+	"github.com/tokeninjector/caddy-token-injector/internal/signin"
+)
+
+// SignIn enables proxy-managed sign-in for callers without a bearer token: the authorization code flow with PKCE,
+// a sealed session cookie that holds only a session id, and tokens kept server side and refreshed silently.
+// Register https://<host><Path>/callback as a Web redirect URI of the app registration.
+type SignIn struct {
+	// CookieSecrets are base64 encodings of 32 random bytes (openssl rand -base64 32). The first seals cookies;
+	// every one opens them, so a new secret goes first and the old one stays until its cookies have expired.
+	// Required.
+	CookieSecrets []string `json:"cookie_secrets,omitempty"`
+	// Path is where the login, callback, logout, me and handoff endpoints live. Default: /.auth.
+	Path string `json:"path,omitempty"`
+	// SameSite is the session cookie's SameSite: lax, strict or none. Default: lax.
+	SameSite string `json:"same_site,omitempty"`
+	// Partitioned marks the session cookie Partitioned (CHIPS), with SameSite=None and Secure, for add-ins that
+	// Office on the web frames cross-site. Default: false.
+	Partitioned bool `json:"partitioned,omitempty"`
+	// IdleTimeout ends a session unused this long. Default: 8h.
+	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
+	// AbsoluteTimeout ends a session this long after sign-in. Default: 168h (7 days).
+	AbsoluteTimeout caddy.Duration `json:"absolute_timeout,omitempty"`
+	// EndSession makes logout also sign the user out of Entra (a redirect to its end-session endpoint).
+	// Default: false.
+	EndSession bool `json:"end_session,omitempty"`
+}
+
+// provisionSignIn builds the handler's session manager and sign-in endpoints. Sessions live in the registration's
+// shared store, so they survive reloads and cookie-secret rotation.
+func (h *Handler) provisionSignIn(cfg *SignIn, allowedOrigins []string) error {
+	repl := caddy.NewReplacer()
+	secrets := make([]string, 0, len(cfg.CookieSecrets))
+	for _, s := range cfg.CookieSecrets {
+		if s = repl.ReplaceKnown(s, ""); s != "" {
+			secrets = append(secrets, s)
+		}
+	}
+	if len(secrets) == 0 {
+		return errors.New("sign_in: cookie_secret: required (base64 of 32 random bytes, e.g. openssl rand -base64 32)")
+	}
+	keys, err := session.ParseKeys(secrets)
+	if err != nil {
+		return fmt.Errorf("sign_in: %w", err)
+	}
+	sameSite, err := parseSameSite(cfg.SameSite)
+	if err != nil {
+		return err
+	}
+	h.sessions, err = session.NewManager(session.Config{
+		Keys: keys, SameSite: sameSite, Partitioned: cfg.Partitioned,
+		IdleTimeout: time.Duration(cfg.IdleTimeout), AbsoluteTimeout: time.Duration(cfg.AbsoluteTimeout),
+	}, h.state.sessions)
+	if err != nil {
+		return fmt.Errorf("sign_in: %w", err)
+	}
+	h.signIn, err = signin.New(signin.Config{Path: cfg.Path, Scopes: h.Scopes, AllowedOrigins: allowedOrigins,
+		EndSession: cfg.EndSession, Logger: slog.New(zapslog.NewHandler(h.logger.Core()))},
+		signInProvider{h.state.engine}, h.sessions)
+	if err != nil {
+		return fmt.Errorf("sign_in: %w", err)
+	}
+	h.cors = h.signIn.CORS()
+	return nil
+}
+
+func parseSameSite(v string) (http.SameSite, error) {
+	switch strings.ToLower(v) {
+	case "", "lax":
+		return http.SameSiteLaxMode, nil
+	case "strict":
+		return http.SameSiteStrictMode, nil
+	case "none":
+		return http.SameSiteNoneMode, nil
+	}
+	return 0, fmt.Errorf("sign_in: same_site: %q is not lax, strict or none", v)
+}
+
+// signInProvider lets the sign-in endpoints use the acquisition engine.
+type signInProvider struct{ engine *acquire.Engine }
+
+func (p signInProvider) AuthCodeURL(ctx context.Context, r signin.AuthCodeRequest) (string, error) {
+	return p.engine.AuthCodeURL(ctx, acquire.AuthCodeParams{RedirectURI: r.RedirectURI, Scopes: r.Scopes,
+		State: r.State, Nonce: r.Nonce, CodeChallenge: r.CodeChallenge, Prompt: r.Prompt, LoginHint: r.LoginHint,
+		Claims: r.Claims})
+}
+
+func (p signInProvider) RedeemCode(ctx context.Context, code, verifier, redirectURI string, scopes []string, nonce string) (signin.Account, error) {
+	s, err := p.engine.SignIn(ctx, acquire.RedeemParams{Code: code, CodeVerifier: verifier, RedirectURI: redirectURI,
+		Nonce: nonce, Scopes: scopes})
+	if err != nil {
+		return signin.Account{}, err
+	}
+	id := s.Identity
+	return signin.Account{UserKey: id.UserKey(), ObjectID: id.ObjectID, TenantID: id.TenantID, Username: id.Username,
+		Name: id.Name, Scopes: s.GrantedScopes}, nil
+}
+
+func (p signInProvider) SignOut(ctx context.Context, user string) error { return p.engine.SignOut(ctx, user) }
+
+func (p signInProvider) EndSessionURL(postLogout string) string { return p.engine.EndSessionURL(postLogout) }
+
+// unmarshalSignIn reads a sign_in block. Syntax:
+//
+//	sign_in {
+//		cookie_secret    <base64 key> [<older key>...]
+//		path             <path>          # default /.auth
+//		same_site        lax|strict|none # default lax
+//		partitioned
+//		idle_timeout     <duration>      # default 8h
+//		absolute_timeout <duration>      # default 168h
+//		end_session
+//	}
+func unmarshalSignIn(d *caddyfile.Dispenser) (*SignIn, error) {
+	s := new(SignIn)
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "cookie_secret", "cookie_secrets":
+			if s.CookieSecrets = append(s.CookieSecrets, d.RemainingArgs()...); len(s.CookieSecrets) == 0 {
+				return nil, d.ArgErr()
+			}
+		case "path":
+			err = oneArg(d, &s.Path)
+		case "same_site":
+			if err = oneArg(d, &s.SameSite); err == nil {
+				_, err = parseSameSite(s.SameSite)
+			}
+		case "partitioned":
+			s.Partitioned = true
+		case "end_session":
+			s.EndSession = true
+		case "idle_timeout":
+			err = durationArg(d, &s.IdleTimeout)
+		case "absolute_timeout":
+			err = durationArg(d, &s.AbsoluteTimeout)
+		default:
+			return nil, d.Errf("sign_in: unknown subdirective %q", d.Val())
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
