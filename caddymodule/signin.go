@@ -112,9 +112,13 @@ func (p signInProvider) RedeemCode(ctx context.Context, code, verifier, redirect
 		Name: id.Name, Scopes: s.GrantedScopes}, nil
 }
 
-func (p signInProvider) SignOut(ctx context.Context, user string) error { return p.engine.SignOut(ctx, user) }
+func (p signInProvider) SignOut(ctx context.Context, user string) error {
+	return p.engine.SignOut(ctx, user)
+}
 
-func (p signInProvider) EndSessionURL(postLogout string) string { return p.engine.EndSessionURL(postLogout) }
+func (p signInProvider) EndSessionURL(postLogout string) string {
+	return p.engine.EndSessionURL(postLogout)
+}
 
 // unmarshalSignIn reads a sign_in block. Syntax:
 //

@@ -77,8 +77,8 @@ type Cache interface {
 type Memory struct {
 	entries  *lru.Cache[Key, Token]
 	accounts *lru.Cache[string, Account]
-	margin  time.Duration
-	now     func() time.Time
+	margin   time.Duration
+	now      func() time.Time
 }
 
 // NewMemory returns a cache of at most maxEntries tokens. An entry is dropped margin before its token expires.
