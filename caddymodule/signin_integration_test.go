@@ -386,3 +386,20 @@ func mintCookie(t *testing.T, key []byte, now time.Time, s session.Session) stri
 	}
 	return rec.Result().Cookies()[0].Value
 }
+
+func TestReloadKeepsSessions(t *testing.T) {
+	tester := startCaddy(t)
+	user := freshUser(t)
+	b := newBrowser(t)
+	if status, _, _ := b.signIn(signInSite+"/graph/me", user.Key); status != 200 {
+		t.Fatal(status)
+	}
+	before := tokenRequests()
+	tester.InitServer(siteConfig(errorRoutes+"\n\trespond /health 200"), "caddyfile")
+	if status, _, body := b.api(signInSite + "/graph/me"); status != 200 || body["oid"] != user.ObjectID {
+		t.Fatalf("after a reload: %d %v", status, body)
+	}
+	if n := tokenRequests() - before; n != 0 {
+		t.Fatalf("%d token requests after a reload, want 0", n)
+	}
+}
