@@ -93,6 +93,12 @@ func TestLoadTimeErrors(t *testing.T) {
 		{"multi-tenant endpoint", "tenant common\n client_id c\n client_secret s", "x/.default", "tenant: \"common\""},
 		{"empty scope list", full, "", "scopes: at least one scope"},
 		{"secret from an unset env var", "tenant t\n client_id c\n client_secret {env.TOKEN_INJECTOR_TEST_UNSET}", "x/.default", "client_secret: required"},
+		{"scope from an unset env var", full, "{env.TOKEN_INJECTOR_TEST_UNSET}", "scopes: at least one scope"},
+		{"sign-in without a cookie secret", full, "x/.default {\n sign_in {\n path /.auth\n }\n }", "sign_in: cookie_secret: required"},
+		{"sign-in with a short key", full, "x/.default {\n sign_in {\n cookie_secret c2hvcnQ=\n }\n }", "cookie_secret"},
+		{"sign-in with a bad same_site", full, "x/.default {\n sign_in {\n cookie_secret ZGVtby1vbmx5LWNvb2tpZS1zZWNyZXQtMzItYnl0ZXM=\n same_site sometimes\n }\n }", "same_site"},
+		{"sign-in path without a slash", full, "x/.default {\n sign_in {\n cookie_secret ZGVtby1vbmx5LWNvb2tpZS1zZWNyZXQtMzItYnl0ZXM=\n path auth\n }\n }", "path"},
+		{"bad allowed origin", full + "\n allowed_origins *", "x/.default", "allowed_origins"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

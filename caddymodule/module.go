@@ -37,6 +37,7 @@ type Handler struct {
 
 	state    *registrationState
 	poolKey  string
+	scopes   []string // Scopes with placeholders resolved
 	scopeKey string
 	logger   *zap.Logger
 
@@ -70,7 +71,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := resolved.validate(); err != nil {
 		return fmt.Errorf("token_injector: %w", err)
 	}
-	h.scopeKey = tokencache.NormalizeScopes(h.Scopes)
+	h.scopes = replaceAll(h.Scopes)
+	h.scopeKey = tokencache.NormalizeScopes(h.scopes)
 	h.poolKey = resolved.poolKey()
 	roots, err := trustedRoots(ctx, &resolved)
 	if err != nil {
@@ -97,7 +99,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // Validate checks the route's own settings; the registration was checked in Provision, where placeholders resolve.
 func (h *Handler) Validate() error {
-	if err := validateScopes(h.Scopes); err != nil {
+	if err := validateScopes(h.scopes); err != nil {
 		return fmt.Errorf("token_injector: %w", err)
 	}
 	return nil

@@ -112,20 +112,15 @@ func (r Registration) resolve() Registration {
 	r.Tenant = repl.ReplaceKnown(r.Tenant, "")
 	r.ClientID = repl.ReplaceKnown(r.ClientID, "")
 	r.ClientSecret = repl.ReplaceKnown(r.ClientSecret, "")
-	aud := make([]string, 0, len(r.Audiences))
-	for _, a := range r.Audiences {
-		if a = repl.ReplaceKnown(a, ""); a != "" {
-			aud = append(aud, a)
-		}
+	r.Audiences = replaceAll(r.Audiences)
+	r.AllowedOrigins = replaceAll(r.AllowedOrigins)
+	if r.SignIn != nil {
+		s := *r.SignIn
+		s.CookieSecrets = replaceAll(s.CookieSecrets)
+		s.Path = repl.ReplaceKnown(s.Path, "")
+		s.SameSite = repl.ReplaceKnown(s.SameSite, "")
+		r.SignIn = &s
 	}
-	r.Audiences = aud
-	origins := make([]string, 0, len(r.AllowedOrigins))
-	for _, o := range r.AllowedOrigins {
-		if o = repl.ReplaceKnown(o, ""); o != "" {
-			origins = append(origins, o)
-		}
-	}
-	r.AllowedOrigins = origins
 	if r.CacheMaxEntries <= 0 {
 		r.CacheMaxEntries = 100_000
 	}
@@ -134,6 +129,18 @@ func (r Registration) resolve() Registration {
 	setDefault(&r.ExpiryMargin, time.Minute)
 	setDefault(&r.ClockSkew, time.Minute)
 	return r
+}
+
+// replaceAll resolves placeholders in each value and drops the values that end up empty.
+func replaceAll(values []string) []string {
+	repl := caddy.NewReplacer()
+	out := make([]string, 0, len(values))
+	for _, v := range values {
+		if v = repl.ReplaceKnown(v, ""); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func setDefault(d *caddy.Duration, v time.Duration) {

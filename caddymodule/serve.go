@@ -52,7 +52,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// 1b. Or find the caller's sign-in session; its cookie holds only a sealed session id.
 		s, ok := h.sessions.Load(r)
 		if !ok {
-			return h.answer(w, r, contract.LoginRequired("", h.Scopes))
+			return h.answer(w, r, contract.LoginRequired("", h.scopes))
 		}
 		setUserPlaceholders(r, s.ObjectID, s.TenantID, s.Username, s.Name)
 		req = acquire.Request{Key: tokencache.Key{User: s.UserKey}}
@@ -61,13 +61,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	// 2. Get the downstream token: from the user's cache entry, or On-Behalf-Of / the session's refresh token.
-	req.Key.Scopes, req.Scopes = h.scopeKey, h.Scopes
+	req.Key.Scopes, req.Scopes = h.scopeKey, h.scopes
 	tok, err := h.state.engine.Token(r.Context(), req)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return caddyhttp.Error(statusClientClosedRequest, err) // the client went away; the flight goes on
 		}
-		return h.answer(w, r, contract.Classify(err, h.Scopes))
+		return h.answer(w, r, contract.Classify(err, h.scopes))
 	}
 
 	// 3. Forward with the downstream token in place of the caller's credentials.

@@ -45,13 +45,7 @@ type SignIn struct {
 // provisionSignIn builds the handler's session manager and sign-in endpoints. Sessions live in the registration's
 // shared store, so they survive reloads and cookie-secret rotation.
 func (h *Handler) provisionSignIn(cfg *SignIn, allowedOrigins []string) error {
-	repl := caddy.NewReplacer()
-	secrets := make([]string, 0, len(cfg.CookieSecrets))
-	for _, s := range cfg.CookieSecrets {
-		if s = repl.ReplaceKnown(s, ""); s != "" {
-			secrets = append(secrets, s)
-		}
-	}
+	secrets := cfg.CookieSecrets // resolved by Registration.resolve
 	if len(secrets) == 0 {
 		return errors.New("sign_in: cookie_secret: required (base64 of 32 random bytes, e.g. openssl rand -base64 32)")
 	}
@@ -70,7 +64,7 @@ func (h *Handler) provisionSignIn(cfg *SignIn, allowedOrigins []string) error {
 	if err != nil {
 		return fmt.Errorf("sign_in: %w", err)
 	}
-	h.signIn, err = signin.New(signin.Config{Path: cfg.Path, Scopes: h.Scopes, AllowedOrigins: allowedOrigins,
+	h.signIn, err = signin.New(signin.Config{Path: cfg.Path, Scopes: h.scopes, AllowedOrigins: allowedOrigins,
 		EndSession: cfg.EndSession, Logger: slog.New(zapslog.NewHandler(h.logger.Core()))},
 		signInProvider{h.state.engine}, h.sessions)
 	if err != nil {
