@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -264,4 +265,26 @@ func TestSessionWithoutAccountIsLoginRequired(t *testing.T) {
 	if p := contract.Classify(err, nil); p.Reason != contract.ReasonLoginRequired {
 		t.Fatalf("got %+v", p)
 	}
+}
+
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	baseline := runtime.NumGoroutine()
+	e, p, clock := newTestEngine(t)
+	for i := range 20 {
+		req := alice
+		req.Key.User = fmt.Sprintf("user-%d", i)
+		e.Token(context.Background(), req)
+	}
+	clock.Advance(56 * time.Minute)
+	p.release = make(chan struct{}) // renewals block inside the identity provider
+	for i := range 20 {
+		req := alice
+		req.Key.User = fmt.Sprintf("user-%d", i)
+		e.Token(context.Background(), req)
+	}
+	if e.Stats().BackgroundRefreshes != 20 {
+		t.Fatalf("%d renewals started", e.Stats().BackgroundRefreshes)
+	}
+	e.Close() // cancels the blocked calls and waits for them
+	waitFor(t, func() bool { return runtime.NumGoroutine() <= baseline })
 }
