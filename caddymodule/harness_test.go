@@ -165,6 +165,16 @@ http://localhost:%d {
 			cookie_secret {env.TOKEN_INJECTOR_TEST_COOKIE_SECRET}
 		}
 	}
+	# Behind handle_path, the login URL must still return to the path the client asked for.
+	handle_path /stripped/* {
+		token_injector {
+			scopes https://graph.microsoft.com/User.Read
+			sign_in {
+				cookie_secret {env.TOKEN_INJECTOR_TEST_COOKIE_SECRET}
+			}
+		}
+		reverse_proxy %[12]s
+	}
 	# Never consented: incremental consent.
 	token_injector /send/* {
 		scopes https://graph.microsoft.com/Mail.Send

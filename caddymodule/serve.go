@@ -85,7 +85,7 @@ const statusClientClosedRequest = 499
 // navigation is sent there at once. Server errors get one log line that tells the operator what to fix.
 func (h *Handler) answer(w http.ResponseWriter, r *http.Request, p *contract.Problem) error {
 	if h.signIn != nil && p.Status == http.StatusUnauthorized && p.Code == contract.CodeInteractionRequired {
-		p.LoginURL = h.signIn.LoginURL(r, p.Scopes, p.Claims)
+		p.LoginURL = h.signIn.LoginURL(originalRequest(r), p.Scopes, p.Claims)
 		if signin.IsNavigation(r) {
 			http.Redirect(w, r, p.LoginURL, http.StatusFound)
 			return nil
@@ -102,6 +102,14 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, p *contract.Pro
 	}
 	p.Write(w)
 	return nil
+}
+
+// originalRequest is r as the client sent it, before handle_path or uri rewrote it: sign-in must return there.
+func originalRequest(r *http.Request) *http.Request {
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok {
+		return &orig
+	}
+	return r
 }
 
 // bearerToken returns the credentials of an "Authorization: Bearer" header.

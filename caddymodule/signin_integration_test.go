@@ -163,6 +163,9 @@ func TestNoSessionAnswers(t *testing.T) {
 	if !strings.HasPrefix(loginURL, "/.auth/login?") || !strings.Contains(loginURL, "return_to=%2Fgraph%2Fme") {
 		t.Fatalf("login_url %q", loginURL)
 	}
+	if _, _, body := b.api(signInSite + "/stripped/me?q=1"); !strings.Contains(body["login_url"].(string), "return_to=%2Fstripped%2Fme%3Fq%3D1") {
+		t.Fatalf("behind handle_path: login_url %q", body["login_url"])
+	}
 	if !strings.Contains(h.Get("WWW-Authenticate"), `error="interaction_required"`) {
 		t.Fatalf("WWW-Authenticate %q", h.Get("WWW-Authenticate"))
 	}
