@@ -47,7 +47,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.answer(w, r, contract.Classify(&contract.Unavailable{Err: err}, nil))
 		}
 		setUserPlaceholders(r, id.ObjectID, id.TenantID, id.Username, id.Name)
-		req = acquire.Request{Key: tokencache.Key{User: tokencache.UserKey(id.ObjectID, id.TenantID)}, Assertion: assertion}
+		req = acquire.Request{Key: tokencache.Key{User: id.HomeAccountID}, Assertion: assertion}
 	} else if h.sessions != nil {
 		// 1b. Or find the caller's sign-in session; its cookie holds only a sealed session id.
 		s, ok := h.sessions.Load(r)
@@ -71,7 +71,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	// 3. Forward with the downstream token in place of the caller's credentials.
-	r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	r.Header.Set("Authorization", tok.AuthorizationHeader())
 	if h.sessions != nil {
 		h.sessions.StripCookie(r)
 	}

@@ -106,13 +106,14 @@ func (v *Validator) checkClaims(payload []byte, ks *keySet, now time.Time) (*Ide
 		return nil, invalid("not a delegated user token")
 	}
 	id := &Identity{
-		TenantID:  c.TenantID,
-		ObjectID:  c.ObjectID,
-		Username:  firstNonEmpty(c.PreferredUsername, c.UPN, c.UniqueName),
-		Name:      c.Name,
-		Scopes:    scopes,
-		ClientID:  firstNonEmpty(c.AuthorizedParty, c.AppID),
-		ExpiresAt: exp,
+		TenantID:      c.TenantID,
+		ObjectID:      c.ObjectID,
+		HomeAccountID: c.ObjectID + "." + c.TenantID,
+		Username:      firstNonEmpty(c.PreferredUsername, c.UPN, c.UniqueName),
+		Name:          c.Name,
+		Scopes:        scopes,
+		ClientID:      firstNonEmpty(c.AuthorizedParty, c.AppID),
+		ExpiresAt:     exp,
 	}
 	if c.Version == "1.0" {
 		id.ClientID = firstNonEmpty(c.AppID, c.AuthorizedParty)

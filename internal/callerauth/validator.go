@@ -48,6 +48,7 @@ type Config struct {
 // Identity is what a valid token says about its caller. Treat Scopes as read-only: it may be shared with the cache.
 type Identity struct {
 	TenantID, ObjectID string   // tid, oid
+	HomeAccountID      string   // "<oid>.<tid>", Entra's account id: the key the proxy partitions caches by
 	Username           string   // preferred_username (v2), upn or unique_name (v1)
 	Name               string   // name
 	Scopes             []string // scp split on spaces

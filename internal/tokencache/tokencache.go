@@ -17,6 +17,28 @@ type Token struct {
 	ExpiresOn   time.Time
 	// RefreshOn is when the token should be renewed in the background while it is still served.
 	RefreshOn time.Time
+
+	// header is "Bearer " + AccessToken, built once when the token is cached; AccessToken then shares its bytes.
+	header string
+}
+
+// bearerPrefix is the Authorization scheme of a downstream token.
+const bearerPrefix = "Bearer "
+
+// withHeader returns t with its Authorization header built, AccessToken pointing into it.
+func (t Token) withHeader() Token {
+	t.header = bearerPrefix + t.AccessToken
+	t.AccessToken = t.header[len(bearerPrefix):]
+	return t
+}
+
+// AuthorizationHeader is the value of the Authorization header that carries the token. For a cached token it is
+// built once, so the cache-hit path does not copy a 2 KB token per request.
+func (t Token) AuthorizationHeader() string {
+	if t.header != "" {
+		return t.header
+	}
+	return bearerPrefix + t.AccessToken
 }
 
 // UsableAt reports whether the token may still be forwarded at now, leaving margin for the upstream call.
@@ -98,7 +120,7 @@ func (m *Memory) Get(_ context.Context, k Key) (Token, bool, error) {
 
 // Set stores t under k until margin before it expires.
 func (m *Memory) Set(_ context.Context, k Key, t Token) error {
-	m.entries.Add(k, t, t.ExpiresOn.Add(-m.margin))
+	m.entries.Add(k, t.withHeader(), t.ExpiresOn.Add(-m.margin))
 	return nil
 }
 
