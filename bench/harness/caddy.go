@@ -1,0 +1,116 @@
+package harness
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	// Only the modules the config uses (the http app, reverse_proxy, the file CA pool, storage) and the plugin:
+	// what else a build links does not change a request's path, and it lengthens a fresh clone's first build.
+	_ "github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	_ "github.com/caddyserver/caddy/v2/modules/caddytls"
+	_ "github.com/caddyserver/caddy/v2/modules/filestorage"
+	_ "github.com/tokeninjector/caddy-token-injector/caddymodule"
+)
+
+// Route is one path of the benchmark site.
+type Route struct {
+	Path     string // path matcher, e.g. "/inj/*"
+	Upstream string // dial address of reverse_proxy
+	// Injector, when set, puts token_injector before reverse_proxy; nil is a plain reverse_proxy route.
+	Injector *Injector
+}
+
+// Injector configures a token_injector handler.
+type Injector struct {
+	Scopes       []string
+	Registration map[string]any // from IdP.Registration
+	// Capture, when set, also provisions the same handler under this name for Captured (see hotpath.go). Both
+	// share the registration's cache, as any two routes with one registration do.
+	Capture string
+}
+
+// Site is the one Caddy the suite runs: an HTTP server on Listen with Routes.
+type Site struct {
+	Listen string
+	Routes []Route
+	// LogFile receives Caddy's logs at INFO; "" discards them.
+	LogFile string
+	// StorageDir is Caddy's storage (it keeps nothing for a plain-HTTP site, but would otherwise create its
+	// directory in the user's home).
+	StorageDir string
+}
+
+// JSON is the Caddy config. Admin and config persistence are off: the benchmark owns the process.
+func (s Site) JSON() ([]byte, error) {
+	routes := []any{}
+	for _, r := range s.Routes {
+		proxy := map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": r.Upstream}}}
+		handle := []any{}
+		if r.Injector != nil {
+			handle = append(handle, injectorJSON(r.Injector))
+			if r.Injector.Capture != "" {
+				routes = append(routes, map[string]any{
+					"match":  []any{map[string]any{"path": []string{"/_capture/" + r.Injector.Capture}}},
+					"handle": []any{map[string]any{"handler": "bench_capture", "name": r.Injector.Capture, "inner": injectorJSON(r.Injector)}},
+				})
+			}
+		}
+		handle = append(handle, proxy)
+		routes = append(routes, map[string]any{
+			"match":    []any{map[string]any{"path": []string{r.Path}}},
+			"handle":   handle,
+			"terminal": true,
+		})
+	}
+	writer := map[string]any{"output": "discard"}
+	if s.LogFile != "" {
+		writer = map[string]any{"output": "file", "filename": s.LogFile}
+	}
+	cfg := map[string]any{
+		"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
+		"storage": map[string]any{"module": "file_system", "root": s.StorageDir},
+		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"writer": writer, "level": "INFO"}}},
+		"apps": map[string]any{"http": map[string]any{"servers": map[string]any{"bench": map[string]any{
+			"listen":          []string{s.Listen},
+			"automatic_https": map[string]any{"disable": true},
+			"routes":          routes,
+		}}}},
+	}
+	return json.Marshal(cfg)
+}
+
+func injectorJSON(in *Injector) map[string]any {
+	return map[string]any{"handler": "token_injector", "scopes": in.Scopes, "registration": in.Registration}
+}
+
+// caddyMu serializes Load and Stop: Caddy has one running config per process.
+var caddyMu sync.Mutex
+
+// Load runs s as the process's Caddy config (replacing any other). Goroutines Caddy starts carry the caddy role.
+func (s Site) Load() error {
+	cfg, err := s.JSON()
+	if err != nil {
+		return err
+	}
+	caddyMu.Lock()
+	defer caddyMu.Unlock()
+	WithRole(RoleCaddy, func() { err = caddy.Load(cfg, true) })
+	if err != nil {
+		return fmt.Errorf("caddy.Load: %w", err)
+	}
+	return nil
+}
+
+// StopCaddy unloads the running config.
+func StopCaddy() error {
+	caddyMu.Lock()
+	defer caddyMu.Unlock()
+	return caddy.Stop()
+}
+
+// Interface guard: the capture module is a middleware like any other.
+var _ caddyhttp.MiddlewareHandler = (*capture)(nil)

@@ -1,0 +1,252 @@
+package harness
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/entraemu"
+)
+
+// Paths of the benchmark site.
+const (
+	PathPlain  = "/plain/" // reverse_proxy only
+	PathInj    = "/inj/"   // token_injector + reverse_proxy, tenant A
+	PathCheck  = "/check/" // the same registration and scopes as /inj/, in front of the token-checking stub
+	PathExpiry = "/exp/"   // token_injector with tenant B (refresh_in) + reverse_proxy
+	CaptureInj = "inj"     // name of the captured /inj/ handler
+	GraphScope = "https://graph.microsoft.com/User.Read"
+)
+
+// EnvOptions configures StartEnv.
+type EnvOptions struct {
+	UsersA int // numbered users of tenant A (steady state, herds)
+	// TimeoutA is tenant A's registration timeout (each call to Entra); 0 keeps the default (10s).
+	TimeoutA time.Duration
+	// UsersB > 0 adds tenant B, whose tokens carry refresh_in = RefreshInB, behind /exp/.
+	UsersB     int
+	RefreshInB time.Duration
+	LogFile    string // Caddy's log; "" discards it
+}
+
+// Env is everything the suite runs in one process: tenants, upstreams and one Caddy.
+type Env struct {
+	Addr    string // Caddy's listener, host:port
+	A, B    *IdP
+	Trivial *Upstream // behind /plain/, /inj/ and /exp/
+	Echo    *Upstream // the emulator's downstream stub, behind /check/
+	// ServerErrors counts what the emulators' and upstreams' servers log (refused connections, failed TLS
+	// handshakes), which a herd can cause by the thousand.
+	ServerErrors *ErrorTally
+
+	dir string
+}
+
+// StartEnv starts the tenants, the upstreams and Caddy.
+func StartEnv(o EnvOptions) (env *Env, err error) {
+	e := &Env{ServerErrors: &ErrorTally{}}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	if e.dir, err = os.MkdirTemp("", "token-injector-bench-"); err != nil {
+		return nil, err
+	}
+	if e.A, err = StartIdP(IdPOptions{Users: o.UsersA, Dir: e.dir, ErrorLog: e.ServerErrors.Logger()}); err != nil {
+		return nil, err
+	}
+	if e.Trivial, err = StartUpstream(TrivialHandler, e.ServerErrors.Logger()); err != nil {
+		return nil, err
+	}
+	if e.Echo, err = StartUpstream(entraemu.NewDownstreamAPI(e.A.Emu), e.ServerErrors.Logger()); err != nil {
+		return nil, err
+	}
+	if e.Addr, err = FreeAddr(); err != nil {
+		return nil, err
+	}
+	regA := map[string]any{}
+	if o.TimeoutA > 0 {
+		regA["timeout"] = int64(o.TimeoutA)
+	}
+	injA := &Injector{Scopes: []string{GraphScope}, Registration: e.A.Registration(regA)}
+	captured := *injA
+	captured.Capture = CaptureInj
+	site := Site{Listen: e.Addr, LogFile: o.LogFile, StorageDir: e.dir, Routes: []Route{
+		{Path: PathPlain + "*", Upstream: e.Trivial.Addr},
+		{Path: PathInj + "*", Upstream: e.Trivial.Addr, Injector: &captured},
+		{Path: PathCheck + "*", Upstream: e.Echo.Addr, Injector: injA},
+	}}
+	if o.UsersB > 0 {
+		if e.B, err = StartIdP(IdPOptions{Users: o.UsersB, RefreshIn: o.RefreshInB, Dir: e.dir,
+			ErrorLog: e.ServerErrors.Logger()}); err != nil {
+			return nil, err
+		}
+		injB := &Injector{Scopes: []string{GraphScope}, Registration: e.B.Registration(nil)}
+		site.Routes = append(site.Routes, Route{Path: PathExpiry + "*", Upstream: e.Trivial.Addr, Injector: injB})
+	}
+	if err = site.Load(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Close stops Caddy and everything else StartEnv started.
+func (e *Env) Close() {
+	_ = StopCaddy()
+	for _, p := range []*IdP{e.A, e.B} {
+		if p != nil {
+			p.Close()
+		}
+	}
+	for _, u := range []*Upstream{e.Trivial, e.Echo} {
+		if u != nil {
+			u.Close()
+		}
+	}
+	if e.dir != "" {
+		_ = os.RemoveAll(e.dir)
+	}
+}
+
+// WarmResult is what warming found: every response must be 200 and carry the right user's downstream token.
+type WarmResult struct {
+	Requests, Failures, Mismatches int
+}
+
+// Warm sends one request per user through path with the user's caller token, so each (user, scope set) is cached.
+// Through /check/ the token-checking stub echoes the oid of the token it received, and a token injected for the
+// wrong user counts as a mismatch.
+func (e *Env) Warm(path string, tokens, oids []string) (WarmResult, error) {
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	defer client.CloseIdleConnections()
+	var failures, mismatches atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 16 {
+		wg.Go(func() {
+			for i := range next {
+				oid, status, err := get(client, "http://"+e.Addr+path+"me", tokens[i])
+				switch {
+				case err != nil:
+					once.Do(func() { firstErr = err })
+					failures.Add(1)
+				case status != http.StatusOK:
+					failures.Add(1)
+				case oids != nil && oid != oids[i]:
+					mismatches.Add(1)
+				}
+			}
+		})
+	}
+	for i := range tokens {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	r := WarmResult{Requests: len(tokens), Failures: int(failures.Load()), Mismatches: int(mismatches.Load())}
+	if firstErr != nil {
+		return r, firstErr
+	}
+	if r.Failures > 0 || r.Mismatches > 0 {
+		return r, fmt.Errorf("warming %s: %d failures, %d mismatches of %d", path, r.Failures, r.Mismatches, r.Requests)
+	}
+	return r, nil
+}
+
+// get sends one request and returns the oid of a JSON body (the stub's echo), if any.
+func get(c *http.Client, url, bearer string) (string, int, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return "", 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", resp.StatusCode, err
+	}
+	var echo struct {
+		OID string `json:"oid"`
+	}
+	if resp.StatusCode == http.StatusOK && json.Unmarshal(body, &echo) != nil && len(body) > 0 && body[0] == '{' {
+		return "", resp.StatusCode, errors.New("echo body is not JSON")
+	}
+	return echo.OID, resp.StatusCode, nil
+}
+
+// Users returns the numbered users from, from+1, ... from+n-1 and their object ids.
+func Users(from, n int) ([]entraemu.User, []string) {
+	users := make([]entraemu.User, n)
+	oids := make([]string, n)
+	for i := range n {
+		users[i] = BenchUser(from + i)
+		oids[i] = users[i].ObjectID
+	}
+	return users, oids
+}
+
+// Upstream is an HTTP server on a loopback port: the trivial API behind both measured routes (it answers "ok"
+// with a Content-Length, so the proxy's own cost dominates), or any other handler such as the emulator's
+// token-checking downstream stub.
+type Upstream struct {
+	Addr     string // host:port to dial
+	Requests atomic.Int64
+
+	srv *http.Server
+}
+
+var okBody = []byte("ok\n")
+
+// TrivialHandler answers 200 "ok".
+var TrivialHandler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	w.Header()["Content-Length"] = []string{"3"}
+	w.Header()["Content-Type"] = []string{"text/plain"}
+	_, _ = w.Write(okBody)
+})
+
+// StartUpstream serves h on a free loopback port; errLog receives the server's errors.
+func StartUpstream(h http.Handler, errLog *log.Logger) (*Upstream, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	u := &Upstream{Addr: ln.Addr().String()}
+	u.srv = &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			u.Requests.Add(1)
+			h.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          errLog,
+	}
+	WithRole(RoleUpstream, func() { go func() { _ = u.srv.Serve(ln) }() })
+	return u, nil
+}
+
+// Close stops the server.
+func (u *Upstream) Close() { _ = u.srv.Close() }
+
+// FreeAddr returns a loopback address with a port that was free a moment ago, for Caddy's listener.
+func FreeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}

@@ -1,0 +1,189 @@
+package harness
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// HotPath calls a provisioned token_injector's ServeHTTP directly on the cache-hit path: the caller's token is
+// validated (a token proven before costs a SHA-256 and an LRU lookup), the downstream token comes from the
+// cache, Authorization is replaced, and next is called. Users' tokens must be cached already (Warm).
+type HotPath struct {
+	h      caddyhttp.MiddlewareHandler
+	tokens []string // caller tokens, one per user
+	oids   []string // the users' object ids, to check whose token was injected
+}
+
+// NewHotPath wraps the captured handler name for the users whose caller tokens and object ids are given.
+func NewHotPath(name string, tokens, oids []string) (*HotPath, error) {
+	h, err := Captured(name)
+	if err != nil {
+		return nil, err
+	}
+	if len(tokens) == 0 || len(tokens) != len(oids) {
+		return nil, errors.New("hotpath: need one object id per token")
+	}
+	return &HotPath{h: h, tokens: tokens, oids: oids}, nil
+}
+
+// Client is one goroutine's view: its own request templates, cycling through the users.
+type Client struct {
+	p    *HotPath
+	reqs []*http.Request
+	auth [][]string // each user's "Bearer <caller token>", restored before every call
+	w    nopWriter
+	i    int
+	ctx  context.Context
+	next caddyhttp.Handler
+	seen string
+}
+
+// NewClient returns a client; it is not safe for concurrent use.
+func (p *HotPath) NewClient() *Client {
+	c := &Client{p: p, ctx: context.Background(), w: nopWriter{h: http.Header{}}}
+	for _, t := range p.tokens {
+		c.reqs = append(c.reqs, httptest.NewRequest(http.MethodGet, "http://bench.local/inj/me", nil))
+		c.auth = append(c.auth, []string{"Bearer " + t})
+	}
+	c.next = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	return c
+}
+
+// request builds what Caddy's server builds per request for the handler: a fresh Replacer in the context. Its
+// cost is the same with and without the handler, so Baseline measures it alone.
+func (c *Client) request() *http.Request {
+	u := c.i % len(c.reqs)
+	c.i++
+	base := c.reqs[u]
+	base.Header["Authorization"] = c.auth[u] // the handler replaced it last time
+	return base.WithContext(context.WithValue(c.ctx, caddy.ReplacerCtxKey, caddy.NewReplacer()))
+}
+
+// Serve sends the next user's request through the handler.
+func (c *Client) Serve() error { return c.p.h.ServeHTTP(&c.w, c.request(), c.next) }
+
+// Baseline builds the next request and calls next without the handler: subtract it from Serve.
+func (c *Client) Baseline() error { return c.next.ServeHTTP(&c.w, c.request()) }
+
+// Check sends user i's request and verifies that next got a downstream token issued for that user (not the
+// caller's token) and that nothing was written to the client.
+func (c *Client) Check(i int) error {
+	c.i = i
+	next := caddyhttp.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) error {
+		c.seen = r.Header.Get("Authorization")
+		return nil
+	})
+	c.seen, c.w.status = "", 0
+	r := c.request()
+	if err := c.p.h.ServeHTTP(&c.w, r, next); err != nil {
+		return err
+	}
+	caller := c.auth[i%len(c.auth)][0]
+	switch {
+	case c.w.status != 0:
+		return fmt.Errorf("user %d: the handler answered %d itself (token not cached?)", i, c.w.status)
+	case !strings.HasPrefix(c.seen, "Bearer ") || c.seen == caller:
+		return fmt.Errorf("user %d: upstream Authorization is not a downstream token", i)
+	}
+	oid, err := jwtClaim(strings.TrimPrefix(c.seen, "Bearer "), "oid")
+	if err != nil || oid != c.p.oids[i%len(c.p.oids)] {
+		return fmt.Errorf("user %d: downstream token is for oid %q, want %q (%v)", i, oid, c.p.oids[i%len(c.p.oids)], err)
+	}
+	return nil
+}
+
+// jwtClaim reads a string claim of a JWT without checking its signature (the emulator's downstream stub does that
+// in the end-to-end checks).
+func jwtClaim(tok, name string) (string, error) {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return "", errors.New("not a JWT")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", err
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return "", err
+	}
+	v, _ := claims[name].(string)
+	return v, nil
+}
+
+// nopWriter discards the response; only a refusal writes on the cache-hit path.
+type nopWriter struct {
+	h      http.Header
+	status int
+}
+
+func (w *nopWriter) Header() http.Header         { return w.h }
+func (w *nopWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *nopWriter) WriteHeader(s int)           { w.status = s }
+
+func init() { caddy.RegisterModule(capture{}) }
+
+// capture is a Caddy handler that provisions its inner handler in the real config's context (logger, metrics
+// registry, usage pools, module loading) and publishes it by name. The Go benchmarks then call the inner
+// ServeHTTP directly, so they measure the handler exactly as Caddy set it up, with no network in the way; a
+// bare caddy.NewContext would give it a development logger that prints to stderr instead.
+type capture struct {
+	Name     string          `json:"name"`
+	InnerRaw json.RawMessage `json:"inner" caddy:"namespace=http.handlers inline_key=handler"`
+
+	inner caddyhttp.MiddlewareHandler
+}
+
+var captured sync.Map // name -> caddyhttp.MiddlewareHandler
+
+func (capture) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.bench_capture", New: func() caddy.Module { return new(capture) }}
+}
+
+func (c *capture) Provision(ctx caddy.Context) error {
+	m, err := ctx.LoadModule(c, "InnerRaw")
+	if err != nil {
+		return err
+	}
+	h, ok := m.(caddyhttp.MiddlewareHandler)
+	if !ok {
+		return fmt.Errorf("bench_capture: %T is not a middleware handler", m)
+	}
+	c.inner = h
+	captured.Store(c.Name, h)
+	return nil
+}
+
+// Cleanup forgets the handler when its config is unloaded (Caddy cleans the inner module up itself).
+func (c *capture) Cleanup() error {
+	captured.CompareAndDelete(c.Name, c.inner)
+	return nil
+}
+
+func (c *capture) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	return c.inner.ServeHTTP(w, r, next)
+}
+
+// Captured returns the handler provisioned under name by the running config.
+func Captured(name string) (caddyhttp.MiddlewareHandler, error) {
+	h, ok := captured.Load(name)
+	if !ok {
+		return nil, fmt.Errorf("no captured handler %q: is the config with Injector.Capture loaded?", name)
+	}
+	return h.(caddyhttp.MiddlewareHandler), nil
+}
+
+var (
+	_ caddy.Provisioner  = (*capture)(nil)
+	_ caddy.CleanerUpper = (*capture)(nil)
+)

@@ -1,0 +1,127 @@
+// Command bench is token_injector's benchmark suite: one in-process Caddy with a plain and a token_injector route
+// to the same trivial upstream, the Entra emulator over HTTPS, and a Go load generator, all in this process. It
+// prints a Markdown table of every measurement next to its target (see BENCHMARKS.md).
+//
+//	go run ./bench            # the full suite, about three minutes on 2 cores
+//	go run ./bench -smoke     # a tiny configuration that checks the suite end to end (what CI runs via go test)
+//
+// It exits 1 when something that is not a timing is wrong (a response that is not 200, more than one
+// identity-provider call per user, a cache over its cap); timings are reported, never judged by the exit code.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config sizes the suite.
+type Config struct {
+	Smoke bool
+
+	Users int           // steady state: distinct users, all cached (20..1000)
+	Conns int           // steady state: connections of the loaded level (the other level is 1 connection)
+	Pairs int           // steady state: measured (plain, injector) pairs of rounds per level
+	Round time.Duration // steady state: one round
+
+	MemSizes   []int // cache fills without eviction
+	CapEntries int   // the cap filled past by half
+
+	HerdOne   int           // concurrent first requests of one user
+	HerdUsers int           // distinct users arriving at once
+	HerdDelay time.Duration // emulator latency during the herds
+
+	ExpiryUsers, ExpiryConns int
+	ExpiryFor                time.Duration // length of the run
+	RefreshIn                time.Duration // Entra's refresh_in on tenant B's tokens (whole seconds)
+	ExpiryDelay              time.Duration // tenant B's latency: a request waiting on a renewal would take this long
+
+	Profile  string // directory for CPU and allocation profiles of the loaded steady state
+	CaddyLog string // Caddy's log file; "" discards it
+	// Only, when not empty, runs just these scenarios (steady, hotpath, herd, expiry, memory), e.g. to measure
+	// a patch before and after.
+	Only map[string]bool
+}
+
+// runs reports whether scenario is selected.
+func (c Config) runs(scenario string) bool { return len(c.Only) == 0 || c.Only[scenario] }
+
+func fullConfig() Config {
+	return Config{Users: 1000, Conns: 32, Pairs: 7, Round: 1500 * time.Millisecond,
+		MemSizes: []int{10_000, 100_000, 1_000_000}, CapEntries: 100_000,
+		HerdOne: 1000, HerdUsers: 5000, HerdDelay: 50 * time.Millisecond,
+		ExpiryUsers: 100, ExpiryConns: 8, ExpiryFor: 20 * time.Second, RefreshIn: 5 * time.Second,
+		ExpiryDelay: 500 * time.Millisecond}
+}
+
+// smokeConfig exercises every scenario in a few seconds (under -race, too).
+func smokeConfig() Config {
+	return Config{Smoke: true, Users: 20, Conns: 4, Pairs: 1, Round: 200 * time.Millisecond,
+		MemSizes: []int{2000}, CapEntries: 1000,
+		HerdOne: 50, HerdUsers: 100, HerdDelay: 50 * time.Millisecond,
+		ExpiryUsers: 5, ExpiryConns: 2, ExpiryFor: 2500 * time.Millisecond, RefreshIn: time.Second,
+		ExpiryDelay: 500 * time.Millisecond}
+}
+
+func (c Config) String() string {
+	var mem []string
+	for _, n := range c.MemSizes {
+		mem = append(mem, count(n))
+	}
+	return fmt.Sprintf("steady %d users, 1 and %d connections, %d pairs of %s rounds; cache fills %s, cap %s; "+
+		"herds %d and %d users, IdP +%s; expiry %d users, refresh_in %s, %s",
+		c.Users, c.Conns, c.Pairs, c.Round, strings.Join(mem, "/"), count(c.CapEntries), c.HerdOne, c.HerdUsers,
+		c.HerdDelay, c.ExpiryUsers, c.RefreshIn, c.ExpiryFor)
+}
+
+func main() {
+	cfg := fullConfig()
+	smoke := flag.Bool("smoke", false, "run a tiny configuration (seconds) that checks the suite end to end")
+	users := flag.Int("users", 0, "steady-state users, 20 to 1000 (default 1000)")
+	conns := flag.Int("conns", 0, "connections of the loaded steady-state level (default 32)")
+	pairs := flag.Int("pairs", 0, "measured pairs of rounds per steady-state level (default 7)")
+	round := flag.Duration("round", 0, "length of a steady-state round (default 1.5s)")
+	flag.StringVar(&cfg.Profile, "profile", "", "write CPU and allocation profiles of the loaded steady state here")
+	flag.StringVar(&cfg.CaddyLog, "caddy-log", "", "write Caddy's log to this file")
+	only := flag.String("only", "", "comma-separated scenarios to run: steady, hotpath, herd, expiry, memory (default all)")
+	flag.Parse()
+	if *smoke {
+		p, l := cfg.Profile, cfg.CaddyLog
+		cfg = smokeConfig()
+		cfg.Profile, cfg.CaddyLog = p, l
+	}
+	for _, o := range []struct {
+		dst *int
+		v   int
+	}{{&cfg.Users, *users}, {&cfg.Conns, *conns}, {&cfg.Pairs, *pairs}} {
+		if o.v > 0 {
+			*o.dst = o.v
+		}
+	}
+	if *round > 0 {
+		cfg.Round = *round
+	}
+	if *only != "" {
+		cfg.Only = map[string]bool{}
+		for _, s := range strings.Split(*only, ",") {
+			cfg.Only[strings.TrimSpace(s)] = true
+		}
+	}
+	if cfg.Users < 1 || cfg.Users > 5000 {
+		fmt.Fprintln(os.Stderr, "bench: -users must be between 1 and 5000")
+		os.Exit(2)
+	}
+
+	rep, err := run(cfg, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	printTable(os.Stdout, rep.Machine, cfg, rep.Rows, rep.Took)
+	if v := rep.Violations(cfg); len(v) > 0 {
+		fmt.Fprintln(os.Stderr, "bench: FAILED (not timing):\n  "+strings.Join(v, "\n  "))
+		os.Exit(1)
+	}
+}

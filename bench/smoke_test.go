@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// TestSmoke runs every scenario in its smallest configuration, as CI does (go test -race ./bench/...), and checks
+// what does not depend on timing: every response was 200, each herd made exactly one identity-provider call per
+// user, the injected tokens were the callers' own, the cache cap held, tokens were renewed in the background, and
+// the table is complete. Timings are printed, never asserted: this machine is shared and noisy.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Caddy and two emulators")
+	}
+	var progress bytes.Buffer
+	cfg := smokeConfig()
+	rep, err := run(cfg, &progress)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	for _, v := range rep.Violations(cfg) {
+		t.Error(v)
+	}
+
+	// The checks Violations makes, spelled out for the targets.
+	if rep.HerdOne.IdPCalls != 1 || rep.HerdOne.OK != cfg.HerdOne {
+		t.Errorf("one-user herd: %d IdP calls, %d of %d OK", rep.HerdOne.IdPCalls, rep.HerdOne.OK, cfg.HerdOne)
+	}
+	if h := rep.HerdMany; h.IdPCalls != cfg.HerdUsers || h.MaxPerUser != 1 || h.OK != cfg.HerdUsers {
+		t.Errorf("many-user herd: %d IdP calls for %d users (max %d per user), %d OK", h.IdPCalls, cfg.HerdUsers,
+			h.MaxPerUser, h.OK)
+	}
+	// Goroutine counts are split by the role label goroutines inherit: every server must carry its own.
+	for _, role := range []string{"caddy", "idp", "upstream"} {
+		if rep.Roles[role] == 0 {
+			t.Errorf("no goroutine labelled %s: %v", role, rep.Roles)
+		}
+	}
+	if rep.HerdMany.PeakCaddy == 0 {
+		t.Error("no Caddy goroutines seen during the herd")
+	}
+	if rep.Cap.Held > rep.Cap.Cap || rep.Cap.Inserted <= rep.Cap.Cap {
+		t.Errorf("cap: %d held of %d inserted, cap %d", rep.Cap.Held, rep.Cap.Inserted, rep.Cap.Cap)
+	}
+	if len(rep.Steady) != 2 || rep.Steady[1].Conns != cfg.Conns {
+		t.Errorf("steady levels: %+v", rep.Steady)
+	}
+	for _, l := range rep.Steady {
+		if len(l.Plain) != cfg.Pairs || len(l.Inj) != cfg.Pairs || l.Requests == 0 {
+			t.Errorf("steady %d conns: %d/%d rounds, %d requests", l.Conns, len(l.Plain), len(l.Inj), l.Requests)
+		}
+	}
+	if rep.Hot.Serve.Allocs <= 0 || rep.Hot.Checked == 0 {
+		t.Errorf("hot path: %+v", rep.Hot)
+	}
+	if e := rep.Expiry; e.Refreshes < e.Users || e.Inj.Near.N+e.Inj.Else.N+e.Plain.Near.N+e.Plain.Else.N != e.Requests ||
+		e.Inj.Else.N == 0 || e.Plain.Else.N == 0 {
+		t.Errorf("expiry: %d refreshes for %d users; requests classified %+v %+v of %d", e.Refreshes, e.Users,
+			e.Inj, e.Plain, e.Requests)
+	}
+
+	var out bytes.Buffer
+	printTable(&out, rep.Machine, cfg, rep.Rows, rep.Took)
+	table := out.String()
+	for _, want := range []string{"- date: ", "cores (nproc)", "- go: go1.", "| # | measure", "≥ 0.95", "≤ 0.3 ms",
+		"≤ 1 ms", "≤ 1024 B", "1 per user", "not measured: sign-in"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	for _, item := range []string{"| 1 |", "| 2 |", "| 3 |", "| 4 |", "| 5 |", "| 6 |"} {
+		if !strings.Contains(table, item) {
+			t.Errorf("table has no row for item %s", item)
+		}
+	}
+	t.Logf("\n%s", table)
+}
