@@ -200,6 +200,9 @@ func newRegistrationState(r Registration, roots *x509.CertPool, logger *zap.Logg
 			TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 			ForceAttemptHTTP2:   true,
 			MaxIdleConnsPerHost: 64,
+			// A herd of new users must not open one TLS connection to Entra per user: calls share HTTP/2
+			// connections (or queue for one, within timeout) instead of dialling by the thousand.
+			MaxConnsPerHost:     64,
 			IdleConnTimeout:     90 * time.Second,
 			TLSHandshakeTimeout: 10 * time.Second,
 		},
