@@ -74,6 +74,9 @@ type Engine struct {
 	// refreshBackoff remembers keys whose background renewal failed recently, so a failing renewal is not
 	// retried on every request.
 	refreshBackoff *lru.Cache[tokencache.Key, struct{}]
+	// renewing holds the keys whose background renewal is running. Every request served meanwhile is past the
+	// refresh time too; without this each one would start a goroutine that joins the same flight.
+	renewing sync.Map // tokencache.Key -> struct{}
 
 	life    context.Context // ends at Close; bounds every identity-provider call
 	stop    context.CancelFunc
@@ -193,6 +196,9 @@ func (e *Engine) renewInBackground(req Request, now time.Time) {
 	if e.life.Err() != nil {
 		return
 	}
+	if _, running := e.renewing.LoadOrStore(req.Key, struct{}{}); running {
+		return
+	}
 	e.backgroundRefreshes.Add(1)
 	e.running.Add(1)
 	ch := e.flights.DoChan(flightKey(req), func() (any, error) { return e.fetch(req) })
@@ -202,6 +208,8 @@ func (e *Engine) renewInBackground(req Request, now time.Time) {
 			// The cached token stays in use until it expires; the user is asked to interact only then.
 			e.refreshBackoff.Add(req.Key, struct{}{}, e.cfg.Now().Add(e.cfg.RetryRefreshAfter))
 		}
+		// After the cache (or the backoff) was updated, so the next request does not start another renewal.
+		e.renewing.Delete(req.Key)
 	}()
 }
 
