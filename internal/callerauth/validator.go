@@ -5,16 +5,15 @@ package callerauth
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/lru"
 )
@@ -77,7 +76,10 @@ type Validator struct {
 	skew      time.Duration
 	now       func() time.Time
 	keys      *keyStore
-	cache     *lru.Cache[[sha256.Size]byte, *cachedIdentity]
+	// cache remembers proven tokens by a seeded hash of the raw token; an entry counts only if its token is equal,
+	// so a hash collision is a miss, never another caller's identity. Cheaper than SHA-256 on every request.
+	seed  maphash.Seed
+	cache *lru.Cache[uint64, *cachedIdentity]
 
 	verifications atomic.Int64 // RSA signature checks performed; lets tests prove the cache works
 }
@@ -85,6 +87,7 @@ type Validator struct {
 type cachedIdentity struct {
 	id  Identity
 	kid string // so tokens signed by a key that leaves the JWKS are forgotten
+	raw string // the proven token
 }
 
 // New checks cfg and returns a Validator. It does no network I/O: keys are fetched on first use or by Warm.
@@ -120,7 +123,8 @@ func New(cfg Config) (*Validator, error) {
 		audiences: auds,
 		skew:      skew,
 		now:       now,
-		cache:     lru.New[[sha256.Size]byte, *cachedIdentity](cmpOr(cfg.MaxCachedTokens, defaultMaxCachedTokens)),
+		seed:      maphash.MakeSeed(),
+		cache:     lru.New[uint64, *cachedIdentity](cmpOr(cfg.MaxCachedTokens, defaultMaxCachedTokens)),
 	}
 	v.keys = &keyStore{
 		authority: authority,
@@ -194,8 +198,8 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 		return nil, invalid("token is too large")
 	}
 	now := v.now()
-	sum := sha256.Sum256(stringBytes(raw))
-	if c, ok := v.cache.Get(sum, now); ok {
+	sum := maphash.String(v.seed, raw)
+	if c, ok := v.cache.Get(sum, now); ok && c.raw == raw {
 		// The cache entry outlives nothing it should not, but exp is the contract, so check it on every hit.
 		if !now.Before(c.id.ExpiresAt.Add(v.skew)) {
 			v.cache.Remove(sum)
@@ -236,14 +240,11 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 		until = limit
 	}
 	until = until.Add(v.skew)
-	v.cache.Add(sum, &cachedIdentity{id: *id, kid: tok.kid}, until)
+	v.cache.Add(sum, &cachedIdentity{id: *id, kid: tok.kid, raw: raw}, until)
 	return id, nil
 }
 
-// stringBytes views s as bytes without copying it: the hot path hashes every token, and Sum256 only reads.
-func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
-
 // forgetKeys drops proven tokens signed by keys that were withdrawn from the JWKS (rare: key rollover or revocation).
 func (v *Validator) forgetKeys(kids map[string]bool) {
-	v.cache.RemoveFunc(func(_ [sha256.Size]byte, c *cachedIdentity) bool { return kids[c.kid] })
+	v.cache.RemoveFunc(func(_ uint64, c *cachedIdentity) bool { return kids[c.kid] })
 }
