@@ -25,14 +25,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	h.cors.Decorate(w, r)
 	if h.signIn != nil {
 		h.signIn.StripCallbackReferer(r)
-	}
-	if h.signIn != nil && h.signIn.Owns(r) {
-		if strings.HasSuffix(r.URL.Path, "/callback") {
-			// Its URL carries the authorization code, which no log may hold.
-			caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
+		if h.signIn.Owns(r) {
+			if strings.HasSuffix(r.URL.Path, "/callback") {
+				// Its URL carries the authorization code, which no log may hold.
+				caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
+			}
+			h.signIn.ServeHTTP(w, r) // login, callback, logout, me, handoff
+			return nil
 		}
-		h.signIn.ServeHTTP(w, r) // login, callback, logout, me, handoff
-		return nil
 	}
 
 	var req acquire.Request
