@@ -55,11 +55,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	h.Scopes = append(h.Scopes, d.RemainingArgs()...)
 	for d.NextBlock(0) {
 		if d.Val() == "scopes" {
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
+			if err := listArg(d, &h.Scopes); err != nil {
+				return err
 			}
-			h.Scopes = append(h.Scopes, args...)
 			continue
 		}
 		if h.Registration == nil {
@@ -112,12 +110,7 @@ func (r *Registration) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 	case "client_secret":
 		return stringArg(&r.ClientSecret)
 	case "audience", "audiences":
-		args := d.RemainingArgs()
-		if len(args) == 0 {
-			return d.ArgErr()
-		}
-		r.Audiences = append(r.Audiences, args...)
-		return nil
+		return listArg(d, &r.Audiences)
 	case "tls_trust_pool":
 		if !d.NextArg() {
 			return d.ArgErr()
@@ -136,12 +129,7 @@ func (r *Registration) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		r.TrustPoolRaw = caddyconfig.JSONModuleObject(unm, "provider", stem, nil)
 		return nil
 	case "allowed_origins":
-		args := d.RemainingArgs()
-		if len(args) == 0 {
-			return d.ArgErr()
-		}
-		r.AllowedOrigins = append(r.AllowedOrigins, args...)
-		return nil
+		return listArg(d, &r.AllowedOrigins)
 	case "sign_in":
 		s, err := unmarshalSignIn(d)
 		if err != nil {
@@ -170,6 +158,16 @@ func (r *Registration) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		return durationArg(&r.ClockSkew)
 	}
 	return d.Errf("token_injector: unknown subdirective %q", name)
+}
+
+// listArg appends one or more arguments to dst.
+func listArg(d *caddyfile.Dispenser, dst *[]string) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.ArgErr()
+	}
+	*dst = append(*dst, args...)
+	return nil
 }
 
 // oneArg reads exactly one argument into dst.

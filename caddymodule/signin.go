@@ -134,9 +134,7 @@ func unmarshalSignIn(d *caddyfile.Dispenser) (*SignIn, error) {
 		var err error
 		switch d.Val() {
 		case "cookie_secret", "cookie_secrets":
-			if s.CookieSecrets = append(s.CookieSecrets, d.RemainingArgs()...); len(s.CookieSecrets) == 0 {
-				return nil, d.ArgErr()
-			}
+			err = listArg(d, &s.CookieSecrets)
 		case "path":
 			err = oneArg(d, &s.Path)
 		case "same_site":
