@@ -38,22 +38,40 @@ type Config struct {
 	RefreshIn                time.Duration // Entra's refresh_in on tenant B's tokens (whole seconds)
 	ExpiryDelay              time.Duration // tenant B's latency: a request waiting on a renewal would take this long
 
-	Profile  string // directory for CPU and allocation profiles of the loaded steady state
+	// SessionUsers are signed in for the session path (item 6); 0 means as many as Users.
+	SessionUsers int
+	// SignInPages is how many of those sign-ins fetch the emulator's picker page, which lists every user of the
+	// tenant; the others post its form directly.
+	SignInPages int
+
+	Profile  string // directory for CPU and allocation profiles of the loaded steady state (items 1 and 6)
 	CaddyLog string // Caddy's log file; "" discards it
-	// Only, when not empty, runs just these scenarios (steady, hotpath, herd, expiry, memory), e.g. to measure
-	// a patch before and after.
+	// Only, when not empty, runs just these scenarios (steady, hotpath, session, herd, expiry, memory), e.g. to
+	// measure a patch before and after.
 	Only map[string]bool
 }
 
 // runs reports whether scenario is selected.
 func (c Config) runs(scenario string) bool { return len(c.Only) == 0 || c.Only[scenario] }
 
+func (c Config) sessionUsers() int {
+	if c.SessionUsers > 0 {
+		return c.SessionUsers
+	}
+	return c.Users
+}
+
+// Tenant A's numbered users: the steady state's, the one-user herd's, the many-user herd's, then the sessions'.
+func (c Config) herdFrom() int    { return c.Users + 1 }
+func (c Config) sessionFrom() int { return c.herdFrom() + c.HerdUsers }
+func (c Config) usersA() int      { return c.sessionFrom() + c.sessionUsers() }
+
 func fullConfig() Config {
 	return Config{Users: 1000, Conns: 32, Pairs: 7, Round: 1500 * time.Millisecond,
 		MemSizes: []int{10_000, 100_000, 1_000_000}, CapEntries: 100_000,
 		HerdOne: 1000, HerdUsers: 5000, HerdDelay: 50 * time.Millisecond,
 		ExpiryUsers: 100, ExpiryConns: 8, ExpiryFor: 20 * time.Second, RefreshIn: 5 * time.Second,
-		ExpiryDelay: 500 * time.Millisecond}
+		ExpiryDelay: 500 * time.Millisecond, SignInPages: 10}
 }
 
 // smokeConfig exercises every scenario in a few seconds (under -race, too).
@@ -62,7 +80,7 @@ func smokeConfig() Config {
 		MemSizes: []int{2000}, CapEntries: 1000,
 		HerdOne: 50, HerdUsers: 100, HerdDelay: 50 * time.Millisecond,
 		ExpiryUsers: 5, ExpiryConns: 2, ExpiryFor: 2500 * time.Millisecond, RefreshIn: time.Second,
-		ExpiryDelay: 500 * time.Millisecond}
+		ExpiryDelay: 500 * time.Millisecond, SignInPages: 20}
 }
 
 func (c Config) String() string {
@@ -71,9 +89,9 @@ func (c Config) String() string {
 		mem = append(mem, count(n))
 	}
 	return fmt.Sprintf("steady %d users, 1 and %d connections, %d pairs of %s rounds; cache fills %s, cap %s; "+
-		"herds %d and %d users, IdP +%s; expiry %d users, refresh_in %s, %s",
+		"herds %d and %d users, IdP +%s; expiry %d users, refresh_in %s, %s; sessions %d users, as steady",
 		c.Users, c.Conns, c.Pairs, c.Round, strings.Join(mem, "/"), count(c.CapEntries), c.HerdOne, c.HerdUsers,
-		c.HerdDelay, c.ExpiryUsers, c.RefreshIn, c.ExpiryFor)
+		c.HerdDelay, c.ExpiryUsers, c.RefreshIn, c.ExpiryFor, c.sessionUsers())
 }
 
 func main() {
@@ -83,9 +101,10 @@ func main() {
 	conns := flag.Int("conns", 0, "connections of the loaded steady-state level (default 32)")
 	pairs := flag.Int("pairs", 0, "measured pairs of rounds per steady-state level (default 7)")
 	round := flag.Duration("round", 0, "length of a steady-state round (default 1.5s)")
-	flag.StringVar(&cfg.Profile, "profile", "", "write CPU and allocation profiles of the loaded steady state here")
+	sessionUsers := flag.Int("session-users", 0, "users signed in for the session path (default: as -users)")
+	flag.StringVar(&cfg.Profile, "profile", "", "write CPU and allocation profiles of the loaded steady state (and session-*.pprof of the session path's) here")
 	flag.StringVar(&cfg.CaddyLog, "caddy-log", "", "write Caddy's log to this file")
-	only := flag.String("only", "", "comma-separated scenarios to run: steady, hotpath, herd, expiry, memory (default all)")
+	only := flag.String("only", "", "comma-separated scenarios to run: steady, hotpath, session, herd, expiry, memory (default all)")
 	flag.Parse()
 	if *smoke {
 		p, l := cfg.Profile, cfg.CaddyLog
@@ -95,7 +114,7 @@ func main() {
 	for _, o := range []struct {
 		dst *int
 		v   int
-	}{{&cfg.Users, *users}, {&cfg.Conns, *conns}, {&cfg.Pairs, *pairs}} {
+	}{{&cfg.Users, *users}, {&cfg.Conns, *conns}, {&cfg.Pairs, *pairs}, {&cfg.SessionUsers, *sessionUsers}} {
 		if o.v > 0 {
 			*o.dst = o.v
 		}

@@ -24,6 +24,7 @@ type Report struct {
 	HerdOne  herdResult
 	HerdMany herdResult
 	Expiry   expiryResult
+	Session  sessionResult
 	Roles    map[string]int // goroutines by role label once everything had started
 	Rows     []Row
 	Took     time.Duration
@@ -37,10 +38,9 @@ func run(cfg Config, log io.Writer) (*Report, error) {
 		fmt.Fprintf(log, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 	}
 
-	// Tenant A: steady-state users, then the one-user herd's user, then the many-user herd's users.
-	herdFrom := cfg.Users + 1
+	// Tenant A: steady-state users, the one-user herd's user, the many-user herd's users, the session users.
 	step("starting the emulators, the upstreams and Caddy")
-	env, err := harness.StartEnv(harness.EnvOptions{UsersA: herdFrom + cfg.HerdUsers,
+	env, err := harness.StartEnv(harness.EnvOptions{UsersA: cfg.usersA(),
 		// The emulator signs every token on the same cores as everything else: a herd queues for seconds.
 		TimeoutA: time.Minute,
 		UsersB:   cfg.ExpiryUsers, RefreshInB: cfg.RefreshIn, LogFile: cfg.CaddyLog})
@@ -75,6 +75,11 @@ func run(cfg Config, log io.Writer) (*Report, error) {
 		}
 		rep.Rows = append(rep.Rows, rep.Hot.rows()...)
 	}
+	if cfg.runs("session") { // before the herds, which slow the emulator down
+		if err := runSession(env, cfg, rep, step); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.runs("herd") {
 		if err := runHerds(env, cfg, rep, step); err != nil {
 			return nil, err
@@ -100,7 +105,6 @@ func run(cfg Config, log io.Writer) (*Report, error) {
 		rep.Rows = append(rep.Rows, memoryRows(rep.Mem, rep.Cap)...)
 	}
 
-	rep.Rows = append(rep.Rows, sessionRows()...)
 	slices.SortStableFunc(rep.Rows, func(a, b Row) int { return strings.Compare(a.Item, b.Item) })
 	rep.Took = time.Since(start)
 	step("done")
@@ -115,11 +119,11 @@ func runSteady(env *harness.Env, cfg Config, tokens []string, rep *Report, step 
 		stopProfile := func() error { return nil }
 		if conns == cfg.Conns && cfg.Profile != "" {
 			var err error
-			if stopProfile, err = startProfiles(cfg.Profile); err != nil {
+			if stopProfile, err = startProfiles(cfg.Profile, ""); err != nil {
 				return err
 			}
 		}
-		lvl, err := steadyState(env, tokens, conns, cfg.Pairs, cfg.Round)
+		lvl, err := steadyState(env, bearerPlan(env.Addr, tokens), conns, cfg.Pairs, cfg.Round)
 		if perr := stopProfile(); err == nil {
 			err = perr
 		}
@@ -134,7 +138,7 @@ func runSteady(env *harness.Env, cfg Config, tokens []string, rep *Report, step 
 
 // runHerds mints the herd users' tokens, then runs the one-user herd and the many-user herd.
 func runHerds(env *harness.Env, cfg Config, rep *Report, step func(string, ...any)) error {
-	oneUser, herdFrom := cfg.Users, cfg.Users+1
+	oneUser, herdFrom := cfg.Users, cfg.herdFrom()
 	step("herds: minting %d more caller tokens", cfg.HerdUsers+1)
 	herdUsers, _ := harness.Users(herdFrom, cfg.HerdUsers)
 	herdTokens, err := env.A.Mint(herdUsers)
@@ -164,14 +168,15 @@ func runHerds(env *harness.Env, cfg Config, rep *Report, step func(string, ...an
 
 // startProfiles starts a CPU profile and returns the function that stops it and writes the allocation profiles
 // before and after (go tool pprof -sample_index=alloc_space -diff_base allocs-before.pprof allocs-after.pprof).
-func startProfiles(dir string) (func() error, error) {
+// Each file name starts with prefix: "" for item 1, "session-" for item 6.
+func startProfiles(dir, prefix string) (func() error, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := writeProfile(filepath.Join(dir, "allocs-before.pprof"), "allocs"); err != nil {
+	if err := writeProfile(filepath.Join(dir, prefix+"allocs-before.pprof"), "allocs"); err != nil {
 		return nil, err
 	}
-	f, err := os.Create(filepath.Join(dir, "cpu.pprof"))
+	f, err := os.Create(filepath.Join(dir, prefix+"cpu.pprof"))
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +189,7 @@ func startProfiles(dir string) (func() error, error) {
 		if err := f.Close(); err != nil {
 			return err
 		}
-		return writeProfile(filepath.Join(dir, "allocs-after.pprof"), "allocs")
+		return writeProfile(filepath.Join(dir, prefix+"allocs-after.pprof"), "allocs")
 	}, nil
 }
 
@@ -216,6 +221,9 @@ func (r *Report) Violations(cfg Config) []string {
 	}
 	if cfg.runs("hotpath") {
 		check(r.Hot.Checked > 0, "hot path: no injected token checked")
+	}
+	if cfg.runs("session") {
+		v = append(v, r.Session.violations()...)
 	}
 	for _, m := range r.Mem {
 		check(m.Held == m.Inserted, "memory: %d of %d entries held under cap %d", m.Held, m.Inserted, m.Cap)

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/tokeninjector/caddy-token-injector/bench/harness"
 )
 
 // TestSmoke runs every scenario in its smallest configuration, as CI does (go test -race ./bench/...), and checks
 // what does not depend on timing: every response was 200, each herd made exactly one identity-provider call per
-// user, the injected tokens were the callers' own, the cache cap held, tokens were renewed in the background, and
-// the table is complete. Timings are printed, never asserted: this machine is shared and noisy.
+// user, the injected tokens were the callers' own (bearer and session), the cache cap held, tokens were renewed in
+// the background, and the table is complete. Timings are printed, never asserted: this machine is shared and noisy.
 func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Caddy and two emulators")
@@ -55,6 +57,32 @@ func TestSmoke(t *testing.T) {
 	if rep.Hot.Serve.Allocs <= 0 || rep.Hot.Checked == 0 {
 		t.Errorf("hot path: %+v", rep.Hot)
 	}
+	// Item 6: every user signed in as themselves, each cookie alone got its owner's token through the checking
+	// stub before and after the load, and the session rounds ran like item 1's.
+	s := rep.Session
+	if s.Users != cfg.Users || s.SignIn.Failures+s.SignIn.Mismatches != 0 || s.SignIn.PagesRead != min(cfg.SignInPages, cfg.Users) {
+		t.Errorf("sign-in: %d users, %+v", s.Users, s.SignIn)
+	}
+	for _, w := range []struct {
+		name string
+		r    harness.WarmResult
+	}{{"before", s.Before}, {"after", s.After}} {
+		if w.r.Requests != cfg.Users || w.r.Failures != 0 || w.r.Mismatches != 0 {
+			t.Errorf("session check %s the load: %+v", w.name, w.r)
+		}
+	}
+	if len(s.Levels) != 2 || s.Levels[1].Conns != cfg.Conns {
+		t.Errorf("session levels: %+v", s.Levels)
+	}
+	for _, l := range s.Levels {
+		if len(l.Plain) != cfg.Pairs || len(l.Inj) != cfg.Pairs || l.Requests == 0 || l.NotOK != 0 {
+			t.Errorf("session %d conns: %d/%d rounds, %d requests, %d not 200", l.Conns, len(l.Plain), len(l.Inj),
+				l.Requests, l.NotOK)
+		}
+	}
+	if !s.HotChecked || s.Hot.Checked == 0 || s.Hot.Serve.Allocs <= 0 {
+		t.Errorf("session hot path: %+v", s.Hot)
+	}
 	if e := rep.Expiry; e.Refreshes < e.Users || e.Inj.Near.N+e.Inj.Else.N+e.Plain.Near.N+e.Plain.Else.N != e.Requests ||
 		e.Inj.Else.N == 0 || e.Plain.Else.N == 0 {
 		t.Errorf("expiry: %d refreshes for %d users; requests classified %+v %+v of %d", e.Refreshes, e.Users,
@@ -65,7 +93,7 @@ func TestSmoke(t *testing.T) {
 	printTable(&out, rep.Machine, cfg, rep.Rows, rep.Took)
 	table := out.String()
 	for _, want := range []string{"- date: ", "cores (nproc)", "- go: go1.", "| # | measure", "≥ 0.95", "≤ 0.3 ms",
-		"≤ 1 ms", "≤ 1024 B", "1 per user", "not measured: sign-in"} {
+		"≤ 1 ms", "≤ 1024 B", "1 per user", "rps ratio session/plain", "ServeHTTP session"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q", want)
 		}

@@ -17,9 +17,43 @@ type roundStats struct {
 	CPU      time.Duration // process CPU time per request: load generator, Caddy and upstream together
 }
 
+// steadyPlan is what a steady-state comparison sends: each user's request on the control route (/plain/) and on
+// the measured route, with the same credential header on both.
+type steadyPlan struct {
+	Item  string // the table's item: "1" (bearer tokens) or "6" (cookie sessions)
+	Name  string // the rows' prefix: "steady" or "session"
+	Route string // the measured route's name in the rows: "injector" or "session"
+	Plain [][]byte
+	Meas  [][]byte
+}
+
+// bearerPlan is item 1: each user's caller token in Authorization, on /plain/ and /inj/.
+func bearerPlan(host string, tokens []string) steadyPlan {
+	p := steadyPlan{Item: "1", Name: "steady", Route: "injector"}
+	for _, t := range tokens {
+		p.Plain = append(p.Plain, loadgen.GET(host, harness.PathPlain+"me", t)) // the same header on both routes
+		p.Meas = append(p.Meas, loadgen.GET(host, harness.PathInj+"me", t))
+	}
+	return p
+}
+
+// sessionPlan is item 6: each signed-in user's session cookie ("name=value") and no Authorization, on /plain/
+// and /sess/.
+func sessionPlan(host string, cookies []string) steadyPlan {
+	p := steadyPlan{Item: "6", Name: "session", Route: "session"}
+	for _, c := range cookies {
+		p.Plain = append(p.Plain, loadgen.GETCookie(host, harness.PathPlain+"me", c))
+		p.Meas = append(p.Meas, loadgen.GETCookie(host, harness.PathSess+"me", c))
+	}
+	return p
+}
+
 // steadyLevel is the steady-state comparison at one number of connections. Every figure is a median over the
 // measured rounds (or over the pairs of rounds, for ratios and differences), so one noisy round moves nothing.
+// "Inj" is the measured route: the injector with bearer tokens (item 1) or with cookie sessions (item 6).
 type steadyLevel struct {
+	Item, Name  string
+	Route       string
 	Conns       int
 	Plain, Inj  []roundStats
 	Ratio       float64 // median over pairs of injector rps / plain rps
@@ -39,18 +73,14 @@ type steadyLevel struct {
 	UpstreamReq int64 // requests that reached the upstream during the measured rounds
 }
 
-// steadyState runs closed-loop keep-alive load with conns connections on /plain/ and /inj/ in alternating rounds
-// (ABBA: plain,inj then inj,plain, so a drift in machine speed hits both routes alike), after one unmeasured
-// warm-up pair. Each request is a user's GET with the user's caller token, whose downstream token is cached.
-func steadyState(env *harness.Env, tokens []string, conns, pairs int, round time.Duration) (steadyLevel, error) {
+// steadyState runs closed-loop keep-alive load with conns connections on /plain/ and the measured route in
+// alternating rounds (ABBA: plain,measured then measured,plain, so a drift in machine speed hits both routes
+// alike), after one unmeasured warm-up pair. Each request is a user's GET with the user's credential (caller
+// token or session cookie), whose downstream token is cached.
+func steadyState(env *harness.Env, plan steadyPlan, conns, pairs int, round time.Duration) (steadyLevel, error) {
 	host := env.Addr
-	plain := make([][]byte, len(tokens))
-	inj := make([][]byte, len(tokens))
-	for u, t := range tokens {
-		plain[u] = loadgen.GET(host, harness.PathPlain+"me", t) // the same header on both routes
-		inj[u] = loadgen.GET(host, harness.PathInj+"me", t)
-	}
-	users := len(tokens)
+	plain, inj := plan.Plain, plan.Meas
+	users := len(plain)
 	runOne := func(reqs [][]byte, d time.Duration) (roundStats, error) {
 		var res loadgen.Result
 		var err error
@@ -69,7 +99,7 @@ func steadyState(env *harness.Env, tokens []string, conns, pairs int, round time
 			N: len(res.Samples), NotOK: res.NotOK(), CPU: (cpu1 - cpu0) / time.Duration(max(len(res.Samples), 1))}, nil
 	}
 
-	lvl := steadyLevel{Conns: conns}
+	lvl := steadyLevel{Item: plan.Item, Name: plan.Name, Route: plan.Route, Conns: conns}
 	if _, err := runOne(plain, round/2); err != nil { // warm-up: connections, pools, CPU caches
 		return lvl, err
 	}
@@ -139,23 +169,24 @@ func (l *steadyLevel) medianRPS(rs []roundStats) float64 {
 	return median(v)
 }
 
-// rows renders the level against the targets.
+// rows renders the level against the targets (item 6's are item 1's).
 func (l *steadyLevel) rows() []Row {
-	name := fmt.Sprintf("steady, %d conn", l.Conns)
+	name := fmt.Sprintf("%s, %d conn", l.Name, l.Conns)
 	if l.Conns > 1 {
 		name += "s"
 	}
+	it, r := l.Item, l.Route
 	return []Row{
-		{"1", name + ": rps plain / injector", fmt.Sprintf("%.0f / %.0f", l.medianRPS(l.Plain), l.medianRPS(l.Inj)), "", ""},
-		{"1", name + ": rps ratio injector/plain (median of pairs; range)",
+		{it, name + ": rps plain / " + r, fmt.Sprintf("%.0f / %.0f", l.medianRPS(l.Plain), l.medianRPS(l.Inj)), "", ""},
+		{it, name + ": rps ratio " + r + "/plain (median of pairs; range)",
 			fmt.Sprintf("%.3f (%.3f–%.3f)", l.Ratio, l.RatioMin, l.RatioMax), "≥ 0.95", verdict(l.Ratio >= 0.95)},
-		{"1", name + ": p50 plain / injector", fmt.Sprintf("%s / %s ms", ms(l.P50Plain), ms(l.P50Inj)), "", ""},
-		{"1", name + ": added latency p50", ms(l.AddedP50) + " ms", "≤ 0.3 ms", verdict(l.AddedP50 <= 300*time.Microsecond)},
-		{"1", name + ": p99 plain / injector", fmt.Sprintf("%s / %s ms", ms(l.P99Plain), ms(l.P99Inj)), "", ""},
-		{"1", name + ": added latency p99", ms(l.AddedP99) + " ms", "≤ 1 ms", verdict(l.AddedP99 <= time.Millisecond)},
-		{"1", name + ": process CPU per request plain / injector (client, proxy, upstream)",
-			fmt.Sprintf("%s / %s µs (injector +%s µs)", us(l.CPUPlain), us(l.CPUInj), us(l.AddedCPU)), "", ""},
-		{"1", name + ": responses not 200", fmt.Sprintf("%d of %d", l.NotOK, l.Requests), "0", verdict(l.NotOK == 0)},
+		{it, name + ": p50 plain / " + r, fmt.Sprintf("%s / %s ms", ms(l.P50Plain), ms(l.P50Inj)), "", ""},
+		{it, name + ": added latency p50", ms(l.AddedP50) + " ms", "≤ 0.3 ms", verdict(l.AddedP50 <= 300*time.Microsecond)},
+		{it, name + ": p99 plain / " + r, fmt.Sprintf("%s / %s ms", ms(l.P99Plain), ms(l.P99Inj)), "", ""},
+		{it, name + ": added latency p99", ms(l.AddedP99) + " ms", "≤ 1 ms", verdict(l.AddedP99 <= time.Millisecond)},
+		{it, name + ": process CPU per request plain / " + r + " (client, proxy, upstream)",
+			fmt.Sprintf("%s / %s µs (%s %+.1f µs)", us(l.CPUPlain), us(l.CPUInj), r, float64(l.AddedCPU)/float64(time.Microsecond)), "", ""},
+		{it, name + ": responses not 200", fmt.Sprintf("%d of %d", l.NotOK, l.Requests), "0", verdict(l.NotOK == 0)},
 	}
 }
 
@@ -169,24 +200,4 @@ func median[T int64 | float64 | time.Duration](v []T) T {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// ===== EXTENSION POINT: item 6, the cookie-session path =====
-//
-// Proxy-managed sign-in (the registration's sign_in block: a sealed session cookie, tokens from the account's
-// refresh token; caddymodule/signin.go) is being wired in while this suite is written. Until it has settled the
-// suite reports "not measured" rather than a number for a path it cannot yet exercise faithfully. To fill it in:
-//
-//  1. harness: give tenant A's registration a sign_in block (cookie_secret) and add a route /sess/* with
-//     token_injector in front of TrivialHandler; match /.auth/* too, as the sign_in golden file does.
-//  2. Sign each user in once: GET /.auth/login, follow the emulator's authorize endpoint (its picker takes a
-//     user key), return to /.auth/callback, and keep the session cookie from the final response.
-//  3. Run steadyState's rounds on /sess/ with "Cookie: <name>=<value>" instead of Authorization (loadgen.GET
-//     takes a bearer; add a cookie variant), alternating with /plain/ as item 1 does.
-//  4. Add a harness.HotPath variant whose requests carry the cookie, for allocs/op on the session path.
-//
-// Report it as item 6 against item 1's targets.
-func sessionRows() []Row {
-	return []Row{{"6", "session path (cookie sessions)",
-		"not measured: sign-in is being wired in; extension point in bench/steady.go", "as item 1", ""}}
 }

@@ -15,9 +15,16 @@ import (
 //
 // "baseline" is the per-request setup the benchmark does that Caddy's server also does (a Replacer in the
 // context); subtract it from the others to get the handler's own cost.
+//
+// "session/users=1000" is the cookie-session path (a route with sign_in on the same registration): 1,000 other
+// users sign in through the emulator first (a few seconds; only when that sub-benchmark is selected), then each
+// request carries only the session cookie, which the handler opens, looks up and strips.
+//
+//	go test -run '^$' -bench 'ServeHTTP/session' -benchmem ./caddymodule
 func BenchmarkServeHTTP(b *testing.B) {
 	const maxUsers = 1000
-	env, err := harness.StartEnv(harness.EnvOptions{UsersA: maxUsers})
+	// Users 0..999 call with bearer tokens; users 1000..1999 sign in for the session path.
+	env, err := harness.StartEnv(harness.EnvOptions{UsersA: 2 * maxUsers})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -71,5 +78,27 @@ func BenchmarkServeHTTP(b *testing.B) {
 				}
 			}
 		})
+	})
+	b.Run(fmt.Sprintf("session/users=%d", maxUsers), func(b *testing.B) {
+		users, oids := harness.Users(maxUsers, maxUsers)
+		// The picker page lists all 2,000 users; one sign-in reads it, the others post its form directly.
+		cookies, _, err := env.SignIn(harness.PathSessCheck, users, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		hot, err := env.NewSessionHotPath(harness.CaptureSess, cookies, oids)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := hot.NewClient()
+		if err := c.Check(0); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := c.Serve(); err != nil {
+				b.Fatal(err)
+			}
+		}
 	})
 }

@@ -1,11 +1,14 @@
 package harness
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/session"
 )
 
 // Paths of the benchmark site.
@@ -24,6 +28,12 @@ const (
 	PathExpiry = "/exp/"   // token_injector with tenant B (refresh_in) + reverse_proxy
 	CaptureInj = "inj"     // name of the captured /inj/ handler
 	GraphScope = "https://graph.microsoft.com/User.Read"
+
+	// Cookie sessions: the same registration as /inj/ (so the same token cache) plus a sign_in block.
+	PathSess      = "/sess/"   // token_injector with sign_in + reverse_proxy to the trivial upstream
+	PathSessCheck = "/scheck/" // the same, in front of the token-checking stub: sign-in lands here
+	PathAuth      = "/.auth/"  // the sign-in endpoints (login, callback), served by a token_injector with sign_in
+	CaptureSess   = "sess"     // name of the captured /sess/ handler
 )
 
 // EnvOptions configures StartEnv.
@@ -41,8 +51,8 @@ type EnvOptions struct {
 type Env struct {
 	Addr    string // Caddy's listener, host:port
 	A, B    *IdP
-	Trivial *Upstream // behind /plain/, /inj/ and /exp/
-	Echo    *Upstream // the emulator's downstream stub, behind /check/
+	Trivial *Upstream // behind /plain/, /inj/, /sess/ and /exp/
+	Echo    *Upstream // the emulator's downstream stub, behind /check/ and /scheck/
 	// ServerErrors counts what the emulators' and upstreams' servers log (refused connections, failed TLS
 	// handshakes), which a herd can cause by the thousand.
 	ServerErrors *ErrorTally
@@ -61,16 +71,18 @@ func StartEnv(o EnvOptions) (env *Env, err error) {
 	if e.dir, err = os.MkdirTemp("", "token-injector-bench-"); err != nil {
 		return nil, err
 	}
-	if e.A, err = StartIdP(IdPOptions{Users: o.UsersA, Dir: e.dir, ErrorLog: e.ServerErrors.Logger()}); err != nil {
+	// Caddy's address first: tenant A must list the sign-in callback on it as a reply URL.
+	if e.Addr, err = FreeAddr(); err != nil {
+		return nil, err
+	}
+	if e.A, err = StartIdP(IdPOptions{Users: o.UsersA, Dir: e.dir, ErrorLog: e.ServerErrors.Logger(),
+		RedirectURIs: []string{e.Origin() + PathAuth + "callback"}}); err != nil {
 		return nil, err
 	}
 	if e.Trivial, err = StartUpstream(TrivialHandler, e.ServerErrors.Logger()); err != nil {
 		return nil, err
 	}
 	if e.Echo, err = StartUpstream(entraemu.NewDownstreamAPI(e.A.Emu), e.ServerErrors.Logger()); err != nil {
-		return nil, err
-	}
-	if e.Addr, err = FreeAddr(); err != nil {
 		return nil, err
 	}
 	regA := map[string]any{}
@@ -80,10 +92,24 @@ func StartEnv(o EnvOptions) (env *Env, err error) {
 	injA := &Injector{Scopes: []string{GraphScope}, Registration: e.A.Registration(regA)}
 	captured := *injA
 	captured.Capture = CaptureInj
+	// The session routes' registration is injA's plus sign_in, which is not part of the registration's identity:
+	// they share its token cache (and its session store, whichever of them signed the user in).
+	secret, err := cookieSecret()
+	if err != nil {
+		return nil, err
+	}
+	regSess := maps.Clone(regA)
+	regSess["sign_in"] = map[string]any{"cookie_secrets": []string{secret}}
+	injSess := &Injector{Scopes: []string{GraphScope}, Registration: e.A.Registration(regSess)}
+	capturedSess := *injSess
+	capturedSess.Capture = CaptureSess
 	site := Site{Listen: e.Addr, LogFile: o.LogFile, StorageDir: e.dir, Routes: []Route{
 		{Path: PathPlain + "*", Upstream: e.Trivial.Addr},
 		{Path: PathInj + "*", Upstream: e.Trivial.Addr, Injector: &captured},
 		{Path: PathCheck + "*", Upstream: e.Echo.Addr, Injector: injA},
+		{Path: PathSess + "*", Upstream: e.Trivial.Addr, Injector: &capturedSess},
+		{Path: PathSessCheck + "*", Upstream: e.Echo.Addr, Injector: injSess},
+		{Path: PathAuth + "*", Upstream: e.Trivial.Addr, Injector: injSess}, // the handler answers; never proxied
 	}}
 	if o.UsersB > 0 {
 		if e.B, err = StartIdP(IdPOptions{Users: o.UsersB, RefreshIn: o.RefreshInB, Dir: e.dir,
@@ -97,6 +123,22 @@ func StartEnv(o EnvOptions) (env *Env, err error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// Origin is the benchmark site's origin, http://127.0.0.1:<port>. On plain http to 127.0.0.1 the session cookie
+// is not Secure and is named SessionCookie.
+func (e *Env) Origin() string { return "http://" + e.Addr }
+
+// SessionCookie is the session cookie's name on this site (plain http to 127.0.0.1, where __Host- is refused).
+const SessionCookie = session.DefaultInsecureCookieName
+
+// cookieSecret is a new random sign_in cookie_secret: base64 of 32 bytes.
+func cookieSecret() (string, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(key), nil
 }
 
 // Close stops Caddy and everything else StartEnv started.
@@ -126,6 +168,16 @@ type WarmResult struct {
 // Through /check/ the token-checking stub echoes the oid of the token it received, and a token injected for the
 // wrong user counts as a mismatch.
 func (e *Env) Warm(path string, tokens, oids []string) (WarmResult, error) {
+	return e.warm(path, "Authorization", "Bearer ", tokens, oids)
+}
+
+// WarmSessions is Warm for signed-in users: each request carries only "Cookie: <cookies[i]>" (no Authorization),
+// so through /scheck/ it proves that the session cookie alone gets the user their own token.
+func (e *Env) WarmSessions(path string, cookies, oids []string) (WarmResult, error) {
+	return e.warm(path, "Cookie", "", cookies, oids)
+}
+
+func (e *Env) warm(path, header, prefix string, creds, oids []string) (WarmResult, error) {
 	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	defer client.CloseIdleConnections()
 	var failures, mismatches atomic.Int64
@@ -136,7 +188,7 @@ func (e *Env) Warm(path string, tokens, oids []string) (WarmResult, error) {
 	for range 16 {
 		wg.Go(func() {
 			for i := range next {
-				oid, status, err := get(client, "http://"+e.Addr+path+"me", tokens[i])
+				oid, status, err := get(client, "http://"+e.Addr+path+"me", header, prefix+creds[i])
 				switch {
 				case err != nil:
 					once.Do(func() { firstErr = err })
@@ -149,12 +201,12 @@ func (e *Env) Warm(path string, tokens, oids []string) (WarmResult, error) {
 			}
 		})
 	}
-	for i := range tokens {
+	for i := range creds {
 		next <- i
 	}
 	close(next)
 	wg.Wait()
-	r := WarmResult{Requests: len(tokens), Failures: int(failures.Load()), Mismatches: int(mismatches.Load())}
+	r := WarmResult{Requests: len(creds), Failures: int(failures.Load()), Mismatches: int(mismatches.Load())}
 	if firstErr != nil {
 		return r, firstErr
 	}
@@ -164,13 +216,13 @@ func (e *Env) Warm(path string, tokens, oids []string) (WarmResult, error) {
 	return r, nil
 }
 
-// get sends one request and returns the oid of a JSON body (the stub's echo), if any.
-func get(c *http.Client, url, bearer string) (string, int, error) {
+// get sends one request with header: value and returns the oid of a JSON body (the stub's echo), if any.
+func get(c *http.Client, url, header, value string) (string, int, error) {
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		return "", 0, err
 	}
-	req.Header.Set("Authorization", "Bearer "+bearer)
+	req.Header.Set(header, value)
 	resp, err := c.Do(req)
 	if err != nil {
 		return "", 0, err
@@ -180,13 +232,18 @@ func get(c *http.Client, url, bearer string) (string, int, error) {
 	if err != nil {
 		return "", resp.StatusCode, err
 	}
+	return echoOID(resp.StatusCode, body)
+}
+
+// echoOID returns the oid of the token-checking stub's JSON echo, "" for any other body.
+func echoOID(status int, body []byte) (string, int, error) {
 	var echo struct {
 		OID string `json:"oid"`
 	}
-	if resp.StatusCode == http.StatusOK && json.Unmarshal(body, &echo) != nil && len(body) > 0 && body[0] == '{' {
-		return "", resp.StatusCode, errors.New("echo body is not JSON")
+	if status == http.StatusOK && json.Unmarshal(body, &echo) != nil && len(body) > 0 && body[0] == '{' {
+		return "", status, errors.New("echo body is not JSON")
 	}
-	return echo.OID, resp.StatusCode, nil
+	return echo.OID, status, nil
 }
 
 // Users returns the numbered users from, from+1, ... from+n-1 and their object ids.

@@ -16,44 +16,65 @@ import (
 )
 
 // HotPath calls a provisioned token_injector's ServeHTTP directly on the cache-hit path: the caller's token is
-// validated (a token proven before costs a SHA-256 and an LRU lookup), the downstream token comes from the
-// cache, Authorization is replaced, and next is called. Users' tokens must be cached already (Warm).
+// validated (a token proven before costs a hash and an LRU lookup), the downstream token comes from the cache,
+// Authorization is replaced, and next is called. Users' tokens must be cached already (Warm). A session hot path
+// (NewSessionHotPath) sends the session cookie instead of a bearer token: the cookie is opened (AES-GCM), the
+// session looked up in the store, the token taken from the same cache, and the cookie stripped.
 type HotPath struct {
 	h      caddyhttp.MiddlewareHandler
-	tokens []string // caller tokens, one per user
+	url    string   // the request URL: its host decides the session cookie's name
+	header string   // the credential's header: Authorization or Cookie
+	creds  []string // its value, one per user
 	oids   []string // the users' object ids, to check whose token was injected
 }
 
 // NewHotPath wraps the captured handler name for the users whose caller tokens and object ids are given.
 func NewHotPath(name string, tokens, oids []string) (*HotPath, error) {
+	creds := make([]string, len(tokens))
+	for i, t := range tokens {
+		creds[i] = "Bearer " + t
+	}
+	return newHotPath(name, "http://bench.local"+PathInj+"me", "Authorization", creds, oids)
+}
+
+// NewSessionHotPath wraps the captured sign_in handler name for signed-in users: each request carries only
+// "Cookie: <cookies[i]>" (as SignIn returns them), sent to this Env's origin so the cookie has the name the
+// handler expects there.
+func (e *Env) NewSessionHotPath(name string, cookies, oids []string) (*HotPath, error) {
+	return newHotPath(name, e.Origin()+PathSess+"me", "Cookie", cookies, oids)
+}
+
+func newHotPath(name, url, header string, creds, oids []string) (*HotPath, error) {
 	h, err := Captured(name)
 	if err != nil {
 		return nil, err
 	}
-	if len(tokens) == 0 || len(tokens) != len(oids) {
-		return nil, errors.New("hotpath: need one object id per token")
+	if len(creds) == 0 || len(creds) != len(oids) {
+		return nil, errors.New("hotpath: need one object id per credential")
 	}
-	return &HotPath{h: h, tokens: tokens, oids: oids}, nil
+	return &HotPath{h: h, url: url, header: header, creds: creds, oids: oids}, nil
 }
 
 // Client is one goroutine's view: its own request templates, cycling through the users.
 type Client struct {
-	p    *HotPath
-	reqs []*http.Request
-	auth [][]string // each user's "Bearer <caller token>", restored before every call
-	w    nopWriter
-	i    int
-	ctx  context.Context
-	next caddyhttp.Handler
-	seen string
+	p     *HotPath
+	reqs  []*http.Request
+	creds [][]string // each user's credential header, restored before every call
+	w     nopWriter
+	i     int
+	ctx   context.Context
+	next  caddyhttp.Handler
+	seen  string
+	// seenCookie is the Cookie header next received.
+	seenCookie []string
 }
 
 // NewClient returns a client; it is not safe for concurrent use.
 func (p *HotPath) NewClient() *Client {
 	c := &Client{p: p, ctx: context.Background(), w: nopWriter{h: http.Header{}}}
-	for _, t := range p.tokens {
-		c.reqs = append(c.reqs, httptest.NewRequest(http.MethodGet, "http://bench.local/inj/me", nil))
-		c.auth = append(c.auth, []string{"Bearer " + t})
+	for _, v := range p.creds {
+		c.reqs = append(c.reqs, httptest.NewRequest(http.MethodGet, p.url, nil))
+		c.creds = append(c.creds, []string{v})
 	}
 	c.next = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 	return c
@@ -65,7 +86,13 @@ func (c *Client) request() *http.Request {
 	u := c.i % len(c.reqs)
 	c.i++
 	base := c.reqs[u]
-	base.Header["Authorization"] = c.auth[u] // the handler replaced it last time
+	h := base.Header
+	if c.p.header == "Authorization" {
+		h["Authorization"] = c.creds[u] // the handler replaced it last time
+	} else {
+		h["Cookie"] = c.creds[u]   // the handler stripped it
+		delete(h, "Authorization") // and added this
+	}
 	return base.WithContext(context.WithValue(c.ctx, caddy.ReplacerCtxKey, caddy.NewReplacer()))
 }
 
@@ -76,24 +103,27 @@ func (c *Client) Serve() error { return c.p.h.ServeHTTP(&c.w, c.request(), c.nex
 func (c *Client) Baseline() error { return c.next.ServeHTTP(&c.w, c.request()) }
 
 // Check sends user i's request and verifies that next got a downstream token issued for that user (not the
-// caller's token) and that nothing was written to the client.
+// caller's credential), that a session cookie did not reach next, and that nothing was written to the client.
 func (c *Client) Check(i int) error {
 	c.i = i
 	next := caddyhttp.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) error {
 		c.seen = r.Header.Get("Authorization")
+		c.seenCookie = r.Header.Values("Cookie")
 		return nil
 	})
-	c.seen, c.w.status = "", 0
+	c.seen, c.seenCookie, c.w.status = "", nil, 0
 	r := c.request()
 	if err := c.p.h.ServeHTTP(&c.w, r, next); err != nil {
 		return err
 	}
-	caller := c.auth[i%len(c.auth)][0]
+	caller := c.creds[i%len(c.creds)][0]
 	switch {
 	case c.w.status != 0:
-		return fmt.Errorf("user %d: the handler answered %d itself (token not cached?)", i, c.w.status)
+		return fmt.Errorf("user %d: the handler answered %d itself (token not cached? session unknown?)", i, c.w.status)
 	case !strings.HasPrefix(c.seen, "Bearer ") || c.seen == caller:
 		return fmt.Errorf("user %d: upstream Authorization is not a downstream token", i)
+	case c.p.header == "Cookie" && len(c.seenCookie) > 0:
+		return fmt.Errorf("user %d: the session cookie reached the upstream", i)
 	}
 	oid, err := jwtClaim(strings.TrimPrefix(c.seen, "Bearer "), "oid")
 	if err != nil || oid != c.p.oids[i%len(c.p.oids)] {

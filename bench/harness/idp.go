@@ -5,6 +5,7 @@ package harness
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log"
 	"os"
@@ -44,6 +45,8 @@ type IdPOptions struct {
 	Dir string
 	// ErrorLog receives the emulator server's errors (TLS handshakes, timeouts); nil discards them.
 	ErrorLog *log.Logger
+	// RedirectURIs are added to the add-in app's registered reply URLs: a sign_in site's <origin>/.auth/callback.
+	RedirectURIs []string
 }
 
 // IdP is one emulated tenant served over HTTPS.
@@ -51,6 +54,7 @@ type IdP struct {
 	Emu    *entraemu.Emulator
 	Server *entraemu.Server
 	CAFile string
+	CAPool *x509.CertPool // trusts the server, for clients that talk to it directly (a signing-in browser)
 }
 
 // BenchUser is the i-th numbered user; its object id is fixed so runs are comparable.
@@ -66,6 +70,11 @@ func StartIdP(o IdPOptions) (*IdP, error) {
 	cfg.RefreshIn = o.RefreshIn
 	for i := range o.Users {
 		cfg.Users = append(cfg.Users, BenchUser(i))
+	}
+	for i := range cfg.Apps {
+		if cfg.Apps[i].ClientID == entraemu.DefaultAddinClientID {
+			cfg.Apps[i].RedirectURIs = append(cfg.Apps[i].RedirectURIs, o.RedirectURIs...)
+		}
 	}
 	emu, err := entraemu.New(cfg)
 	if err != nil {
@@ -91,7 +100,7 @@ func StartIdP(o IdPOptions) (*IdP, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &IdP{Emu: emu, Server: srv, CAFile: filepath.Clean(f.Name())}, nil
+	return &IdP{Emu: emu, Server: srv, CAFile: filepath.Clean(f.Name()), CAPool: ca.Pool()}, nil
 }
 
 // Close stops the server and removes the CA file.

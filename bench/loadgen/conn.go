@@ -16,10 +16,22 @@ import (
 
 // GET encodes a GET request for path on host, with an Authorization: Bearer header when bearer is not empty.
 func GET(host, path, bearer string) []byte {
+	if bearer == "" {
+		return get(host, path, "", "")
+	}
+	return get(host, path, "Authorization", "Bearer "+bearer)
+}
+
+// GETCookie encodes a GET request for path on host with a Cookie header (e.g. "name=value") and no Authorization.
+func GETCookie(host, path, cookie string) []byte {
+	return get(host, path, "Cookie", cookie)
+}
+
+func get(host, path, header, value string) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: token-injector-bench\r\n", path, host)
-	if bearer != "" {
-		fmt.Fprintf(&b, "Authorization: Bearer %s\r\n", bearer)
+	if header != "" {
+		fmt.Fprintf(&b, "%s: %s\r\n", header, value)
 	}
 	b.WriteString("\r\n")
 	return b.Bytes()

@@ -94,3 +94,18 @@ func TestPercentile(t *testing.T) {
 		t.Error("empty")
 	}
 }
+
+func TestRequestEncoding(t *testing.T) {
+	for _, c := range []struct {
+		got  []byte
+		want string
+	}{
+		{GET("h:1", "/p", "tok"), "GET /p HTTP/1.1\r\nHost: h:1\r\nUser-Agent: token-injector-bench\r\nAuthorization: Bearer tok\r\n\r\n"},
+		{GET("h:1", "/p", ""), "GET /p HTTP/1.1\r\nHost: h:1\r\nUser-Agent: token-injector-bench\r\n\r\n"},
+		{GETCookie("h:1", "/p", "a=b"), "GET /p HTTP/1.1\r\nHost: h:1\r\nUser-Agent: token-injector-bench\r\nCookie: a=b\r\n\r\n"},
+	} {
+		if string(c.got) != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}
