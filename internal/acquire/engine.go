@@ -80,7 +80,9 @@ type Engine struct {
 
 	life    context.Context // ends at Close; bounds every identity-provider call
 	stop    context.CancelFunc
-	running sync.WaitGroup
+	running sync.WaitGroup // background renewals
+	closeMu sync.Mutex
+	closed  bool
 
 	cacheHits, providerCalls, backgroundRefreshes, providerErrors atomic.Int64
 }
@@ -193,14 +195,20 @@ func (e *Engine) renewInBackground(req Request, now time.Time) {
 	if _, failing := e.refreshBackoff.Get(req.Key, now); failing {
 		return
 	}
-	if e.life.Err() != nil {
-		return
-	}
 	if _, running := e.renewing.LoadOrStore(req.Key, struct{}{}); running {
 		return
 	}
-	e.backgroundRefreshes.Add(1)
+	// Close may run concurrently (a reload that drops this registration while requests are in flight): the
+	// WaitGroup may only grow while the engine is open.
+	e.closeMu.Lock()
+	if e.closed {
+		e.closeMu.Unlock()
+		e.renewing.Delete(req.Key)
+		return
+	}
 	e.running.Add(1)
+	e.closeMu.Unlock()
+	e.backgroundRefreshes.Add(1)
 	ch := e.flights.DoChan(flightKey(req), func() (any, error) { return e.fetch(req) })
 	go func() {
 		defer e.running.Done()
@@ -254,6 +262,9 @@ func (e *Engine) Cache() tokencache.Cache { return e.cache }
 
 // Close cancels in-flight identity-provider calls and waits for background renewals to end.
 func (e *Engine) Close() {
+	e.closeMu.Lock()
+	e.closed = true
+	e.closeMu.Unlock()
 	e.stop()
 	e.running.Wait()
 }

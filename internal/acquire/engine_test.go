@@ -288,3 +288,26 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	e.Close() // cancels the blocked calls and waits for them
 	waitFor(t, func() bool { return runtime.NumGoroutine() <= baseline })
 }
+
+func TestCloseWhileRequestsStartRenewals(t *testing.T) {
+	e, _, clock := newTestEngine(t)
+	for i := range 50 {
+		req := alice
+		req.Key.User = fmt.Sprintf("user-%d", i)
+		e.Token(context.Background(), req)
+	}
+	clock.Advance(56 * time.Minute)
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := alice
+			req.Key.User = fmt.Sprintf("user-%d", i)
+			e.Token(context.Background(), req) // may start a renewal as Close runs; must not panic
+		}()
+	}
+	e.Close()
+	wg.Wait()
+	e.Close()
+}
