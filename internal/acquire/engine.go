@@ -6,6 +6,7 @@ package acquire
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,7 +137,13 @@ func (e *Engine) Token(ctx context.Context, req Request) (tokencache.Token, erro
 }
 
 // fetch runs once per flight, detached from any one request: a client that hangs up must not fail the others.
-func (e *Engine) fetch(req Request) (tokencache.Token, error) {
+func (e *Engine) fetch(req Request) (_ tokencache.Token, err error) {
+	// A flight runs on its own goroutine, where a panic (a library bug on an odd response) would end the process.
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("token acquisition panicked: %v", p)
+		}
+	}()
 	ctx, cancel := context.WithTimeout(e.life, e.cfg.CallTimeout)
 	defer cancel()
 	if req.Claims == "" {
@@ -147,7 +154,6 @@ func (e *Engine) fetch(req Request) (tokencache.Token, error) {
 	}
 	e.providerCalls.Add(1)
 	var t tokencache.Token
-	var err error
 	if req.Assertion != "" {
 		t, err = e.provider.OnBehalfOf(ctx, req.Assertion, req.Scopes, req.Claims)
 	} else {

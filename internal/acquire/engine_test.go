@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -310,4 +311,23 @@ func TestCloseWhileRequestsStartRenewals(t *testing.T) {
 	e.Close()
 	wg.Wait()
 	e.Close()
+}
+
+type panickingProvider struct{ countingProvider }
+
+func (p *panickingProvider) OnBehalfOf(context.Context, string, []string, string) (tokencache.Token, error) {
+	panic("boom")
+}
+
+func TestProviderPanicIsAnErrorNotACrash(t *testing.T) {
+	p := &panickingProvider{}
+	e := New(tokencache.NewMemory(10, time.Minute, nil), p, Config{})
+	defer e.Close()
+	_, err := e.Token(context.Background(), alice)
+	if err == nil || !strings.Contains(err.Error(), "panicked") {
+		t.Fatalf("err = %v", err)
+	}
+	if pr := contract.Classify(err, nil); pr.Status != 502 {
+		t.Fatalf("status %d", pr.Status)
+	}
 }
