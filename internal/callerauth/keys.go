@@ -147,7 +147,7 @@ func (s *keyStore) launch(ctx context.Context, now time.Time) *flight {
 }
 
 func (s *keyStore) run(ctx context.Context, f *flight, old *keySet) {
-	set, err := s.fetch(ctx, old)
+	set, err := s.safeFetch(ctx, old)
 	f.set, f.err = set, err
 	s.mu.Lock()
 	if err == nil {
@@ -162,6 +162,16 @@ func (s *keyStore) run(ctx context.Context, f *flight, old *keySet) {
 			s.onRemoved(gone)
 		}
 	}
+}
+
+// safeFetch is fetch on its own goroutine, where a panic on a malformed document would end the process.
+func (s *keyStore) safeFetch(ctx context.Context, old *keySet) (set *keySet, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			set, err = nil, fmt.Errorf("%w: fetching keys panicked: %v", ErrKeysUnavailable, p)
+		}
+	}()
+	return s.fetch(ctx, old)
 }
 
 // fetch gets a new key set. Discovery is refetched when the keys are stale (or first loaded), and while the v1
