@@ -73,13 +73,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.scopes = replaceAll(h.Scopes)
 	h.scopeKey = tokencache.NormalizeScopes(h.scopes)
-	h.poolKey = resolved.poolKey()
+	set := resolved.settings()
+	h.poolKey = set.poolKey()
 	roots, err := trustedRoots(ctx, &resolved)
 	if err != nil {
 		return fmt.Errorf("token_injector: %w", err)
 	}
 	val, loaded, err := registrations.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
-		return newRegistrationState(resolved, roots, h.logger)
+		return newRegistrationState(set, roots, h.logger)
 	})
 	if err != nil {
 		return fmt.Errorf("token_injector: %w", err)
@@ -91,8 +92,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.cors, err = signin.NewCORS(resolved.AllowedOrigins); err != nil {
 		return fmt.Errorf("token_injector: %w", err)
 	}
-	if resolved.SignIn != nil {
-		return h.provisionSignIn(resolved.SignIn, resolved.AllowedOrigins)
+	if set.SignIn != nil {
+		return h.provisionSignIn(set.SignIn, set.AllowedOrigins)
 	}
 	return nil
 }

@@ -1,25 +1,15 @@
 package caddymodule
 
 import (
-	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
-	"go.uber.org/zap"
-
-	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
-	"github.com/tokeninjector/caddy-token-injector/internal/callerauth"
-	"github.com/tokeninjector/caddy-token-injector/internal/session"
-	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
 // DefaultAuthorityHost is the public cloud's sign-in host.
@@ -169,80 +159,6 @@ func (r Registration) validate() error {
 	return nil
 }
 
-// poolKey identifies the shared state: the same resolved registration, in any number of routes or successive
-// configs, maps to the same cache. The secret is part of it only as a hash; the browser-facing settings are not
-// part of it, so changing them (rotating a cookie secret) keeps tokens and sessions.
-func (r Registration) poolKey() string {
-	secret := sha256.Sum256([]byte(r.ClientSecret))
-	r.ClientSecret = hex.EncodeToString(secret[:])
-	r.AllowedOrigins, r.SignIn = nil, nil
-	b, _ := json.Marshal(r)
-	sum := sha256.Sum256(b)
-	return "token_injector/" + hex.EncodeToString(sum[:])
-}
-
-// registrationState is what survives config reloads: the validator's key cache, the token cache, the engine and
-// its background renewals. It lives in registrations until the last config using it is unloaded.
-type registrationState struct {
-	validator *callerauth.Validator
-	engine    *acquire.Engine
-	cache     *tokencache.Memory
-	sessions  session.Store
-}
-
-// registrations holds registrationState by Registration.poolKey.
-var registrations = caddy.NewUsagePool()
-
-func newRegistrationState(r Registration, roots *x509.CertPool, logger *zap.Logger) (*registrationState, error) {
-	client := &http.Client{
-		Transport: &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-			ForceAttemptHTTP2:   true,
-			MaxIdleConnsPerHost: 64,
-			// A herd of new users must not open one TLS connection to Entra per user: calls share HTTP/2
-			// connections (or queue for one, within timeout) instead of dialling by the thousand.
-			MaxConnsPerHost:     64,
-			IdleConnTimeout:     90 * time.Second,
-			TLSHandshakeTimeout: 10 * time.Second,
-		},
-		// MSAL and the validator bound each call with a context; this is a backstop.
-		Timeout: 2 * time.Duration(r.Timeout),
-	}
-	validator, err := callerauth.New(callerauth.Config{
-		AuthorityHost: r.AuthorityHost,
-		Tenant:        r.Tenant,
-		Audiences:     append([]string{r.ClientID}, r.Audiences...),
-		HTTPClient:    client,
-		ClockSkew:     time.Duration(r.ClockSkew),
-		FetchTimeout:  time.Duration(r.Timeout),
-	})
-	if err != nil {
-		return nil, err
-	}
-	provider, err := acquire.NewMSAL(acquire.MSALConfig{AuthorityHost: r.AuthorityHost, Tenant: r.Tenant,
-		ClientID: r.ClientID, ClientSecret: r.ClientSecret, HTTPClient: client})
-	if err != nil {
-		return nil, err
-	}
-	cache := tokencache.NewMemory(r.CacheMaxEntries, time.Duration(r.ExpiryMargin), nil)
-	engine := acquire.New(cache, provider, acquire.Config{
-		CallTimeout:   time.Duration(r.Timeout),
-		RefreshBefore: time.Duration(r.RefreshBefore),
-		ExpiryMargin:  time.Duration(r.ExpiryMargin),
-	})
-	logger.Info("token cache created", zap.String("tenant", r.Tenant), zap.String("client_id", r.ClientID),
-		zap.Int("max_entries", r.CacheMaxEntries))
-	return &registrationState{validator: validator, engine: engine, cache: cache,
-		sessions: session.NewMemoryStore(session.DefaultMaxSessions, nil)}, nil
-}
-
-// Destruct stops background renewals when no config uses the registration any more.
-func (s *registrationState) Destruct() error {
-	s.engine.Close()
-	return nil
-}
-
 // trustedRoots loads the CA pool module, or returns nil for the system roots.
 func trustedRoots(ctx caddy.Context, r *Registration) (*x509.CertPool, error) {
 	if len(r.TrustPoolRaw) == 0 {
@@ -253,4 +169,18 @@ func trustedRoots(ctx caddy.Context, r *Registration) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("tls_trust_pool: %w", err)
 	}
 	return mod.(caddytls.CA).CertPool(), nil
+}
+
+// settings returns the resolved registration's values for the shared state. r must be resolved.
+func (r Registration) settings() settings {
+	s := settings{AuthorityHost: r.AuthorityHost, Tenant: r.Tenant, ClientID: r.ClientID, ClientSecret: r.ClientSecret,
+		Audiences: r.Audiences, AllowedOrigins: r.AllowedOrigins, CacheMaxEntries: r.CacheMaxEntries,
+		Timeout: time.Duration(r.Timeout), RefreshBefore: time.Duration(r.RefreshBefore),
+		ExpiryMargin: time.Duration(r.ExpiryMargin), ClockSkew: time.Duration(r.ClockSkew)}
+	if si := r.SignIn; si != nil {
+		s.SignIn = &signInSettings{CookieSecrets: si.CookieSecrets, Path: si.Path, SameSite: si.SameSite,
+			Partitioned: si.Partitioned, EndSession: si.EndSession, IdleTimeout: time.Duration(si.IdleTimeout),
+			AbsoluteTimeout: time.Duration(si.AbsoluteTimeout)}
+	}
+	return s
 }

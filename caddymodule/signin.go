@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -44,8 +43,8 @@ type SignIn struct {
 
 // provisionSignIn builds the handler's session manager and sign-in endpoints. Sessions live in the registration's
 // shared store, so they survive reloads and cookie-secret rotation.
-func (h *Handler) provisionSignIn(cfg *SignIn, allowedOrigins []string) error {
-	secrets := cfg.CookieSecrets // resolved by Registration.resolve
+func (h *Handler) provisionSignIn(cfg *signInSettings, allowedOrigins []string) error {
+	secrets := cfg.CookieSecrets
 	if len(secrets) == 0 {
 		return errors.New("sign_in: cookie_secret: required (base64 of 32 random bytes, e.g. openssl rand -base64 32)")
 	}
@@ -59,7 +58,7 @@ func (h *Handler) provisionSignIn(cfg *SignIn, allowedOrigins []string) error {
 	}
 	h.sessions, err = session.NewManager(session.Config{
 		Keys: keys, SameSite: sameSite, Partitioned: cfg.Partitioned,
-		IdleTimeout: time.Duration(cfg.IdleTimeout), AbsoluteTimeout: time.Duration(cfg.AbsoluteTimeout),
+		IdleTimeout: cfg.IdleTimeout, AbsoluteTimeout: cfg.AbsoluteTimeout,
 	}, h.state.sessions)
 	if err != nil {
 		return fmt.Errorf("sign_in: %w", err)
