@@ -207,14 +207,16 @@ http://localhost:%d {
 var errorRoutes = fmt.Sprintf(`route /badsecret/* {
 		token_injector {
 			scopes https://graph.microsoft.com/User.Read
+			client_id %[3]s
 			client_secret not-the-secret
+			audience %[1]s %[2]s
 		}
 	}
 	route /badapp/* {
 		token_injector {
 			scopes https://graph.microsoft.com/User.Read
 			client_id 99999999-9999-4999-8999-999999999999
-			audience %s %s
+			audience %[1]s %[2]s
 		}
 	}
 	route /badscope/* {
@@ -225,7 +227,10 @@ var errorRoutes = fmt.Sprintf(`route /badsecret/* {
 			scopes https://graph.microsoft.com/User.Read
 			timeout 300ms
 		}
-	}`, entraemu.DefaultAddinClientID, entraemu.DefaultAddinIdentifierURI)
+	}`, entraemu.DefaultAddinClientID, entraemu.DefaultAddinIdentifierURI, secondAppClientID)
+
+// secondAppClientID is a confidential app of the test tenant that no route knows the secret of.
+const secondAppClientID = "5ec0dd00-0000-4000-8000-000000000002"
 
 func startCaddy(t *testing.T) *caddytest.Tester {
 	t.Helper()
@@ -257,6 +262,7 @@ func testTenant() entraemu.Config {
 			cfg.Apps[i].RedirectURIs = append(cfg.Apps[i].RedirectURIs, signInSite+"/.auth/callback", expiringSite+"/.auth/callback")
 		}
 	}
+	cfg.Apps = append(cfg.Apps, entraemu.App{ClientID: secondAppClientID, Secret: "second-app-secret", Name: "second-api"})
 	for i := range 100 {
 		key := fmt.Sprintf("user%02d", i)
 		cfg.Users = append(cfg.Users, entraemu.User{Key: key, ObjectID: fmt.Sprintf("7e570000-0000-4000-8000-%012d", i),

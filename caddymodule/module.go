@@ -10,11 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/tokeninjector/caddy-token-injector/internal/contract"
+	"github.com/tokeninjector/caddy-token-injector/internal/cors"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
 	"github.com/tokeninjector/caddy-token-injector/internal/signin"
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
@@ -27,6 +30,21 @@ func init() {
 
 // Handler gets a downstream token for the validated caller and forwards the request with it. Routes whose
 // effective registration is the same (typically the global token_injector option's) share one cache.
+//
+// The handler sets these placeholders:
+//
+// Placeholder | Description
+// ------------|-------------
+// `{http.auth.user.id}` | The caller's object id (oid); Caddy's access log prints it as user_id
+// `{http.auth.user.oid}` | The caller's object id (oid)
+// `{http.auth.user.tid}` | The caller's tenant id (tid)
+// `{http.auth.user.upn}` | The caller's preferred_username, upn or unique_name
+// `{http.auth.user.name}` | The caller's display name
+// `{http.token_injector.error}` | On a refusal, the contract's error: invalid_token, interaction_required, access_denied, temporarily_unavailable, server_error, or client_closed_request when the client hung up
+// `{http.token_injector.reason}` | On an interaction_required or access_denied refusal, its reason (mfa_required, consent_required, login_required, ...)
+//
+// The user placeholders are set once the caller is proven (a valid token or session), the refusal ones only
+// when the handler answers instead of forwarding.
 type Handler struct {
 	// Scopes are what the upstream API needs, e.g. https://graph.microsoft.com/User.Read or api://other/.default.
 	// Required: at least one.
@@ -41,10 +59,13 @@ type Handler struct {
 	scopeKey string
 	logger   *zap.Logger
 
+	timeout time.Duration // this route's bound on each call to Entra
+	cors    cors.Policy
+	answer  contract.Options // how refusals are answered on this route
+
 	// Set only when sign-in is configured.
 	sessions *session.Manager
 	signIn   *signin.Handler
-	cors     signin.CORS
 }
 
 // CaddyModule returns the Caddy module information.
@@ -86,14 +107,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("token_injector: %w", err)
 	}
 	h.state = val.(*registrationState)
+	if err := h.state.apply(ctx, set, roots, h.logger); err != nil {
+		return fmt.Errorf("token_injector: %w", err)
+	}
 	if loaded {
 		h.logger.Debug("reusing token cache", zap.Int("entries", h.state.cache.Len()))
 	}
-	if h.cors, err = signin.NewCORS(resolved.AllowedOrigins); err != nil {
+	h.timeout = set.Timeout
+	if h.cors, err = cors.New(set.AllowedOrigins); err != nil {
 		return fmt.Errorf("token_injector: %w", err)
 	}
+	h.answer = contract.Options{Scopes: h.scopes}
 	if set.SignIn != nil {
-		return h.provisionSignIn(set.SignIn, set.AllowedOrigins)
+		return h.provisionSignIn(set.SignIn)
 	}
 	return nil
 }

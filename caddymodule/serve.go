@@ -1,23 +1,29 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
 	"github.com/tokeninjector/caddy-token-injector/internal/callerauth"
 	"github.com/tokeninjector/caddy-token-injector/internal/contract"
-	"github.com/tokeninjector/caddy-token-injector/internal/signin"
+	"github.com/tokeninjector/caddy-token-injector/internal/identity"
+	"github.com/tokeninjector/caddy-token-injector/internal/session"
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
 // ServeHTTP gets a downstream token for the caller and forwards the request with it, or answers with the error
 // contract and does not call next. A bearer token, when present, wins; otherwise a sign-in session is used.
+//
+// Refusals are written here, as the contract's JSON body, rather than returned as a caddyhttp.Error: the body
+// (reason, claims, login_url) is what clients act on, and a handler error would reach the client without it
+// unless every site configured handle_errors. The {http.token_injector.*} placeholders still name the refusal
+// for access logs.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if h.cors.Preflight(w, r) {
 		return nil
@@ -26,90 +32,81 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.signIn != nil {
 		h.signIn.StripCallbackReferer(r)
 		if h.signIn.Owns(r) {
-			if strings.HasSuffix(r.URL.Path, "/callback") {
-				// Its URL carries the authorization code, which no log may hold.
+			if h.signIn.URLCarriesSecret(r) {
 				caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
 			}
 			h.signIn.ServeHTTP(w, r) // login, callback, logout, me, handoff
 			return nil
 		}
 	}
+	req, err := h.prove(r)
+	if err == nil {
+		// 2. Get the downstream token: from the user's cache entry, or On-Behalf-Of / the session's refresh token.
+		var tok tokencache.Token
+		if tok, err = h.state.engine.Token(r.Context(), req); err == nil {
+			// 3. Forward with the downstream token in place of the caller's credentials.
+			r.Header.Set("Authorization", tok.AuthorizationHeader())
+			if h.sessions != nil {
+				h.sessions.StripCookie(r)
+			}
+			return next.ServeHTTP(w, r)
+		}
+	}
+	h.refuse(w, r, err)
+	return nil
+}
 
-	var req acquire.Request
+// prove finds who the caller is. Nothing reaches Entra's token endpoint before this succeeds.
+func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
+	key := tokencache.Key{Scopes: h.scopeKey}
+	// 1a. The caller's bearer token, validated.
 	if assertion, ok := bearerToken(r); ok {
-		// 1a. Prove the caller's token. Nothing reaches Entra's token endpoint before this succeeds.
 		id, err := h.state.validator.Validate(r.Context(), assertion)
 		if err != nil {
-			var bad *callerauth.InvalidTokenError
-			if errors.As(err, &bad) {
-				return h.answer(w, r, contract.InvalidToken(bad.Description))
-			}
-			return h.answer(w, r, contract.Classify(&contract.Unavailable{Err: err}, nil))
+			return acquire.Request{}, err
 		}
-		setUserPlaceholders(r, id.ObjectID, id.TenantID, id.Username, id.Name)
-		req = acquire.Request{Key: tokencache.Key{User: id.HomeAccountID}, Assertion: assertion}
-	} else if h.sessions != nil {
-		// 1b. Or find the caller's sign-in session; its cookie holds only a sealed session id.
-		s, ok := h.sessions.Load(r)
-		if !ok {
-			return h.answer(w, r, contract.LoginRequired("", h.scopes))
-		}
-		setUserPlaceholders(r, s.ObjectID, s.TenantID, s.Username, s.Name)
-		req = acquire.Request{Key: tokencache.Key{User: s.UserKey}}
-	} else {
-		return h.answer(w, r, contract.InvalidToken("missing bearer token"))
+		setUserPlaceholders(r, id.User)
+		key.User = id.Key()
+		return acquire.Request{Key: key, Scopes: h.scopes, Assertion: assertion, Timeout: h.timeout}, nil
 	}
+	// 1b. Or the caller's sign-in session; its cookie holds only a sealed session id.
+	if h.sessions == nil {
+		return acquire.Request{}, errMissingBearer
+	}
+	s, ok := h.sessions.Load(r)
+	if !ok {
+		return acquire.Request{}, session.ErrNoSession
+	}
+	setUserPlaceholders(r, identity.User{ObjectID: s.ObjectID, TenantID: s.TenantID, Username: s.Username, Name: s.Name})
+	key.User = s.UserKey
+	return acquire.Request{Key: key, Scopes: h.scopes, Timeout: h.timeout}, nil
+}
 
-	// 2. Get the downstream token: from the user's cache entry, or On-Behalf-Of / the session's refresh token.
-	req.Key.Scopes, req.Scopes = h.scopeKey, h.scopes
-	tok, err := h.state.engine.Token(r.Context(), req)
-	if err != nil {
-		if r.Context().Err() != nil {
-			return caddyhttp.Error(statusClientClosedRequest, err) // the client went away; the flight goes on
-		}
-		return h.answer(w, r, contract.Classify(err, h.scopes))
-	}
+var errMissingBearer = &callerauth.InvalidTokenError{Description: "missing bearer token"}
 
-	// 3. Forward with the downstream token in place of the caller's credentials.
-	r.Header.Set("Authorization", tok.AuthorizationHeader())
-	if h.sessions != nil {
-		h.sessions.StripCookie(r)
+// refuse answers with the contract, names the refusal in placeholders, and logs what the operator must read.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away; the flight goes on for the others. 499 is what reverse_proxy logs too.
+		setRefusalPlaceholders(r, "client_closed_request", "")
+		w.WriteHeader(statusClientClosedRequest)
+		return
 	}
-	return next.ServeHTTP(w, r)
+	p := contract.Respond(w, r, err, h.answer)
+	setRefusalPlaceholders(r, p.Code, p.Reason)
+	p.Log(h.logger, r)
 }
 
 // statusClientClosedRequest is the status reverse_proxy also uses when the client hangs up.
 const statusClientClosedRequest = 499
 
-// answer writes a contract problem. With sign-in enabled, a 401 carries the URL that fixes it, and a browser
-// navigation is sent there at once. Server errors get one log line that tells the operator what to fix.
-func (h *Handler) answer(w http.ResponseWriter, r *http.Request, p *contract.Problem) error {
-	if h.signIn != nil && p.Status == http.StatusUnauthorized && p.Code == contract.CodeInteractionRequired {
-		p.LoginURL = h.signIn.LoginURL(originalRequest(r), p.Scopes, p.Claims)
-		if signin.IsNavigation(r) {
-			http.Redirect(w, r, p.LoginURL, http.StatusFound)
-			return nil
-		}
-	}
-	switch {
-	case p.LogMessage != "":
-		h.logger.Error(p.LogMessage, zap.String("correlation_id", p.CorrelationID), zap.String("uri", r.RequestURI))
-	case p.Status >= 500:
-		h.logger.Warn("identity provider unavailable", zap.Int("status", p.Status), zap.String("uri", r.RequestURI))
-	default:
-		h.logger.Debug("request refused", zap.String("error", p.Code), zap.String("reason", p.Reason),
-			zap.String("description", p.Description))
-	}
-	p.Write(w)
-	return nil
-}
-
-// originalRequest is r as the client sent it, before handle_path or uri rewrote it: sign-in must return there.
-func originalRequest(r *http.Request) *http.Request {
+// loginURL is the sign-in URL that fixes an interaction_required answer, back to r as the client sent it (before
+// handle_path or uri rewrote it).
+func (h *Handler) loginURL(r *http.Request, scopes []string, claims string) string {
 	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok {
-		return &orig
+		r = &orig
 	}
-	return r
+	return h.signIn.LoginURL(r, scopes, claims)
 }
 
 // bearerToken returns the credentials of an "Authorization: Bearer" header.
@@ -124,7 +121,7 @@ func bearerToken(r *http.Request) (string, bool) {
 
 // setUserPlaceholders names the user for access logs and later handlers. {http.auth.user.id} is the one Caddy's
 // access log prints as user_id.
-func setUserPlaceholders(r *http.Request, oid, tid, username, name string) {
+func setUserPlaceholders(r *http.Request, u identity.User) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return
@@ -134,14 +131,22 @@ func setUserPlaceholders(r *http.Request, oid, tid, username, name string) {
 	repl.Map(func(key string) (any, bool) {
 		switch key {
 		case "http.auth.user.id", "http.auth.user.oid":
-			return oid, true
+			return u.ObjectID, true
 		case "http.auth.user.tid":
-			return tid, true
+			return u.TenantID, true
 		case "http.auth.user.upn":
-			return username, true
+			return u.Username, true
 		case "http.auth.user.name":
-			return name, true
+			return u.Name, true
 		}
 		return nil, false
 	})
+}
+
+// setRefusalPlaceholders names a refusal for access logs and handle_errors routes.
+func setRefusalPlaceholders(r *http.Request, code, reason string) {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.token_injector.error", code)
+		repl.Set("http.token_injector.reason", reason)
+	}
 }

@@ -1,18 +1,14 @@
 package caddymodule
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"go.uber.org/zap/exp/zapslog"
 
-	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
 	"github.com/tokeninjector/caddy-token-injector/internal/signin"
 )
@@ -43,7 +39,7 @@ type SignIn struct {
 
 // provisionSignIn builds the handler's session manager and sign-in endpoints. Sessions live in the registration's
 // shared store, so they survive reloads and cookie-secret rotation.
-func (h *Handler) provisionSignIn(cfg *signInSettings, allowedOrigins []string) error {
+func (h *Handler) provisionSignIn(cfg *signInSettings) error {
 	secrets := cfg.CookieSecrets
 	if len(secrets) == 0 {
 		return errors.New("sign_in: cookie_secret: required (base64 of 32 random bytes, e.g. openssl rand -base64 32)")
@@ -63,13 +59,12 @@ func (h *Handler) provisionSignIn(cfg *signInSettings, allowedOrigins []string) 
 	if err != nil {
 		return fmt.Errorf("sign_in: %w", err)
 	}
-	h.signIn, err = signin.New(signin.Config{Path: cfg.Path, Scopes: h.scopes, AllowedOrigins: allowedOrigins,
-		EndSession: cfg.EndSession, Logger: slog.New(zapslog.NewHandler(h.logger.Core()))},
-		signInProvider{h.state.engine}, h.sessions)
+	h.signIn, err = signin.New(signin.Config{Path: cfg.Path, Scopes: h.scopes, CORS: h.cors,
+		EndSession: cfg.EndSession, Logger: h.logger}, h.state.engine, h.sessions)
 	if err != nil {
 		return fmt.Errorf("sign_in: %w", err)
 	}
-	h.cors = h.signIn.CORS()
+	h.answer.LoginURL = h.loginURL
 	return nil
 }
 
@@ -83,34 +78,6 @@ func parseSameSite(v string) (http.SameSite, error) {
 		return http.SameSiteNoneMode, nil
 	}
 	return 0, fmt.Errorf("sign_in: same_site: %q is not lax, strict or none", v)
-}
-
-// signInProvider lets the sign-in endpoints use the acquisition engine.
-type signInProvider struct{ engine *acquire.Engine }
-
-func (p signInProvider) AuthCodeURL(ctx context.Context, r signin.AuthCodeRequest) (string, error) {
-	return p.engine.AuthCodeURL(ctx, acquire.AuthCodeParams{RedirectURI: r.RedirectURI, Scopes: r.Scopes,
-		State: r.State, Nonce: r.Nonce, CodeChallenge: r.CodeChallenge, Prompt: r.Prompt, LoginHint: r.LoginHint,
-		Claims: r.Claims})
-}
-
-func (p signInProvider) RedeemCode(ctx context.Context, code, verifier, redirectURI string, scopes []string, nonce string) (signin.Account, error) {
-	s, err := p.engine.SignIn(ctx, acquire.RedeemParams{Code: code, CodeVerifier: verifier, RedirectURI: redirectURI,
-		Nonce: nonce, Scopes: scopes})
-	if err != nil {
-		return signin.Account{}, err
-	}
-	id := s.Identity
-	return signin.Account{UserKey: id.UserKey(), ObjectID: id.ObjectID, TenantID: id.TenantID, Username: id.Username,
-		Name: id.Name, Scopes: s.GrantedScopes}, nil
-}
-
-func (p signInProvider) SignOut(ctx context.Context, user string) error {
-	return p.engine.SignOut(ctx, user)
-}
-
-func (p signInProvider) EndSessionURL(postLogout string) string {
-	return p.engine.EndSessionURL(postLogout)
 }
 
 // unmarshalSignIn reads a sign_in block. Syntax:

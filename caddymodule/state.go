@@ -1,11 +1,14 @@
 package caddymodule
 
 import (
+	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"fmt"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
 	"github.com/tokeninjector/caddy-token-injector/internal/callerauth"
+	"github.com/tokeninjector/caddy-token-injector/internal/entra"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
@@ -46,67 +50,122 @@ func (s settings) poolKey() string {
 
 // registrationState is what survives config reloads: the validator's key cache, the token cache, the engine and
 // its background renewals, and the sessions. It lives in registrations until the last config using it is
-// unloaded.
+// unloaded. Each reload applies its settings to it in place (update).
 type registrationState struct {
 	validator *callerauth.Validator
+	entra     *entra.Client
 	engine    *acquire.Engine
 	cache     *tokencache.Memory
 	sessions  session.Store
+
+	mu      sync.Mutex
+	http    *http.Client    // the current client to Entra; replaced by update
+	config  context.Context // the config load whose settings are applied
+	applied settings
+	roots   *x509.CertPool
 }
 
 // registrations holds registrationState by settings.poolKey.
 var registrations = caddy.NewUsagePool()
 
-func newHTTPClient(roots *x509.CertPool, timeout time.Duration) *http.Client {
-	return &http.Client{
-		Transport: &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-			ForceAttemptHTTP2:   true,
-			MaxIdleConnsPerHost: 64,
-			// A herd of new users must not open one TLS connection to Entra per user: calls share HTTP/2
-			// connections (or queue for one, within timeout) instead of dialling by the thousand.
-			MaxConnsPerHost:     64,
-			IdleConnTimeout:     90 * time.Second,
-			TLSHandshakeTimeout: 10 * time.Second,
-		},
-		// MSAL and the validator bound each call with a context; this is a backstop.
-		Timeout: 2 * timeout,
-	}
-}
-
 func newRegistrationState(r settings, roots *x509.CertPool, logger *zap.Logger) (*registrationState, error) {
-	client := newHTTPClient(roots, r.Timeout)
-	validator, err := callerauth.New(callerauth.Config{
-		AuthorityHost: r.AuthorityHost,
-		Tenant:        r.Tenant,
-		Audiences:     append([]string{r.ClientID}, r.Audiences...),
-		HTTPClient:    client,
-		ClockSkew:     r.ClockSkew,
-		FetchTimeout:  r.Timeout,
-	})
+	hc := entra.NewHTTPClient(roots, r.Timeout)
+	validator, err := callerauth.New(validatorConfig(r, hc))
 	if err != nil {
 		return nil, err
 	}
-	provider, err := acquire.NewMSAL(acquire.MSALConfig{AuthorityHost: r.AuthorityHost, Tenant: r.Tenant,
-		ClientID: r.ClientID, ClientSecret: r.ClientSecret, HTTPClient: client})
+	client, err := entra.New(entraConfig(r, hc))
 	if err != nil {
+		validator.Close()
 		return nil, err
 	}
 	cache := tokencache.NewMemory(r.CacheMaxEntries, r.ExpiryMargin, nil)
-	engine := acquire.New(cache, provider, acquire.Config{
-		CallTimeout:   r.Timeout,
-		RefreshBefore: r.RefreshBefore,
-		ExpiryMargin:  r.ExpiryMargin,
-	})
+	engine := acquire.New(cache, client, engineConfig(r, logger))
 	logger.Info("token cache created", zap.String("tenant", r.Tenant), zap.String("client_id", r.ClientID),
 		zap.Int("max_entries", r.CacheMaxEntries))
-	return &registrationState{validator: validator, engine: engine, cache: cache,
+	return &registrationState{validator: validator, entra: client, engine: engine, cache: cache, http: hc,
 		sessions: session.NewMemoryStore(session.DefaultMaxSessions, nil)}, nil
 }
 
-// Destruct stops background renewals when no config uses the registration any more.
+// apply makes ctx's config the owner of the state's settings. The first handler of a config load applies them to
+// the surviving state (a reload: tokens and sessions stay); every other handler of the same load that shares the
+// registration must agree with them, since one registration has one set.
+func (s *registrationState) apply(ctx caddy.Context, r settings, roots *x509.CertPool, logger *zap.Logger) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.config == ctx.Context {
+		return conflict(s.applied, s.roots, r, roots)
+	}
+	if s.config != nil {
+		if err := s.update(r, roots, logger); err != nil {
+			return err
+		}
+	}
+	s.config, s.applied, s.roots = ctx.Context, r, roots
+	return nil
+}
+
+// conflict names the first registration setting two handlers of one config set differently. The route's
+// scopes, timeout and sign-in settings are its own and may differ.
+func conflict(a settings, aRoots *x509.CertPool, b settings, bRoots *x509.CertPool) error {
+	for _, f := range []struct {
+		name string
+		same bool
+	}{
+		{"client_secret", a.ClientSecret == b.ClientSecret},
+		{"audience", slices.Equal(a.Audiences, b.Audiences)},
+		{"tls_trust_pool", aRoots.Equal(bRoots)},
+		{"cache_max_entries", a.CacheMaxEntries == b.CacheMaxEntries},
+		{"refresh_before", a.RefreshBefore == b.RefreshBefore},
+		{"expiry_margin", a.ExpiryMargin == b.ExpiryMargin},
+		{"clock_skew", a.ClockSkew == b.ClockSkew},
+	} {
+		if !f.same {
+			return fmt.Errorf("%s: routes of one registration (client_id %s) set it differently; set it once, in the global token_injector option", f.name, a.ClientID)
+		}
+	}
+	return nil
+}
+
+// update applies a reloaded config's settings to the surviving state: tokens and sessions stay. s.mu is held.
+func (s *registrationState) update(r settings, roots *x509.CertPool, logger *zap.Logger) error {
+	hc := entra.NewHTTPClient(roots, r.Timeout)
+	if err := s.validator.Update(validatorConfig(r, hc)); err != nil {
+		return err
+	}
+	if err := s.entra.Update(entraConfig(r, hc)); err != nil {
+		return err
+	}
+	s.engine.Update(engineConfig(r, logger))
+	old := s.http
+	s.http = hc
+	entra.CloseIdleConnections(old)
+	return nil
+}
+
+func validatorConfig(r settings, hc *http.Client) callerauth.Config {
+	return callerauth.Config{AuthorityHost: r.AuthorityHost, Tenant: r.Tenant,
+		Audiences: append([]string{r.ClientID}, r.Audiences...), HTTPClient: hc, ClockSkew: r.ClockSkew,
+		FetchTimeout: r.Timeout}
+}
+
+func entraConfig(r settings, hc *http.Client) entra.Config {
+	return entra.Config{AuthorityHost: r.AuthorityHost, Tenant: r.Tenant, ClientID: r.ClientID,
+		ClientSecret: r.ClientSecret, HTTPClient: hc}
+}
+
+func engineConfig(r settings, logger *zap.Logger) acquire.Config {
+	return acquire.Config{CallTimeout: r.Timeout, RefreshBefore: r.RefreshBefore, ExpiryMargin: r.ExpiryMargin,
+		Logger: logger}
+}
+
+// Destruct runs when no config uses the registration any more: it stops background renewals and key fetches,
+// and closes the idle connections to Entra.
 func (s *registrationState) Destruct() error {
 	s.engine.Close()
+	s.validator.Close()
+	s.mu.Lock()
+	entra.CloseIdleConnections(s.http)
+	s.mu.Unlock()
 	return nil
 }

@@ -1,9 +1,12 @@
 // Package acquire is the acquisition engine: it answers "a token for this user and these scopes" from the cache
 // when it can and from the identity provider when it must, with one identity-provider call per (user, scope set)
-// however many requests arrive together, and renews tokens in the background before they expire.
+// however many requests arrive together, and renews tokens in the background before they expire. It speaks to
+// the identity provider through the Provider port (package entra implements it) and returns the provider's
+// typed errors, or ErrLoginRequired, as they are: the contract package decides what a client gets.
 package acquire
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,20 +14,24 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/tokeninjector/caddy-token-injector/internal/contract"
 	"github.com/tokeninjector/caddy-token-injector/internal/lru"
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
-// Provider gets tokens from the identity provider. MSAL implements it in production.
+// ErrLoginRequired means the user's sign-in is gone: no account is kept for them, or it holds no refresh token.
+// Only a new sign-in helps.
+var ErrLoginRequired = errors.New("the user must sign in again")
+
+// Provider gets tokens from the identity provider. The entra package implements it over MSAL Go.
 type Provider interface {
-	// OnBehalfOf exchanges a validated user assertion for a token with scopes; claims, when set, is a claims
-	// challenge the new token must satisfy.
-	OnBehalfOf(ctx context.Context, assertion string, scopes []string, claims string) (tokencache.Token, error)
+	// OnBehalfOf exchanges a validated user assertion for a token with scopes.
+	OnBehalfOf(ctx context.Context, assertion string, scopes []string) (tokencache.Token, error)
 	// Refresh gets a token with scopes for a signed-in account, redeeming its refresh token when needed, and
-	// returns the account as it is afterwards (a rotated refresh token).
+	// returns the account as it is afterwards (a rotated refresh token). It returns ErrLoginRequired when the
+	// account can no longer get tokens silently.
 	Refresh(ctx context.Context, account tokencache.Account, user string, scopes []string) (tokencache.Token, tokencache.Account, error)
 	// AuthCodeURL returns the authorize URL for an interactive sign-in.
 	AuthCodeURL(ctx context.Context, p AuthCodeParams) (string, error)
@@ -42,9 +49,34 @@ type Config struct {
 	RefreshBefore time.Duration
 	// ExpiryMargin is how long before expiry a token stops being forwarded. Default 1m.
 	ExpiryMargin time.Duration
-	// RetryRefreshAfter is how long a failed background renewal waits before it is tried again. Default 30s.
+	// RetryRefreshAfter is how long a failed background renewal waits before it is tried again, and so how
+	// often at most its warning is logged per key. Default 30s.
 	RetryRefreshAfter time.Duration
 	Now               func() time.Time
+	// Logger receives failed background renewals. Default: none.
+	Logger *zap.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = 10 * time.Second
+	}
+	if c.RefreshBefore <= 0 {
+		c.RefreshBefore = 5 * time.Minute
+	}
+	if c.ExpiryMargin <= 0 {
+		c.ExpiryMargin = time.Minute
+	}
+	if c.RetryRefreshAfter <= 0 {
+		c.RetryRefreshAfter = 30 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c
 }
 
 // Request asks for a token for one validated user.
@@ -55,8 +87,9 @@ type Request struct {
 	// Assertion is the caller's validated token, for On-Behalf-Of. Without one, the user's signed-in account
 	// (its refresh token) is used.
 	Assertion string
-	// Claims is a claims challenge; a request with claims bypasses the cache.
-	Claims string
+	// Timeout bounds the identity-provider call this request starts (the route's timeout). Default: the
+	// engine's CallTimeout.
+	Timeout time.Duration
 }
 
 // Stats are counters for metrics and tests.
@@ -66,7 +99,7 @@ type Stats struct {
 
 // Engine is safe for concurrent use. It lives as long as its cache, across config reloads; Close stops it.
 type Engine struct {
-	cfg      Config
+	config   atomic.Pointer[Config] // replaced whole by Update
 	cache    tokencache.Cache
 	provider Provider
 	flights  singleflight.Group
@@ -90,38 +123,31 @@ type Engine struct {
 
 // New returns an engine over cache that fetches missing tokens from provider.
 func New(cache tokencache.Cache, provider Provider, cfg Config) *Engine {
-	if cfg.CallTimeout <= 0 {
-		cfg.CallTimeout = 10 * time.Second
-	}
-	if cfg.RefreshBefore <= 0 {
-		cfg.RefreshBefore = 5 * time.Minute
-	}
-	if cfg.ExpiryMargin <= 0 {
-		cfg.ExpiryMargin = time.Minute
-	}
-	if cfg.RetryRefreshAfter <= 0 {
-		cfg.RetryRefreshAfter = 30 * time.Second
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
 	life, stop := context.WithCancel(context.Background())
-	return &Engine{cfg: cfg, cache: cache, provider: provider, life: life, stop: stop,
+	e := &Engine{cache: cache, provider: provider, life: life, stop: stop,
 		refreshBackoff: lru.New[tokencache.Key, struct{}](4096)}
+	e.Update(cfg)
+	return e
 }
+
+// Update applies new settings; calls already under way keep the ones they started with.
+func (e *Engine) Update(cfg Config) {
+	cfg = cfg.withDefaults()
+	e.config.Store(&cfg)
+}
+
+func (e *Engine) cfg() *Config { return e.config.Load() }
 
 // Token returns a usable token for req: from the cache, or from the identity provider. A cached token due for
 // renewal is returned at once and renewed in the background.
 func (e *Engine) Token(ctx context.Context, req Request) (tokencache.Token, error) {
-	if req.Claims == "" {
-		now := e.cfg.Now()
-		if t, ok := e.cached(ctx, req.Key, now); ok {
-			e.cacheHits.Add(1)
-			if !now.Before(t.RefreshOn) {
-				e.renewInBackground(req, now)
-			}
-			return t, nil
+	now := e.cfg().Now()
+	if t, ok := e.cached(ctx, req.Key, now); ok {
+		e.cacheHits.Add(1)
+		if !now.Before(t.RefreshOn) {
+			e.renewInBackground(req, now)
 		}
+		return t, nil
 	}
 	ch := e.flights.DoChan(flightKey(req), func() (any, error) { return e.fetch(req) })
 	select {
@@ -144,25 +170,25 @@ func (e *Engine) fetch(req Request) (_ tokencache.Token, err error) {
 			err = fmt.Errorf("token acquisition panicked: %v", p)
 		}
 	}()
-	ctx, cancel := context.WithTimeout(e.life, e.cfg.CallTimeout)
+	cfg := e.cfg()
+	ctx, cancel := context.WithTimeout(e.life, cmp.Or(req.Timeout, cfg.CallTimeout))
 	defer cancel()
-	if req.Claims == "" {
-		// A flight that ended just before this one started may have filled the cache.
-		if t, ok := e.cached(ctx, req.Key, e.cfg.Now()); ok && e.cfg.Now().Before(t.RefreshOn) {
-			return t, nil
-		}
+	// A flight that ended just before this one started may have filled the cache.
+	if t, ok := e.cached(ctx, req.Key, cfg.Now()); ok && cfg.Now().Before(t.RefreshOn) {
+		return t, nil
 	}
 	e.providerCalls.Add(1)
 	var t tokencache.Token
 	if req.Assertion != "" {
-		t, err = e.provider.OnBehalfOf(ctx, req.Assertion, req.Scopes, req.Claims)
+		t, err = e.provider.OnBehalfOf(ctx, req.Assertion, req.Scopes)
 	} else {
 		t, err = e.refreshAccount(ctx, req)
 	}
 	if err != nil {
 		e.providerErrors.Add(1)
-		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
-			err = &contract.Unavailable{Timeout: true, Err: err}
+		if ctx.Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
+			// Whatever the provider made of it, the cause is that the call ran out of time.
+			err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
 		}
 		return tokencache.Token{}, err
 	}
@@ -182,14 +208,17 @@ func (e *Engine) refreshAccount(ctx context.Context, req Request) (tokencache.To
 	}
 	defer unlock()
 	account, ok, err := e.cache.GetAccount(ctx, req.Key.User)
-	if err != nil || !ok {
-		return tokencache.Token{}, contract.LoginRequired("", req.Scopes)
+	if err != nil {
+		return tokencache.Token{}, err
+	}
+	if !ok {
+		return tokencache.Token{}, ErrLoginRequired
 	}
 	t, updated, err := e.provider.Refresh(ctx, account, req.Key.User, req.Scopes)
 	if err != nil {
 		return tokencache.Token{}, err
 	}
-	updated.ExpiresOn = e.cfg.Now().Add(accountLifetime)
+	updated.ExpiresOn = e.cfg().Now().Add(accountLifetime)
 	if err := e.cache.SetAccount(ctx, req.Key.User, updated); err != nil {
 		return tokencache.Token{}, err
 	}
@@ -219,8 +248,12 @@ func (e *Engine) renewInBackground(req Request, now time.Time) {
 	go func() {
 		defer e.running.Done()
 		if r := <-ch; r.Err != nil {
-			// The cached token stays in use until it expires; the user is asked to interact only then.
-			e.refreshBackoff.Add(req.Key, struct{}{}, e.cfg.Now().Add(e.cfg.RetryRefreshAfter))
+			// The cached token stays in use until it expires; the user is asked to interact only then. The
+			// backoff also limits this warning to one per key and RetryRefreshAfter.
+			cfg := e.cfg()
+			e.refreshBackoff.Add(req.Key, struct{}{}, cfg.Now().Add(cfg.RetryRefreshAfter))
+			cfg.Logger.Warn("background token renewal failed; the cached token is served until it expires",
+				zap.String("scopes", req.Key.Scopes), zap.Duration("retry_in", cfg.RetryRefreshAfter), zap.Error(r.Err))
 		}
 		// After the cache (or the backoff) was updated, so the next request does not start another renewal.
 		e.renewing.Delete(req.Key)
@@ -229,7 +262,7 @@ func (e *Engine) renewInBackground(req Request, now time.Time) {
 
 func (e *Engine) cached(ctx context.Context, k tokencache.Key, now time.Time) (tokencache.Token, bool) {
 	t, ok, err := e.cache.Get(ctx, k)
-	if err != nil || !ok || !t.UsableAt(now, e.cfg.ExpiryMargin) {
+	if err != nil || !ok || !t.UsableAt(now, e.cfg().ExpiryMargin) {
 		return tokencache.Token{}, false
 	}
 	return t, true
@@ -241,30 +274,22 @@ func (e *Engine) refreshOn(t tokencache.Token) time.Time {
 	if !t.RefreshOn.IsZero() {
 		return t.RefreshOn
 	}
-	now := e.cfg.Now()
-	at := t.ExpiresOn.Add(-e.cfg.RefreshBefore)
+	cfg := e.cfg()
+	now := cfg.Now()
+	at := t.ExpiresOn.Add(-cfg.RefreshBefore)
 	if half := now.Add(t.ExpiresOn.Sub(now) / 2); at.Before(half) {
 		at = half
 	}
 	return at
 }
 
-func flightKey(req Request) string {
-	k := req.Key.User + "\x00" + req.Key.Scopes
-	if req.Claims != "" {
-		k += "\x00" + req.Claims
-	}
-	return k
-}
+func flightKey(req Request) string { return req.Key.User + "\x00" + req.Key.Scopes }
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
 	return Stats{CacheHits: e.cacheHits.Load(), ProviderCalls: e.providerCalls.Load(),
 		BackgroundRefreshes: e.backgroundRefreshes.Load(), ProviderErrors: e.providerErrors.Load()}
 }
-
-// Cache returns the engine's cache.
-func (e *Engine) Cache() tokencache.Cache { return e.cache }
 
 // Close cancels in-flight identity-provider calls and waits for background renewals to end.
 func (e *Engine) Close() {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tokeninjector/caddy-token-injector/internal/identity"
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
@@ -29,17 +30,10 @@ type RedeemParams struct {
 	Scopes                                 []string
 }
 
-// Identity is the user a sign-in proved, from the id_token of the code redemption.
-type Identity struct {
-	ObjectID, TenantID, Username, Name string
-}
-
-// UserKey is the identity's cache partition, "<oid>.<tid>".
-func (i Identity) UserKey() string { return tokencache.UserKey(i.ObjectID, i.TenantID) }
-
 // SignedIn is the outcome of a redeemed code.
 type SignedIn struct {
-	Identity Identity
+	// User is who signed in, from the id_token of the code redemption.
+	User identity.User
 	// Token is the access token issued with the code; GrantedScopes are its scopes.
 	Token         tokencache.Token
 	GrantedScopes []string
@@ -48,7 +42,7 @@ type SignedIn struct {
 
 // AuthCodeURL returns the authorize URL for an interactive sign-in.
 func (e *Engine) AuthCodeURL(ctx context.Context, p AuthCodeParams) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.CallTimeout)
+	ctx, cancel := context.WithTimeout(ctx, e.cfg().CallTimeout)
 	defer cancel()
 	return e.provider.AuthCodeURL(ctx, p)
 }
@@ -56,7 +50,7 @@ func (e *Engine) AuthCodeURL(ctx context.Context, p AuthCodeParams) (string, err
 // SignIn redeems an authorization code and keeps the account's refresh state and first access token, so the
 // user's next request is answered from the cache.
 func (e *Engine) SignIn(ctx context.Context, p RedeemParams) (SignedIn, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.CallTimeout)
+	ctx, cancel := context.WithTimeout(ctx, e.cfg().CallTimeout)
 	defer cancel()
 	e.providerCalls.Add(1)
 	s, err := e.provider.RedeemCode(ctx, p)
@@ -64,15 +58,15 @@ func (e *Engine) SignIn(ctx context.Context, p RedeemParams) (SignedIn, error) {
 		e.providerErrors.Add(1)
 		return SignedIn{}, err
 	}
-	if s.Identity.ObjectID == "" || s.Identity.TenantID == "" {
+	if s.User.ObjectID == "" || s.User.TenantID == "" {
 		return SignedIn{}, errors.New("the id_token names no oid and tid")
 	}
-	user := s.Identity.UserKey()
-	s.Account.ExpiresOn = e.cfg.Now().Add(accountLifetime)
+	user := s.User.Key()
+	s.Account.ExpiresOn = e.cfg().Now().Add(accountLifetime)
 	if err := e.cache.SetAccount(ctx, user, s.Account); err != nil {
 		return SignedIn{}, err
 	}
-	if apiScopes := withoutOIDCScopes(p.Scopes); len(apiScopes) > 0 && coversScopes(s.GrantedScopes, apiScopes) {
+	if apiScopes := identity.WithoutSignInScopes(p.Scopes); len(apiScopes) > 0 && coversScopes(s.GrantedScopes, apiScopes) {
 		t := s.Token
 		t.RefreshOn = e.refreshOn(t)
 		_ = e.cache.Set(ctx, tokencache.Key{User: user, Scopes: tokencache.NormalizeScopes(apiScopes)}, t)
@@ -88,18 +82,6 @@ func (e *Engine) SignOut(ctx context.Context, user string) error {
 // EndSessionURL is the identity provider's sign-out page.
 func (e *Engine) EndSessionURL(postLogoutRedirectURI string) string {
 	return e.provider.EndSessionURL(postLogoutRedirectURI)
-}
-
-var oidcScopes = []string{"openid", "profile", "offline_access", "email"}
-
-func withoutOIDCScopes(scopes []string) []string {
-	var out []string
-	for _, s := range scopes {
-		if !slices.Contains(oidcScopes, strings.ToLower(s)) {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // coversScopes reports whether granted includes every one of want (Entra compares scopes case-insensitively).

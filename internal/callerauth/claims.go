@@ -8,6 +8,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/json"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/tokeninjector/caddy-token-injector/internal/identity"
 )
 
 // allowedAlgs is the whole list: Entra signs access tokens with RS256, and accepting anything else would open the
@@ -75,11 +76,12 @@ func (v *Validator) checkClaims(payload []byte, ks *keySet, now time.Time) (*Ide
 	if c.Expiry == nil {
 		return nil, invalid("token has no exp")
 	}
+	rules := v.rules.Load()
 	exp := c.Expiry.Time()
-	if !now.Before(exp.Add(v.skew)) {
+	if !now.Before(exp.Add(rules.skew)) {
 		return nil, invalid("token expired")
 	}
-	if c.NotBefore != nil && now.Add(v.skew).Before(c.NotBefore.Time()) {
+	if c.NotBefore != nil && now.Add(rules.skew).Before(c.NotBefore.Time()) {
 		return nil, invalid("token is not valid yet")
 	}
 	if c.TenantID == "" {
@@ -91,7 +93,7 @@ func (v *Validator) checkClaims(payload []byte, ks *keySet, now time.Time) (*Ide
 	if !ks.acceptsIssuer(c.Issuer) {
 		return nil, invalid("issuer %s is not this tenant's", safe(c.Issuer))
 	}
-	if err := v.checkAudience(c.Audience); err != nil {
+	if err := checkAudience(c.Audience, rules.audiences); err != nil {
 		return nil, err
 	}
 	if c.ObjectID == "" {
@@ -106,14 +108,11 @@ func (v *Validator) checkClaims(payload []byte, ks *keySet, now time.Time) (*Ide
 		return nil, invalid("not a delegated user token")
 	}
 	id := &Identity{
-		TenantID:      c.TenantID,
-		ObjectID:      c.ObjectID,
-		HomeAccountID: c.ObjectID + "." + c.TenantID,
-		Username:      firstNonEmpty(c.PreferredUsername, c.UPN, c.UniqueName),
-		Name:          c.Name,
-		Scopes:        scopes,
-		ClientID:      firstNonEmpty(c.AuthorizedParty, c.AppID),
-		ExpiresAt:     exp,
+		User: identity.User{ObjectID: c.ObjectID, TenantID: c.TenantID,
+			Username: firstNonEmpty(c.PreferredUsername, c.UPN, c.UniqueName), Name: c.Name},
+		Scopes:    scopes,
+		ClientID:  firstNonEmpty(c.AuthorizedParty, c.AppID),
+		ExpiresAt: exp,
 	}
 	if c.Version == "1.0" {
 		id.ClientID = firstNonEmpty(c.AppID, c.AuthorizedParty)
@@ -121,9 +120,9 @@ func (v *Validator) checkClaims(payload []byte, ks *keySet, now time.Time) (*Ide
 	return id, nil
 }
 
-func (v *Validator) checkAudience(aud jwt.Audience) error {
+func checkAudience(aud jwt.Audience, accepted []string) error {
 	for _, a := range aud {
-		for _, want := range v.audiences {
+		for _, want := range accepted {
 			if a == want {
 				return nil
 			}

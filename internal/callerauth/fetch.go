@@ -5,14 +5,13 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/tokeninjector/caddy-token-injector/internal/entra"
 )
 
 const (
@@ -40,10 +39,11 @@ func (s *keyStore) discover(ctx context.Context) (discovery, error) {
 	}
 	tid, err := tenantFromV2Issuer(v2.Issuer)
 	if err != nil {
-		return discovery{}, fmt.Errorf("%w: %w", ErrKeysUnavailable, err)
+		return discovery{}, s.misconfigured(err, "authority_host does not serve Entra's discovery documents")
 	}
 	if looksLikeGUID(s.tenant) && !strings.EqualFold(s.tenant, tid) {
-		return discovery{}, fmt.Errorf("%w: discovery for tenant %s names tenant %s", ErrKeysUnavailable, s.tenant, tid)
+		return discovery{}, s.misconfigured(fmt.Errorf("discovery for tenant %s names tenant %s", s.tenant, tid),
+			"the discovery document does not match the tenant: check tenant and authority_host")
 	}
 	d := discovery{tenantID: tid, v2Issuer: v2.Issuer, v2JWKS: v2.JWKSURI}
 	// A v1 issuer must name the same tenant, so a confused document cannot widen what we accept.
@@ -59,11 +59,10 @@ func (s *keyStore) getDiscovery(ctx context.Context, u string) (discoveryDoc, er
 		return doc, err
 	}
 	if doc.Issuer == "" {
-		return doc, fmt.Errorf("%w: %s has no issuer", ErrKeysUnavailable, u)
+		return doc, s.misconfigured(fmt.Errorf("%s has no issuer", u), "authority_host does not serve Entra's discovery documents")
 	}
-	j, err := url.Parse(doc.JWKSURI)
-	if err != nil || j.Host == "" || !(j.Scheme == "https" || j.Scheme == "http" && isLoopback(j.Hostname())) {
-		return doc, fmt.Errorf("%w: %s has no usable https jwks_uri", ErrKeysUnavailable, u)
+	if j, err := url.Parse(doc.JWKSURI); err != nil || j.Host == "" || j.Scheme != "https" {
+		return doc, s.misconfigured(fmt.Errorf("%s has no https jwks_uri", u), "authority_host does not serve Entra's discovery documents")
 	}
 	return doc, nil
 }
@@ -163,38 +162,28 @@ func (s *keyStore) getKeys(ctx context.Context, u string) (map[string]*rsa.Publi
 		}
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("%w: %s has no usable RSA signing keys", ErrKeysUnavailable, u)
+		return nil, s.misconfigured(fmt.Errorf("%s has no usable RSA signing keys", u), "authority_host does not serve Entra's signing keys")
 	}
 	return keys, nil
 }
 
+// misconfigured reports a document that is not what Entra serves: retrying will not help.
+func (s *keyStore) misconfigured(err error, fix string) error {
+	return fmt.Errorf("%w: %w", ErrKeysUnavailable, &entra.MisconfiguredError{Op: "fetching signing keys",
+		Host: strings.TrimPrefix(s.authority, "https://"), Err: err, Fix: fix})
+}
+
 // getJSON GETs u within FetchTimeout and decodes a 200 answer of at most maxDocBytes into dst.
 func (s *keyStore) getJSON(ctx context.Context, u string, dst any) error {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	f := s.fetcher.Load()
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	body, err := entra.FetchDocument(ctx, f.client, "fetching signing keys", u, maxDocBytes)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrKeysUnavailable, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrKeysUnavailable, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) // lets the connection be reused
-		return fmt.Errorf("%w: GET %s: %s", ErrKeysUnavailable, u, resp.Status)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocBytes+1))
-	if err != nil {
-		return fmt.Errorf("%w: GET %s: %w", ErrKeysUnavailable, u, err)
-	}
-	if len(body) > maxDocBytes {
-		return fmt.Errorf("%w: GET %s: document larger than %d bytes", ErrKeysUnavailable, u, maxDocBytes)
 	}
 	if err := json.Unmarshal(body, dst); err != nil {
-		return fmt.Errorf("%w: GET %s: %w", ErrKeysUnavailable, u, err)
+		return s.misconfigured(fmt.Errorf("GET %s: %w", u, err), "authority_host does not serve Entra's documents")
 	}
 	return nil
 }

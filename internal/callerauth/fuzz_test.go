@@ -25,7 +25,7 @@ func FuzzValidate(f *testing.F) {
 	parts := strings.Split(v2, ".")
 	b64 := base64.RawURLEncoding.EncodeToString
 	expired := v2Claims(now)
-	expired["exp"] = now.Add(-2 * v.skew).Unix()
+	expired["exp"] = now.Add(-2 * v.rules.Load().skew).Unix()
 	appOnly := v2Claims(now)
 	delete(appOnly, "scp")
 	for _, seed := range []string{

@@ -234,9 +234,15 @@ func (ti *testIssuer) mint(tb testing.TB, claims map[string]any) string {
 	return sign(tb, jose.RS256, k.priv, k.kid, claims, nil)
 }
 
+// warm fetches the validator's keys now, as the first request would.
+func warm(v *Validator) error {
+	_, err := v.keys.current(context.Background())
+	return err
+}
+
 func mustWarm(tb testing.TB, v *Validator) {
 	tb.Helper()
-	if err := v.Warm(context.Background()); err != nil {
+	if err := warm(v); err != nil {
 		tb.Fatalf("Warm: %v", err)
 	}
 }

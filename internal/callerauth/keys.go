@@ -46,8 +46,8 @@ func (ks *keySet) acceptsIssuer(iss string) bool {
 type keyStore struct {
 	authority string
 	tenant    string
-	client    *http.Client
-	timeout   time.Duration
+	fetcher   atomic.Pointer[fetcher]
+	life      context.Context // ends when the validator closes; bounds every fetch
 	now       func() time.Time
 	onRemoved func(kids map[string]bool) // called after a refresh withdrew keys
 
@@ -57,6 +57,12 @@ type keyStore struct {
 	flight      *flight   // the fetch in progress, if any
 	lastAttempt time.Time // start of the latest fetch, for the rate limits
 	lastErr     error     // error of the latest fetch, nil once one succeeded
+}
+
+// fetcher is how documents are fetched; a reload may replace it.
+type fetcher struct {
+	client  *http.Client
+	timeout time.Duration // bounds each document
 }
 
 // flight is one fetch that any number of callers wait on.
@@ -93,7 +99,7 @@ func (s *keyStore) current(ctx context.Context) (*keySet, error) {
 			s.mu.Unlock()
 			return ks, nil
 		}
-		f := s.launch(ctx, now)
+		f := s.launch(now)
 		s.mu.Unlock()
 		if fresh, err := f.wait(ctx); err == nil {
 			return fresh, nil
@@ -107,7 +113,7 @@ func (s *keyStore) current(ctx context.Context) (*keySet, error) {
 			s.mu.Unlock()
 			return nil, err
 		}
-		f = s.launch(ctx, now)
+		f = s.launch(now)
 	}
 	s.mu.Unlock()
 	return f.wait(ctx)
@@ -129,20 +135,20 @@ func (s *keyStore) refreshForUnknownKid(ctx context.Context) (*keySet, error) {
 			}
 			return ks, nil
 		}
-		f = s.launch(ctx, now)
+		f = s.launch(now)
 	}
 	s.mu.Unlock()
 	return f.wait(ctx)
 }
 
 // launch starts a fetch. Called with s.mu held and no flight in progress.
-func (s *keyStore) launch(ctx context.Context, now time.Time) *flight {
+func (s *keyStore) launch(now time.Time) *flight {
 	f := &flight{done: make(chan struct{})}
 	s.flight, s.lastAttempt = f, now
 	old := s.cur.Load()
-	// The fetch must not die with the caller that happened to start it, since others wait on it too; it still ends,
-	// because every request in it is bounded by FetchTimeout.
-	go s.run(context.WithoutCancel(ctx), f, old)
+	// The fetch must not die with the caller that happened to start it, since others wait on it too; it ends
+	// with the validator, and every request in it is bounded by FetchTimeout.
+	go s.run(s.life, f, old)
 	return f
 }
 

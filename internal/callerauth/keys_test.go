@@ -186,7 +186,7 @@ func TestCacheHitStillEnforcesExp(t *testing.T) {
 	sum := cacheKey(v, raw)
 	c, _ := v.cache.Get(sum, clock.Now())
 	v.cache.Add(sum, c, clock.Now().Add(24*time.Hour))
-	clock.Advance(time.Hour + v.skew)
+	clock.Advance(time.Hour + v.rules.Load().skew)
 	before := v.verifications.Load()
 	wantInvalid(t, v, raw, "token expired")
 	if v.verifications.Load() != before {
@@ -205,7 +205,7 @@ func TestCacheLifetimeCapped(t *testing.T) {
 	claims["exp"] = clock.Now().Add(3 * time.Hour).Unix()
 	raw := ti.mint(t, claims)
 	wantValid(t, v, raw)
-	clock.Advance(maxCacheLifetime + v.skew)
+	clock.Advance(maxCacheLifetime + v.rules.Load().skew)
 	wantValid(t, v, raw)
 	if n := v.verifications.Load(); n != 2 {
 		t.Errorf("verifications = %d, want 2 (re-verified after the 1h cache cap)", n)
@@ -245,7 +245,7 @@ func TestDiscoveryDown(t *testing.T) {
 			raw := ti.mint(t, v2Claims(clock.Now()))
 			ti.set(tt.breakIt)
 			wantUnavailable(t, v, raw)
-			if err := v.Warm(context.Background()); !errors.Is(err, ErrKeysUnavailable) {
+			if err := warm(v); !errors.Is(err, ErrKeysUnavailable) {
 				t.Errorf("Warm error = %v", err)
 			}
 			before := ti.counts()

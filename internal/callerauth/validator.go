@@ -8,13 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/tokeninjector/caddy-token-injector/internal/entra"
+	"github.com/tokeninjector/caddy-token-injector/internal/identity"
 	"github.com/tokeninjector/caddy-token-injector/internal/lru"
 )
 
@@ -46,13 +46,10 @@ type Config struct {
 
 // Identity is what a valid token says about its caller. Treat Scopes as read-only: it may be shared with the cache.
 type Identity struct {
-	TenantID, ObjectID string   // tid, oid
-	HomeAccountID      string   // "<oid>.<tid>", Entra's account id: the key the proxy partitions caches by
-	Username           string   // preferred_username (v2), upn or unique_name (v1)
-	Name               string   // name
-	Scopes             []string // scp split on spaces
-	ClientID           string   // azp (v2) or appid (v1): the app that obtained the token
-	ExpiresAt          time.Time
+	identity.User
+	Scopes    []string // scp split on spaces
+	ClientID  string   // azp (v2) or appid (v1): the app that obtained the token
+	ExpiresAt time.Time
 }
 
 // InvalidTokenError reports a problem with the token itself; the proxy answers 401 invalid_token. Description is
@@ -63,7 +60,8 @@ type InvalidTokenError struct{ Description string }
 func (e *InvalidTokenError) Error() string { return "callerauth: invalid token: " + e.Description }
 
 // ErrKeysUnavailable is wrapped by every error of Validate that is not an *InvalidTokenError: the tenant's discovery
-// documents or signing keys could not be fetched, so the token could not be checked (the proxy answers 503).
+// documents or signing keys could not be had, so the token could not be checked. A fetch that failed also wraps
+// an *entra.UnavailableError (retrying may help) or an *entra.MisconfiguredError (only the operator can fix it).
 var ErrKeysUnavailable = errors.New("callerauth: tenant signing keys unavailable")
 
 func invalid(format string, args ...any) error {
@@ -72,16 +70,22 @@ func invalid(format string, args ...any) error {
 
 // Validator checks caller tokens for one tenant and one app. It is safe for concurrent use.
 type Validator struct {
-	audiences []string
-	skew      time.Duration
-	now       func() time.Time
-	keys      *keyStore
+	rules atomic.Pointer[rules] // replaced whole by Update
+	now   func() time.Time
+	keys  *keyStore
 	// cache remembers proven tokens by a seeded hash of the raw token; an entry counts only if its token is equal,
 	// so a hash collision is a miss, never another caller's identity. Cheaper than SHA-256 on every request.
 	seed  maphash.Seed
 	cache *lru.Cache[uint64, *cachedIdentity]
 
 	verifications atomic.Int64 // RSA signature checks performed; lets tests prove the cache works
+	stop          context.CancelFunc
+}
+
+// rules are the settings a reload may change.
+type rules struct {
+	audiences []string
+	skew      time.Duration
 }
 
 type cachedIdentity struct {
@@ -90,18 +94,48 @@ type cachedIdentity struct {
 	raw string // the proven token
 }
 
-// New checks cfg and returns a Validator. It does no network I/O: keys are fetched on first use or by Warm.
+// New checks cfg and returns a Validator. It does no network I/O: keys are fetched on first use.
 func New(cfg Config) (*Validator, error) {
 	if cfg.HTTPClient == nil {
 		return nil, errors.New("callerauth: HTTPClient is required")
 	}
-	authority, err := checkAuthority(cfg.AuthorityHost)
+	authority, err := entra.CheckAuthorityHost(cfg.AuthorityHost)
 	if err != nil {
+		return nil, fmt.Errorf("callerauth: AuthorityHost: %w", err)
+	}
+	if err := entra.CheckTenant(cfg.Tenant); err != nil {
+		return nil, fmt.Errorf("callerauth: Tenant: %w", err)
+	}
+	if cfg.MaxCachedTokens < 0 {
+		return nil, errors.New("callerauth: MaxCachedTokens must not be negative")
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	life, stop := context.WithCancel(context.Background())
+	v := &Validator{
+		now:   now,
+		seed:  maphash.MakeSeed(),
+		cache: lru.New[uint64, *cachedIdentity](cmpOr(cfg.MaxCachedTokens, defaultMaxCachedTokens)),
+		stop:  stop,
+	}
+	v.keys = &keyStore{
+		authority: authority,
+		tenant:    cfg.Tenant,
+		now:       now,
+		onRemoved: v.forgetKeys,
+		life:      life,
+	}
+	if err := v.Update(cfg); err != nil {
 		return nil, err
 	}
-	if err := checkTenant(cfg.Tenant); err != nil {
-		return nil, err
-	}
+	return v, nil
+}
+
+// Update applies the settings a reload may change: the audiences, the clock skew, the HTTP client and the fetch
+// timeout. The authority and tenant name the validator and cannot change.
+func (v *Validator) Update(cfg Config) error {
 	var auds []string
 	for _, a := range cfg.Audiences {
 		if a = strings.TrimSpace(a); a != "" {
@@ -109,33 +143,21 @@ func New(cfg Config) (*Validator, error) {
 		}
 	}
 	if len(auds) == 0 {
-		return nil, errors.New("callerauth: at least one audience is required")
+		return errors.New("callerauth: at least one audience is required")
 	}
-	if cfg.ClockSkew < 0 || cfg.MaxCachedTokens < 0 || cfg.FetchTimeout < 0 {
-		return nil, errors.New("callerauth: ClockSkew, MaxCachedTokens and FetchTimeout must not be negative")
+	if cfg.HTTPClient == nil {
+		return errors.New("callerauth: HTTPClient is required")
 	}
-	skew := cmpOr(cfg.ClockSkew, defaultClockSkew)
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
+	if cfg.ClockSkew < 0 || cfg.FetchTimeout < 0 {
+		return errors.New("callerauth: ClockSkew and FetchTimeout must not be negative")
 	}
-	v := &Validator{
-		audiences: auds,
-		skew:      skew,
-		now:       now,
-		seed:      maphash.MakeSeed(),
-		cache:     lru.New[uint64, *cachedIdentity](cmpOr(cfg.MaxCachedTokens, defaultMaxCachedTokens)),
-	}
-	v.keys = &keyStore{
-		authority: authority,
-		tenant:    cfg.Tenant,
-		client:    cfg.HTTPClient,
-		timeout:   cmpOr(cfg.FetchTimeout, defaultFetchTimeout),
-		now:       now,
-		onRemoved: v.forgetKeys,
-	}
-	return v, nil
+	v.rules.Store(&rules{audiences: auds, skew: cmpOr(cfg.ClockSkew, defaultClockSkew)})
+	v.keys.fetcher.Store(&fetcher{client: cfg.HTTPClient, timeout: cmpOr(cfg.FetchTimeout, defaultFetchTimeout)})
+	return nil
 }
+
+// Close cancels key fetches in flight; Validate fails afterwards.
+func (v *Validator) Close() { v.stop() }
 
 func cmpOr[T comparable](v, def T) T {
 	var zero T
@@ -143,49 +165,6 @@ func cmpOr[T comparable](v, def T) T {
 		return def
 	}
 	return v
-}
-
-func checkAuthority(s string) (string, error) {
-	s = strings.TrimRight(strings.TrimSpace(s), "/")
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("callerauth: AuthorityHost %q is not an absolute URL", s)
-	}
-	// Plain http only for a local emulator: the keys fetched here decide who gets in.
-	if u.Scheme != "https" && (u.Scheme != "http" || !isLoopback(u.Hostname())) {
-		return "", fmt.Errorf("callerauth: AuthorityHost %q must use https", s)
-	}
-	return s, nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-func checkTenant(t string) error {
-	switch strings.ToLower(t) {
-	case "":
-		return errors.New("callerauth: Tenant is required")
-	case "common", "organizations", "consumers":
-		// Multi-tenant endpoints publish a templated issuer; we validate for exactly one tenant.
-		return fmt.Errorf("callerauth: Tenant %q is not a single tenant; use the tenant GUID or domain", t)
-	}
-	for _, r := range t {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
-			return fmt.Errorf("callerauth: Tenant %q is not a tenant GUID or domain", t)
-		}
-	}
-	return nil
-}
-
-// Warm fetches the discovery documents and signing keys now, so the first caller does not wait for them.
-func (v *Validator) Warm(ctx context.Context) error {
-	_, err := v.keys.current(ctx)
-	return err
 }
 
 // Validate checks raw (the bearer token without the "Bearer " prefix) and returns the caller's identity. A problem
@@ -201,7 +180,7 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 	sum := maphash.String(v.seed, raw)
 	if c, ok := v.cache.Get(sum, now); ok && c.raw == raw {
 		// The cache entry outlives nothing it should not, but exp is the contract, so check it on every hit.
-		if !now.Before(c.id.ExpiresAt.Add(v.skew)) {
+		if !now.Before(c.id.ExpiresAt.Add(v.rules.Load().skew)) {
 			v.cache.Remove(sum)
 			return nil, invalid("token expired")
 		}
@@ -239,7 +218,7 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 	if limit := now.Add(maxCacheLifetime); limit.Before(until) {
 		until = limit
 	}
-	until = until.Add(v.skew)
+	until = until.Add(v.rules.Load().skew)
 	v.cache.Add(sum, &cachedIdentity{id: *id, kid: tok.kid, raw: raw}, until)
 	return id, nil
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/tokeninjector/caddy-token-injector/internal/identity"
 )
 
 func TestValidateClaims(t *testing.T) {
@@ -38,7 +39,7 @@ func TestValidateClaims(t *testing.T) {
 		check   func(t *testing.T, id *Identity)
 	}{
 		{name: "valid v2 (MSAL.js / NAA)", claims: v2Claims(now), check: func(t *testing.T, id *Identity) {
-			want := Identity{TenantID: testTID, ObjectID: testOID, Username: "adele@contoso.com", Name: "Adele Vance",
+			want := Identity{User: identity.User{TenantID: testTID, ObjectID: testOID, Username: "adele@contoso.com", Name: "Adele Vance"},
 				Scopes: []string{"access_as_user"}, ClientID: "11111111-aaaa-bbbb-cccc-222222222222",
 				ExpiresAt: time.Unix(now.Add(time.Hour).Unix(), 0)}
 			if !identityEqual(*id, want) {
@@ -226,7 +227,7 @@ func TestNewConfigErrors(t *testing.T) {
 		{"ok", func(c *Config) {}, true},
 		{"ok trailing slash", func(c *Config) { c.AuthorityHost += "/" }, true},
 		{"ok domain tenant", func(c *Config) { c.Tenant = testDomain }, true},
-		{"ok loopback http", func(c *Config) { c.AuthorityHost = "http://127.0.0.1:8080" }, true},
+		{"loopback http", func(c *Config) { c.AuthorityHost = "http://127.0.0.1:8080" }, false},
 		{"no client", func(c *Config) { c.HTTPClient = nil }, false},
 		{"no authority", func(c *Config) { c.AuthorityHost = "" }, false},
 		{"http authority", func(c *Config) { c.AuthorityHost = "http://login.microsoftonline.com" }, false},
@@ -251,9 +252,9 @@ func TestNewConfigErrors(t *testing.T) {
 			if (err == nil) != tt.ok {
 				t.Fatalf("New error = %v, want ok=%v", err, tt.ok)
 			}
-			if err == nil && (v.skew != defaultClockSkew || v.cache.Capacity() != defaultMaxCachedTokens ||
-				v.keys.timeout != defaultFetchTimeout) {
-				t.Errorf("defaults not applied: skew %v, cache %d, timeout %v", v.skew, v.cache.Capacity(), v.keys.timeout)
+			if err == nil && (v.rules.Load().skew != defaultClockSkew || v.cache.Capacity() != defaultMaxCachedTokens ||
+				v.keys.fetcher.Load().timeout != defaultFetchTimeout) {
+				t.Errorf("defaults not applied: skew %v, cache %d, timeout %v", v.rules.Load().skew, v.cache.Capacity(), v.keys.fetcher.Load().timeout)
 			}
 		})
 	}

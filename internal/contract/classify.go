@@ -6,6 +6,13 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"go.uber.org/zap/zapcore"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
+	"github.com/tokeninjector/caddy-token-injector/internal/callerauth"
+	"github.com/tokeninjector/caddy-token-injector/internal/entra"
+	"github.com/tokeninjector/caddy-token-injector/internal/session"
 )
 
 // Reasons tell the client which interactive step fixes an interaction_required answer (README: "Handling 401").
@@ -18,7 +25,7 @@ const (
 	ReasonInteractionRequired = "interaction_required" // Entra asked for interaction without saying which
 )
 
-// Entra codes by what fixes them. Sources: Entra's AADSTS reference and ../shared/notes/entra-and-office.md.
+// Entra codes by what fixes them. Source: Entra's AADSTS error reference.
 var (
 	mfaCodes          = []int{50076, 50079, 50072, 50074}
 	conditionalCodes  = []int{50158, 53000, 53001, 53002, 53004}
@@ -35,31 +42,45 @@ var (
 		500011:  "the resource in a configured scope is not known in the tenant: check the scopes' resource URI",
 		90009:   "the app is requesting a token for itself: use the downstream API's scopes, not this app's own",
 		700024:  "the client assertion is not valid: check the credential configuration",
+		90002:   "no such tenant in this cloud: check tenant (a tenant ID or verified domain) and authority_host",
 		50011:   "the redirect URI is not registered on the app",
 	}
 )
 
-// Classify maps any error from token acquisition to the contract. It is the only place that decides which Entra
-// answers ask the user to interact: anything unrecognised is a server error, never interaction_required.
-func Classify(err error, scopes []string) *Problem {
-	var p *Problem
-	if errors.As(err, &p) {
-		return p
-	}
-	var u *Unavailable
+// Decide maps any error of the request path to the contract's answer. It is the only place that decides what a
+// client gets: which Entra answers ask the user to interact, what is transient, and what is the operator's to
+// fix. Anything it does not recognise is a server error, never interaction_required.
+func Decide(err error, scopes []string) *Problem {
+	var (
+		bad         *callerauth.InvalidTokenError
+		entraErr    *entra.Error
+		unavailable *entra.UnavailableError
+		misconfig   *entra.MisconfiguredError
+		unexpected  *entra.UnexpectedError
+	)
 	switch {
-	case errors.As(err, &u):
-		return unavailable(u.Timeout, 0, "")
+	case errors.As(err, &bad):
+		return InvalidToken(bad.Description)
+	case errors.Is(err, session.ErrNoSession), errors.Is(err, acquire.ErrLoginRequired):
+		return loginRequired(scopes)
 	case errors.Is(err, context.DeadlineExceeded):
-		return unavailable(true, 0, "")
+		return unavailableProblem(true, 0, "", err)
+	case errors.As(err, &misconfig):
+		return serverError("the proxy is misconfigured: "+misconfig.Error(), "")
+	case errors.As(err, &unavailable):
+		return unavailableProblem(unavailable.Timeout, 0, "", err)
+	case errors.As(err, &entraErr):
+		return fromEntra(entraErr, scopes)
+	case errors.As(err, &unexpected):
+		return serverError(unexpected.Error(), "")
 	}
-	e, ok := AsEntraError(err)
-	if !ok {
-		return &Problem{Status: http.StatusBadGateway, Code: CodeServerError, Description: "token acquisition failed",
-			LogMessage: "token acquisition failed: " + err.Error()}
-	}
-	if e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500 || e.Code == "temporarily_unavailable" {
-		return unavailable(false, e.RetryAfter, e.CorrelationID)
+	return serverError("token acquisition failed: "+err.Error(), "")
+}
+
+// fromEntra maps a refusal from Entra.
+func fromEntra(e *entra.Error, scopes []string) *Problem {
+	if e.Transient() {
+		return unavailableProblem(false, e.RetryAfter, e.CorrelationID, e)
 	}
 	if reason := interactionReason(e); reason != "" {
 		return &Problem{Status: http.StatusUnauthorized, Code: CodeInteractionRequired, Reason: reason,
@@ -73,7 +94,7 @@ func Classify(err error, scopes []string) *Problem {
 	return configurationProblem(e)
 }
 
-func interactionReason(e *EntraError) string {
+func interactionReason(e *entra.Error) string {
 	switch {
 	case e.HasCode(expiredAssertion...):
 		return ReasonSSOTokenExpired
@@ -110,9 +131,11 @@ func userFacingDescription(reason string) string {
 	return "the user must interact with Entra ID"
 }
 
-func unavailable(timeout bool, retryAfter time.Duration, correlationID string) *Problem {
+// unavailableProblem is the answer when retrying later can succeed. cause is logged, once, at warning level.
+func unavailableProblem(timeout bool, retryAfter time.Duration, correlationID string, cause error) *Problem {
 	p := &Problem{Status: http.StatusServiceUnavailable, Code: CodeTemporarilyUnavailable,
-		Description: "Entra ID is temporarily unavailable; retry later", CorrelationID: correlationID}
+		Description: "Entra ID is temporarily unavailable; retry later", CorrelationID: correlationID,
+		LogLevel: zapcore.WarnLevel, LogMessage: "identity provider unavailable: " + cause.Error()}
 	if timeout {
 		p.Status = http.StatusGatewayTimeout
 		p.Description = "Entra ID did not answer in time; retry later"
@@ -123,7 +146,7 @@ func unavailable(timeout bool, retryAfter time.Duration, correlationID string) *
 	return p
 }
 
-func configurationProblem(e *EntraError) *Problem {
+func configurationProblem(e *entra.Error) *Problem {
 	hint := ""
 	for _, c := range e.Codes {
 		if h, ok := configHintsByCode[c]; ok {
@@ -144,6 +167,13 @@ func configurationProblem(e *EntraError) *Problem {
 		}
 	}
 	msg := strings.TrimSpace("Entra rejected the proxy's token request (" + e.AADSTS() + " " + e.Code + "): " + hint)
+	return serverError(msg, e.CorrelationID)
+}
+
+// serverError is the answer when the proxy cannot do its job and only its operator can fix that. msg is logged,
+// once, at error level; the client only learns that it was the proxy's fault.
+func serverError(msg, correlationID string) *Problem {
 	return &Problem{Status: http.StatusBadGateway, Code: CodeServerError,
-		Description: "the proxy could not get a token for the upstream API", CorrelationID: e.CorrelationID, LogMessage: msg}
+		Description: "the proxy could not get a token for the upstream API", CorrelationID: correlationID,
+		LogLevel: zapcore.ErrorLevel, LogMessage: msg}
 }

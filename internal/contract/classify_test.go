@@ -11,6 +11,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
+	"github.com/tokeninjector/caddy-token-injector/internal/callerauth"
+	"github.com/tokeninjector/caddy-token-injector/internal/entra"
+	"github.com/tokeninjector/caddy-token-injector/internal/session"
+	"go.uber.org/zap/zapcore"
 )
 
 func entraBody(code string, codes []int, suberror, claims string) []byte {
@@ -21,7 +27,7 @@ func entraBody(code string, codes []int, suberror, claims string) []byte {
 	return b
 }
 
-func TestClassify(t *testing.T) {
+func TestDecide(t *testing.T) {
 	const claims = `{"access_token":{"capolids":{"essential":true,"values":["abc"]}}}`
 	scopes := []string{"https://graph.microsoft.com/User.Read"}
 	tests := []struct {
@@ -33,32 +39,39 @@ func TestClassify(t *testing.T) {
 		retryAfter int
 		wantClaims bool
 	}{
-		{"mfa", ParseEntraError(400, nil, entraBody("invalid_grant", []int{50076}, "basic_action", claims)), 401, CodeInteractionRequired, ReasonMFARequired, 0, true},
-		{"mfa enrolment", ParseEntraError(400, nil, entraBody("invalid_grant", []int{50079}, "", "")), 401, CodeInteractionRequired, ReasonMFARequired, 0, false},
-		{"external challenge", ParseEntraError(400, nil, entraBody("invalid_grant", []int{50158}, "", claims)), 401, CodeInteractionRequired, ReasonConditionalAccess, 0, true},
-		{"consent", ParseEntraError(400, nil, entraBody("invalid_grant", []int{65001}, "consent_required", "")), 401, CodeInteractionRequired, ReasonConsentRequired, 0, false},
-		{"consent by suberror only", ParseEntraError(400, nil, entraBody("invalid_grant", []int{1}, "consent_required", "")), 401, CodeInteractionRequired, ReasonConsentRequired, 0, false},
-		{"refresh token revoked", ParseEntraError(400, nil, entraBody("invalid_grant", []int{50173}, "", "")), 401, CodeInteractionRequired, ReasonLoginRequired, 0, false},
-		{"refresh token expired", ParseEntraError(400, nil, entraBody("invalid_grant", []int{700082}, "", "")), 401, CodeInteractionRequired, ReasonLoginRequired, 0, false},
-		{"plain interaction_required", ParseEntraError(400, nil, entraBody("interaction_required", []int{1}, "", "")), 401, CodeInteractionRequired, ReasonInteractionRequired, 0, false},
-		{"sso token expired", ParseEntraError(400, nil, entraBody("invalid_grant", []int{500133}, "", "")), 401, CodeInteractionRequired, ReasonSSOTokenExpired, 0, false},
-		{"blocked by CA", ParseEntraError(400, nil, entraBody("invalid_grant", []int{53003}, "", "")), 403, CodeAccessDenied, "blocked_by_conditional_access", 0, false},
-		{"bad secret", ParseEntraError(401, nil, entraBody("invalid_client", []int{7000215}, "", "")), 502, CodeServerError, "", 0, false},
-		{"unknown app", ParseEntraError(400, nil, entraBody("unauthorized_client", []int{700016}, "", "")), 502, CodeServerError, "", 0, false},
-		{"invalid scope", ParseEntraError(400, nil, entraBody("invalid_scope", []int{70011}, "", "")), 502, CodeServerError, "", 0, false},
-		{"unknown invalid_grant is not interaction", ParseEntraError(400, nil, entraBody("invalid_grant", []int{99999}, "", "")), 502, CodeServerError, "", 0, false},
-		{"throttled", ParseEntraError(429, http.Header{"Retry-After": {"7"}}, entraBody("invalid_request", []int{1}, "", "")), 503, CodeTemporarilyUnavailable, "", 7, false},
-		{"5xx with interaction-looking body", ParseEntraError(503, nil, entraBody("invalid_grant", []int{50076}, "", claims)), 503, CodeTemporarilyUnavailable, "", 0, false},
-		{"temporarily_unavailable", ParseEntraError(400, nil, entraBody("temporarily_unavailable", []int{90010}, "", "")), 503, CodeTemporarilyUnavailable, "", 0, false},
-		{"gateway html", ParseEntraError(502, nil, []byte("<html>bad gateway</html>")), 503, CodeTemporarilyUnavailable, "", 0, false},
-		{"unreachable", &Unavailable{Err: errors.New("connection reset by peer")}, 503, CodeTemporarilyUnavailable, "", 0, false},
-		{"timeout", &Unavailable{Timeout: true, Err: context.DeadlineExceeded}, 504, CodeTemporarilyUnavailable, "", 0, false},
+		{"mfa", entra.ParseError(400, nil, entraBody("invalid_grant", []int{50076}, "basic_action", claims)), 401, CodeInteractionRequired, ReasonMFARequired, 0, true},
+		{"mfa enrolment", entra.ParseError(400, nil, entraBody("invalid_grant", []int{50079}, "", "")), 401, CodeInteractionRequired, ReasonMFARequired, 0, false},
+		{"external challenge", entra.ParseError(400, nil, entraBody("invalid_grant", []int{50158}, "", claims)), 401, CodeInteractionRequired, ReasonConditionalAccess, 0, true},
+		{"consent", entra.ParseError(400, nil, entraBody("invalid_grant", []int{65001}, "consent_required", "")), 401, CodeInteractionRequired, ReasonConsentRequired, 0, false},
+		{"consent by suberror only", entra.ParseError(400, nil, entraBody("invalid_grant", []int{1}, "consent_required", "")), 401, CodeInteractionRequired, ReasonConsentRequired, 0, false},
+		{"refresh token revoked", entra.ParseError(400, nil, entraBody("invalid_grant", []int{50173}, "", "")), 401, CodeInteractionRequired, ReasonLoginRequired, 0, false},
+		{"refresh token expired", entra.ParseError(400, nil, entraBody("invalid_grant", []int{700082}, "", "")), 401, CodeInteractionRequired, ReasonLoginRequired, 0, false},
+		{"plain interaction_required", entra.ParseError(400, nil, entraBody("interaction_required", []int{1}, "", "")), 401, CodeInteractionRequired, ReasonInteractionRequired, 0, false},
+		{"sso token expired", entra.ParseError(400, nil, entraBody("invalid_grant", []int{500133}, "", "")), 401, CodeInteractionRequired, ReasonSSOTokenExpired, 0, false},
+		{"blocked by CA", entra.ParseError(400, nil, entraBody("invalid_grant", []int{53003}, "", "")), 403, CodeAccessDenied, "blocked_by_conditional_access", 0, false},
+		{"bad secret", entra.ParseError(401, nil, entraBody("invalid_client", []int{7000215}, "", "")), 502, CodeServerError, "", 0, false},
+		{"unknown app", entra.ParseError(400, nil, entraBody("unauthorized_client", []int{700016}, "", "")), 502, CodeServerError, "", 0, false},
+		{"invalid scope", entra.ParseError(400, nil, entraBody("invalid_scope", []int{70011}, "", "")), 502, CodeServerError, "", 0, false},
+		{"unknown invalid_grant is not interaction", entra.ParseError(400, nil, entraBody("invalid_grant", []int{99999}, "", "")), 502, CodeServerError, "", 0, false},
+		{"throttled", entra.ParseError(429, http.Header{"Retry-After": {"7"}}, entraBody("invalid_request", []int{1}, "", "")), 503, CodeTemporarilyUnavailable, "", 7, false},
+		{"5xx with interaction-looking body", entra.ParseError(503, nil, entraBody("invalid_grant", []int{50076}, "", claims)), 503, CodeTemporarilyUnavailable, "", 0, false},
+		{"temporarily_unavailable", entra.ParseError(400, nil, entraBody("temporarily_unavailable", []int{90010}, "", "")), 503, CodeTemporarilyUnavailable, "", 0, false},
+		{"gateway html", entra.ParseError(502, nil, []byte("<html>bad gateway</html>")), 503, CodeTemporarilyUnavailable, "", 0, false},
+		{"unreachable", &entra.UnavailableError{Op: "token request", Host: "login.example", Err: errors.New("connection reset by peer")}, 503, CodeTemporarilyUnavailable, "", 0, false},
+		{"timeout", &entra.UnavailableError{Timeout: true, Err: context.DeadlineExceeded}, 504, CodeTemporarilyUnavailable, "", 0, false},
+		{"misconfigured", &entra.MisconfiguredError{Op: "fetching signing keys", Host: "login.example", Err: errors.New("x509: unknown authority"), Fix: "trust its CA with tls_trust_pool"}, 502, CodeServerError, "", 0, false},
+		{"keys misconfigured", fmt.Errorf("%w: %w", callerauth.ErrKeysUnavailable, &entra.MisconfiguredError{Err: errors.New("404")}), 502, CodeServerError, "", 0, false},
+		{"keys unreachable", fmt.Errorf("%w: %w", callerauth.ErrKeysUnavailable, &entra.UnavailableError{Err: errors.New("reset")}), 503, CodeTemporarilyUnavailable, "", 0, false},
+		{"unreadable answer", &entra.UnexpectedError{Op: "token request", Host: "login.example"}, 502, CodeServerError, "", 0, false},
+		{"invalid caller token", &callerauth.InvalidTokenError{Description: "token expired"}, 401, CodeInvalidToken, "", 0, false},
+		{"no session", session.ErrNoSession, 401, CodeInteractionRequired, ReasonLoginRequired, 0, false},
+		{"sign-in gone", fmt.Errorf("refreshing: %w", acquire.ErrLoginRequired), 401, CodeInteractionRequired, ReasonLoginRequired, 0, false},
 		{"bare deadline", fmt.Errorf("wrapped: %w", context.DeadlineExceeded), 504, CodeTemporarilyUnavailable, "", 0, false},
 		{"unknown error", errors.New("something odd"), 502, CodeServerError, "", 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := Classify(tt.err, scopes)
+			p := Decide(tt.err, scopes)
 			if p.Status != tt.status || p.Code != tt.code || p.Reason != tt.reason || p.RetryAfterSeconds != tt.retryAfter {
 				t.Fatalf("got %d %s/%s retry %d, want %d %s/%s retry %d", p.Status, p.Code, p.Reason, p.RetryAfterSeconds,
 					tt.status, tt.code, tt.reason, tt.retryAfter)
@@ -66,15 +79,18 @@ func TestClassify(t *testing.T) {
 			if (p.Claims == claims) != tt.wantClaims {
 				t.Fatalf("claims = %q", p.Claims)
 			}
-			if p.Code == CodeServerError && p.LogMessage == "" {
-				t.Fatal("a server error must tell the operator what to fix")
+			if p.Code == CodeServerError && (p.LogMessage == "" || p.LogLevel != zapcore.ErrorLevel) {
+				t.Fatal("a server error must tell the operator what to fix, at error level")
+			}
+			if p.Code == CodeTemporarilyUnavailable && (p.LogMessage == "" || p.LogLevel != zapcore.WarnLevel) {
+				t.Fatal("an outage must log its cause, at warning level")
 			}
 		})
 	}
 }
 
 func TestConfigurationLogNamesTheCodeAndFix(t *testing.T) {
-	p := Classify(ParseEntraError(401, nil, entraBody("invalid_client", []int{7000215}, "", "")), nil)
+	p := Decide(entra.ParseError(401, nil, entraBody("invalid_client", []int{7000215}, "", "")), nil)
 	if !strings.Contains(p.LogMessage, "AADSTS7000215") || !strings.Contains(p.LogMessage, "client_secret") {
 		t.Fatalf("log message %q", p.LogMessage)
 	}
@@ -82,7 +98,7 @@ func TestConfigurationLogNamesTheCodeAndFix(t *testing.T) {
 
 func TestWriteInteractionRequired(t *testing.T) {
 	const claims = `{"access_token":{"acrs":{"essential":true,"value":"c1"}}}`
-	p := Classify(ParseEntraError(400, nil, entraBody("invalid_grant", []int{50076}, "basic_action", claims)), []string{"a/User.Read"})
+	p := Decide(entra.ParseError(400, nil, entraBody("invalid_grant", []int{50076}, "basic_action", claims)), []string{"a/User.Read"})
 	rec := httptest.NewRecorder()
 	p.Write(rec)
 	if rec.Code != 401 || rec.Header().Get("Content-Type") != "application/json" {
@@ -105,7 +121,7 @@ func TestWriteInteractionRequired(t *testing.T) {
 
 func TestWriteUnavailableHasRetryAfterAndNoChallenge(t *testing.T) {
 	rec := httptest.NewRecorder()
-	Classify(ParseEntraError(429, http.Header{"Retry-After": {"12"}}, nil), nil).Write(rec)
+	Decide(entra.ParseError(429, http.Header{"Retry-After": {"12"}}, nil), nil).Write(rec)
 	if rec.Code != 503 || rec.Header().Get("Retry-After") != "12" || rec.Header().Get("WWW-Authenticate") != "" {
 		t.Fatalf("status %d headers %v", rec.Code, rec.Header())
 	}
@@ -114,9 +130,33 @@ func TestWriteUnavailableHasRetryAfterAndNoChallenge(t *testing.T) {
 	}
 }
 
+func TestMisconfigurationLogNamesTheCauseAndFix(t *testing.T) {
+	err := fmt.Errorf("%w: %w", callerauth.ErrKeysUnavailable, &entra.MisconfiguredError{Op: "fetching signing keys",
+		Host: "login.example", Err: errors.New("x509: certificate signed by unknown authority"), Fix: "trust its CA with tls_trust_pool"})
+	p := Decide(err, nil)
+	for _, want := range []string{"fetching signing keys", "login.example", "unknown authority", "tls_trust_pool"} {
+		if !strings.Contains(p.LogMessage, want) {
+			t.Errorf("log message %q lacks %q", p.LogMessage, want)
+		}
+	}
+}
+
+func TestRetryAfterIsClamped(t *testing.T) {
+	for _, v := range []string{"999999999999", "86401", "9223372036854775807"} {
+		if p := Decide(entra.ParseError(429, http.Header{"Retry-After": {v}}, nil), nil); p.RetryAfterSeconds != 86400 {
+			t.Errorf("Retry-After %s -> %d, want 86400", v, p.RetryAfterSeconds)
+		}
+	}
+	for _, v := range []string{"-5", "soon", "1e9", ""} {
+		if p := Decide(entra.ParseError(429, http.Header{"Retry-After": {v}}, nil), nil); p.RetryAfterSeconds != 0 {
+			t.Errorf("Retry-After %q -> %d, want none", v, p.RetryAfterSeconds)
+		}
+	}
+}
+
 func TestRetryAfterDate(t *testing.T) {
 	h := http.Header{"Retry-After": {time.Now().Add(30 * time.Second).UTC().Format(http.TimeFormat)}}
-	if p := Classify(ParseEntraError(503, h, nil), nil); p.RetryAfterSeconds < 28 || p.RetryAfterSeconds > 31 {
+	if p := Decide(entra.ParseError(503, h, nil), nil); p.RetryAfterSeconds < 28 || p.RetryAfterSeconds > 31 {
 		t.Fatalf("retry after %d", p.RetryAfterSeconds)
 	}
 }

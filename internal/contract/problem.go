@@ -1,6 +1,6 @@
 // Package contract is the proxy's error contract: the status codes, WWW-Authenticate challenges and JSON bodies that
-// clients (Office add-ins, SPAs, the JS client kit) are built on. Every failure the proxy answers goes through
-// Classify and Problem.Write, so the mapping lives in one place.
+// clients (Office add-ins, SPAs, the JS client kit) are built on. Every failure of the request path goes through
+// Respond (or Decide, for the sign-in endpoints' own pages), so the mapping lives in one place.
 package contract
 
 import (
@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // The values of the "error" member.
@@ -33,9 +36,12 @@ type Problem struct {
 	// LoginURL is where the client sends the user to sign in (a popup, an Office dialog, a navigation).
 	LoginURL          string `json:"login_url,omitempty"`
 	RetryAfterSeconds int    `json:"retry_after,omitempty"`
-	// LogMessage, when set, is what the operator must read: one line naming the cause and the fix. It is never
-	// sent to the client and never contains a token or secret.
+	// LogMessage, when set, is what the operator must read: one line naming the cause and, when only the
+	// operator can fix it, the fix. It is never sent to the client and never contains a token or secret.
 	LogMessage string `json:"-"`
+	// LogLevel is the level LogMessage is logged at: warn for what retrying fixes, error for what the operator
+	// must fix.
+	LogLevel zapcore.Level `json:"-"`
 }
 
 func (p *Problem) Error() string { return p.Code + ": " + p.Description }
@@ -45,15 +51,22 @@ func InvalidToken(description string) *Problem {
 	return &Problem{Status: http.StatusUnauthorized, Code: CodeInvalidToken, Description: description}
 }
 
-// LoginRequired is the answer for a request with neither a bearer token nor a session, when sign-in is enabled.
-func LoginRequired(loginURL string, scopes []string) *Problem {
+// loginRequired is the answer when only a new sign-in helps: no session, or the session's sign-in is gone.
+func loginRequired(scopes []string) *Problem {
 	return &Problem{Status: http.StatusUnauthorized, Code: CodeInteractionRequired, Reason: ReasonLoginRequired,
-		Description: "sign in to continue", Scopes: scopes, LoginURL: loginURL}
+		Description: "sign in to continue", Scopes: scopes}
 }
 
-// BadRequest is the answer for a request the proxy cannot act on.
-func BadRequest(description string) *Problem {
-	return &Problem{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Description: description}
+// Log writes the problem's one log line: LogMessage at LogLevel when the operator must read it, else a debug
+// line naming the refusal.
+func (p *Problem) Log(logger *zap.Logger, r *http.Request) {
+	if p.LogMessage == "" {
+		logger.Debug("request refused", zap.Int("status", p.Status), zap.String("error", p.Code),
+			zap.String("reason", p.Reason), zap.String("description", p.Description))
+		return
+	}
+	logger.Log(p.LogLevel, p.LogMessage, zap.Int("status", p.Status), zap.String("correlation_id", p.CorrelationID),
+		zap.String("uri", r.URL.Path))
 }
 
 // Write sends the problem as JSON with its challenge headers.

@@ -10,6 +10,10 @@ import (
 	"time"
 )
 
+// ErrNoSession means a request carries no valid session cookie: none, tampered, expired, or one whose session
+// ended. Only a sign-in helps.
+var ErrNoSession = errors.New("no valid session")
+
 // Manager issues, reads and ends sessions. It is safe for concurrent use.
 type Manager struct {
 	cfg   Config

@@ -8,8 +8,11 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
 	"github.com/tokeninjector/caddy-token-injector/internal/contract"
+	"github.com/tokeninjector/caddy-token-injector/internal/identity"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
+	"go.uber.org/zap"
 )
 
 // Entra error codes at the callback that mean "the user did not (or could not) sign in" rather than a fault.
@@ -53,20 +56,19 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, badCallback("This sign-in response was already used. Start again from the application."), &pl)
 		return
 	}
-	acct, err := h.idp.RedeemCode(r.Context(), code, pl.Verifier, pl.Redirect, pl.Scopes, pl.Nonce)
-	if err == nil && acct.UserKey == "" {
-		err = errNoUserKey
-	}
+	signedIn, err := h.idp.SignIn(r.Context(), acquire.RedeemParams{Code: code, CodeVerifier: pl.Verifier,
+		RedirectURI: pl.Redirect, Nonce: pl.Nonce, Scopes: pl.Scopes})
 	if err != nil {
-		p := contract.Classify(err, pl.Scopes)
-		h.log.Error("signin: code redemption failed", "error", err, "detail", p.LogMessage)
+		p := contract.Decide(err, pl.Scopes)
+		p.Log(h.log, r)
 		h.fail(w, r, failure{status: p.Status, code: p.Code, title: "Sign-in failed", message: p.Description}, &pl)
 		return
 	}
-	s, err := h.sessions.Create(w, r, session.Session{UserKey: acct.UserKey, ObjectID: acct.ObjectID,
-		TenantID: acct.TenantID, Username: acct.Username, Name: acct.Name})
+	user := signedIn.User
+	s, err := h.sessions.Create(w, r, session.Session{UserKey: user.Key(), ObjectID: user.ObjectID,
+		TenantID: user.TenantID, Username: user.Username, Name: user.Name})
 	if err != nil {
-		h.log.Error("signin: cannot store the session", "error", err)
+		h.log.Error("signin: cannot store the session", zap.Error(err))
 		h.fail(w, r, failure{status: http.StatusServiceUnavailable, code: contract.CodeTemporarilyUnavailable,
 			title: "Sign-in failed", message: "Your session could not be saved. Try again."}, &pl)
 		return
@@ -81,16 +83,13 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	if h.sessions.Partitioned() {
 		// The session cookie just set lives in this top-level window's partition; the framed add-in redeems the
 		// handoff to get one in its own (see handoff).
-		if v, err := h.sealHandoff(acct); err == nil {
+		if v, err := h.sealHandoff(user); err == nil {
 			msg["handoff"] = v
 		}
 	}
 	h.render(w, http.StatusOK, page{Title: "Signed in", Message: "You are signed in. You can close this window.",
 		Notify: h.notification(r, pl.Mode, msg), AutoClose: true})
 }
-
-var errNoUserKey = &contract.Problem{Status: http.StatusBadGateway, Code: contract.CodeServerError,
-	Description: "the identity provider did not name the user", LogMessage: "RedeemCode returned an account without a user key"}
 
 // checkPreLogin finds and opens the pre-login cookie of the attempt state names, and checks it.
 func (h *Handler) checkPreLogin(r *http.Request, state string) (preLogin, *failure) {
@@ -153,9 +152,9 @@ type handoffClaims struct {
 	Name     string `json:"nm,omitempty"`
 }
 
-func (h *Handler) sealHandoff(a Account) (string, error) {
+func (h *Handler) sealHandoff(u identity.User) (string, error) {
 	b, _ := json.Marshal(handoffClaims{ID: randomString(16), Expires: h.cfg.Now().Add(handoffTTL).Unix(),
-		UserKey: a.UserKey, ObjectID: a.ObjectID, TenantID: a.TenantID, Username: a.Username, Name: a.Name})
+		UserKey: u.Key(), ObjectID: u.ObjectID, TenantID: u.TenantID, Username: u.Username, Name: u.Name})
 	return h.sessions.Seal(b, handoffPurpose)
 }
 

@@ -14,7 +14,11 @@ import (
 	"time"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/contract"
+	"github.com/tokeninjector/caddy-token-injector/internal/entra"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func TestLoginCallbackHappyPath(t *testing.T) {
@@ -61,12 +65,12 @@ func TestLoginCallbackHappyPath(t *testing.T) {
 		t.Fatalf("redeemed %d times", e.idp.redeemCount())
 	}
 	rc := e.idp.redeems[0]
-	sum := sha256.Sum256([]byte(rc.verifier))
+	sum := sha256.Sum256([]byte(rc.CodeVerifier))
 	if base64.RawURLEncoding.EncodeToString(sum[:]) != req.CodeChallenge {
 		t.Fatal("code challenge is not S256(verifier)")
 	}
-	if len(rc.verifier) < 43 || len(rc.verifier) > 128 || rc.code != "the-code" || rc.nonce != req.Nonce ||
-		rc.redirectURI != req.RedirectURI || !slices.Equal(rc.scopes, wantScopes) {
+	if len(rc.CodeVerifier) < 43 || len(rc.CodeVerifier) > 128 || rc.Code != "the-code" || rc.Nonce != req.Nonce ||
+		rc.RedirectURI != req.RedirectURI || !slices.Equal(rc.Scopes, wantScopes) {
 		t.Fatalf("redeem = %+v", rc)
 	}
 	if _, left := b.cookies[pre.Name]; left {
@@ -79,7 +83,7 @@ func TestLoginCallbackHappyPath(t *testing.T) {
 	if s.UserKey != "oid-1.tid-1" || s.Username != "ada@example.com" || s.TenantID != "tid-1" {
 		t.Fatalf("session = %+v", s)
 	}
-	for _, secret := range []string{"the-code", rc.verifier, req.State, req.Nonce} {
+	for _, secret := range []string{"the-code", rc.CodeVerifier, req.State, req.Nonce} {
 		if strings.Contains(w.Body.String(), secret) || strings.Contains(w.Header().Get("Location"), secret) {
 			t.Fatal("the callback response shows a secret")
 		}
@@ -232,22 +236,25 @@ func TestRedeemFailures(t *testing.T) {
 	tests := []struct {
 		name   string
 		err    error
-		acct   Account
 		status int
 	}{
-		{"invalid grant", &contract.EntraError{StatusCode: 400, Code: "invalid_grant", Codes: []int{70008}}, Account{}, 401},
-		{"unreachable", &contract.Unavailable{Err: errors.New("refused")}, Account{}, 503},
-		{"unknown", errors.New("boom"), Account{}, 502},
-		{"no user key", nil, Account{Username: "x"}, 502},
+		{"invalid grant", &entra.Error{StatusCode: 400, Code: "invalid_grant", Codes: []int{70008}}, 401},
+		{"unreachable", &entra.UnavailableError{Err: errors.New("refused")}, 503},
+		{"unknown", errors.New("boom"), 502},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, Config{}, session.Config{})
-			e.idp.redeemErr, e.idp.account = tt.err, tt.acct
+			core, logs := observer.New(zapcore.DebugLevel)
+			e := newEnv(t, Config{Logger: zap.New(core).Named("http.handlers.token_injector")}, session.Config{})
+			e.idp.redeemErr = tt.err
 			b := newBrowser(t, e.h)
 			w := b.callback(e.login(t, b, ""), "code")
 			if w.Code != tt.status || b.hasSession(e.sessions) || strings.Contains(w.Body.String(), "boom") {
 				t.Fatalf("callback = %d: %s", w.Code, w.Body)
+			}
+			// The one log line is the module's, so `log { include http.handlers.token_injector }` keeps it.
+			if entries := logs.All(); len(entries) != 1 || entries[0].LoggerName != "http.handlers.token_injector" {
+				t.Fatalf("log entries = %+v", entries)
 			}
 		})
 	}

@@ -12,45 +12,37 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
+	"github.com/tokeninjector/caddy-token-injector/internal/cors"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
+	"github.com/tokeninjector/caddy-token-injector/internal/identity"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-type redeemCall struct {
-	code, verifier, redirectURI, nonce string
-	scopes                             []string
+// policy is the CORS policy of origins, which must be valid.
+func policy(t *testing.T, origins ...string) cors.Policy {
+	t.Helper()
+	p, err := cors.New(origins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // fakeIDP records every call and answers from its fields.
 type fakeIDP struct {
 	mu         sync.Mutex
-	authReqs   []AuthCodeRequest
-	redeems    []redeemCall
+	authReqs   []acquire.AuthCodeParams
+	redeems    []acquire.RedeemParams
 	signOuts   []string
-	account    Account
+	account    identity.User
 	redeemErr  error
 	authErr    error
 	endSession string
 	lastEndArg string
 }
 
-func (f *fakeIDP) AuthCodeURL(_ context.Context, req AuthCodeRequest) (string, error) {
+func (f *fakeIDP) AuthCodeURL(_ context.Context, req acquire.AuthCodeParams) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.authReqs = append(f.authReqs, req)
@@ -62,11 +54,11 @@ func (f *fakeIDP) AuthCodeURL(_ context.Context, req AuthCodeRequest) (string, e
 	return "https://login.example/tid/oauth2/v2.0/authorize?" + v.Encode(), nil
 }
 
-func (f *fakeIDP) RedeemCode(_ context.Context, code, verifier, redirectURI string, scopes []string, nonce string) (Account, error) {
+func (f *fakeIDP) SignIn(_ context.Context, p acquire.RedeemParams) (acquire.SignedIn, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.redeems = append(f.redeems, redeemCall{code, verifier, redirectURI, nonce, scopes})
-	return f.account, f.redeemErr
+	f.redeems = append(f.redeems, p)
+	return acquire.SignedIn{User: f.account}, f.redeemErr
 }
 
 func (f *fakeIDP) SignOut(_ context.Context, userKey string) error {
@@ -86,7 +78,7 @@ func (f *fakeIDP) EndSessionURL(post string) string {
 	return f.endSession + "?post_logout_redirect_uri=" + url.QueryEscape(post)
 }
 
-func (f *fakeIDP) lastAuth(t *testing.T) AuthCodeRequest {
+func (f *fakeIDP) lastAuth(t *testing.T) acquire.AuthCodeParams {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -106,7 +98,7 @@ type env struct {
 	h        *Handler
 	idp      *fakeIDP
 	sessions *session.Manager
-	clock    *clock
+	clock    *testenv.Clock
 }
 
 func key() []byte {
@@ -119,19 +111,19 @@ func key() []byte {
 
 func newEnv(t *testing.T, cfg Config, scfg session.Config) *env {
 	t.Helper()
-	c := &clock{t: time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)}
+	c := testenv.NewClock(time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC))
 	scfg.Keys, scfg.Now = [][]byte{key()}, c.Now
 	sm, err := session.NewManager(scfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	idp := &fakeIDP{account: Account{UserKey: "oid-1.tid-1", ObjectID: "oid-1", TenantID: "tid-1",
+	idp := &fakeIDP{account: identity.User{ObjectID: "oid-1", TenantID: "tid-1",
 		Username: "ada@example.com", Name: "Ada <Lovelace>"}}
 	if cfg.Scopes == nil {
 		cfg.Scopes = []string{"https://graph.microsoft.com/User.Read"}
 	}
-	if cfg.AllowedOrigins == nil {
-		cfg.AllowedOrigins = []string{"https://app.example"}
+	if cfg.CORS.AllowedOrigins == nil {
+		cfg.CORS = policy(t, "https://app.example")
 	}
 	cfg.Now = c.Now
 	h, err := New(cfg, idp, sm)

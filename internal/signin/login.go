@@ -12,7 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
+	"github.com/tokeninjector/caddy-token-injector/internal/identity"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
+	"go.uber.org/zap"
 )
 
 // Sign-in modes: how the callback ends.
@@ -103,11 +106,11 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		bad("The sign-in request is too large: ask for fewer scopes or a shorter return path.")
 		return
 	}
-	authURL, err := h.idp.AuthCodeURL(r.Context(), AuthCodeRequest{RedirectURI: pl.Redirect, Scopes: pl.Scopes,
+	authURL, err := h.idp.AuthCodeURL(r.Context(), acquire.AuthCodeParams{RedirectURI: pl.Redirect, Scopes: pl.Scopes,
 		State: pl.State, Nonce: pl.Nonce, CodeChallenge: pkceChallenge(verifier), Prompt: prompt, LoginHint: hint,
 		Claims: claims})
 	if err != nil {
-		h.log.Error("signin: cannot build the authorize URL", "error", err)
+		h.log.Error("signin: cannot build the authorize URL", zap.Error(err))
 		h.fail(w, r, failure{status: http.StatusBadGateway, title: "Cannot start sign-in",
 			message: "The identity provider is not reachable. Try again later."}, nil)
 		return
@@ -132,7 +135,7 @@ func (h *Handler) loginURL(returnTo string, scopes []string, claims string) stri
 	v.Set("return_to", returnTo)
 	var extra []string
 	for _, s := range scopes {
-		if !slices.Contains(oidcScopes, s) && !slices.Contains(extra, s) {
+		if !identity.IsSignInScope(s) && !slices.Contains(extra, s) {
 			extra = append(extra, s)
 		}
 	}
@@ -145,18 +148,11 @@ func (h *Handler) loginURL(returnTo string, scopes []string, claims string) stri
 	return h.cfg.Path + "/login?" + v.Encode()
 }
 
-// RedirectToLogin sends a browser navigation to sign in, returning to r's URL afterwards.
-func (h *Handler) RedirectToLogin(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Location", h.LoginURL(r, nil, ""))
-	w.WriteHeader(http.StatusFound)
-}
-
 // scopes are the configured scopes, then the extra ones, then the OpenID Connect scopes, without repeats. The
 // first resource's scopes come first because Entra issues the code's access token for that resource.
 func (h *Handler) scopes(extra []string) []string {
 	var out []string
-	for _, list := range [][]string{h.cfg.Scopes, extra, oidcScopes} {
+	for _, list := range [][]string{h.cfg.Scopes, extra, identity.SignInScopes} {
 		for _, s := range list {
 			if !slices.Contains(out, s) {
 				out = append(out, s)

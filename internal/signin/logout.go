@@ -8,6 +8,7 @@ import (
 
 	"github.com/tokeninjector/caddy-token-injector/internal/contract"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
+	"go.uber.org/zap"
 )
 
 // logout ends the session and forgets the user's tokens, then redirects to return_to or, with EndSession, to
@@ -23,7 +24,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	returnTo, _ := SafeReturnPath(r.FormValue("return_to"))
 	if !h.logoutAllowed(r) {
-		if r.Method == http.MethodGet && !wantsJSON(r) {
+		if r.Method == http.MethodGet && !contract.PrefersJSON(r) {
 			h.render(w, http.StatusOK, page{Title: "Sign out", Message: "Do you want to sign out?",
 				Form: &logoutForm{Action: h.cfg.Path + "/logout", ReturnTo: returnTo}})
 			return
@@ -36,10 +37,10 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 		// Tokens are cached per user, not per session: once they are gone every session of the user is useless,
 		// so all of them end here too.
 		if _, err := h.sessions.DestroyUser(r.Context(), s.UserKey); err != nil {
-			h.log.Error("signin: cannot end the user's other sessions", "error", err)
+			h.log.Error("signin: cannot end the user's other sessions", zap.Error(err))
 		}
 		if err := h.idp.SignOut(r.Context(), s.UserKey); err != nil {
-			h.log.Error("signin: cannot forget the user's tokens", "error", err)
+			h.log.Error("signin: cannot forget the user's tokens", zap.Error(err))
 		}
 	}
 	target := returnTo
@@ -48,7 +49,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 			target = u
 		}
 	}
-	if wantsJSON(r) {
+	if contract.PrefersJSON(r) {
 		writeJSON(w, http.StatusOK, map[string]any{"signed_out": true, "redirect": target})
 		return
 	}
@@ -91,7 +92,9 @@ func refererOrigin(r *http.Request) string {
 func (h *Handler) me(w http.ResponseWriter, r *http.Request) {
 	s, ok := h.sessions.Load(r)
 	if !ok {
-		contract.LoginRequired(h.loginURL("/", nil, ""), h.cfg.Scopes).Write(w)
+		p := contract.Decide(session.ErrNoSession, h.cfg.Scopes)
+		p.LoginURL = h.loginURL("/", nil, "")
+		p.Write(w)
 		return
 	}
 	writeJSON(w, http.StatusOK, userJSON(s))
@@ -136,7 +139,7 @@ func (h *Handler) handoff(w http.ResponseWriter, r *http.Request) {
 	s, err := h.sessions.Create(w, r, session.Session{UserKey: c.UserKey, ObjectID: c.ObjectID, TenantID: c.TenantID,
 		Username: c.Username, Name: c.Name})
 	if err != nil {
-		h.log.Error("signin: cannot store the session", "error", err)
+		h.log.Error("signin: cannot store the session", zap.Error(err))
 		h.fail(w, r, failure{status: http.StatusServiceUnavailable, title: "Handoff failed",
 			message: "Your session could not be saved. Try again."}, nil)
 		return

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/contract"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
@@ -167,11 +168,6 @@ func TestLoginURL(t *testing.T) {
 			t.Errorf("LoginURL(%s) = %s, want query %s", tt.target, got, tt.want.Encode())
 		}
 	}
-	w := httptest.NewRecorder()
-	e.h.RedirectToLogin(w, httptest.NewRequest(http.MethodGet, "https://proxy.example/app?x=1", nil))
-	if w.Code != 302 || w.Header().Get("Location") != "/.auth/login?return_to=%2Fapp%3Fx%3D1" {
-		t.Fatalf("RedirectToLogin = %d %q", w.Code, w.Header().Get("Location"))
-	}
 }
 
 func TestOwnsAndRouting(t *testing.T) {
@@ -180,6 +176,11 @@ func TestOwnsAndRouting(t *testing.T) {
 		"/_signinx": false, "/": false, "/app/_signin/login": false, "/.auth/login": false} {
 		if got := e.h.Owns(httptest.NewRequest(http.MethodGet, "https://proxy.example"+path, nil)); got != want {
 			t.Errorf("Owns(%s) = %v", path, got)
+		}
+	}
+	for path, want := range map[string]bool{"/_signin/callback": true, "/_signin/login": false, "/callback": false} {
+		if got := e.h.URLCarriesSecret(httptest.NewRequest(http.MethodGet, "https://proxy.example"+path+"?code=x", nil)); got != want {
+			t.Errorf("URLCarriesSecret(%s) = %v", path, got)
 		}
 	}
 	b := newBrowser(t, e.h)
@@ -200,15 +201,11 @@ func TestOwnsAndRouting(t *testing.T) {
 func TestNewValidates(t *testing.T) {
 	sm, _ := session.NewManager(session.Config{Keys: [][]byte{key()}}, nil)
 	for name, cfg := range map[string]Config{
-		"root path":       {Path: "/"},
-		"relative path":   {Path: ".auth"},
-		"trailing slash":  {Path: "/.auth/"},
-		"star origin":     {AllowedOrigins: []string{"*"}},
-		"origin w/ path":  {AllowedOrigins: []string{"https://app.example/app"}},
-		"not an origin":   {AllowedOrigins: []string{"app.example"}},
-		"bad scope":       {Scopes: []string{"a b"}},
-		"negative ttl":    {PreLoginTTL: -1},
-		"javascript orig": {AllowedOrigins: []string{"javascript://x"}},
+		"root path":      {Path: "/"},
+		"relative path":  {Path: ".auth"},
+		"trailing slash": {Path: "/.auth/"},
+		"bad scope":      {Scopes: []string{"a b"}},
+		"negative ttl":   {PreLoginTTL: -1},
 	} {
 		if _, err := New(cfg, &fakeIDP{}, sm); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -217,8 +214,8 @@ func TestNewValidates(t *testing.T) {
 	if _, err := New(Config{}, nil, sm); err == nil {
 		t.Error("nil identity provider accepted")
 	}
-	h, err := New(Config{AllowedOrigins: []string{"HTTPS://App.Example:443/"}}, &fakeIDP{}, sm)
-	if err != nil || h.cfg.Path != "/.auth" || h.CORS().AllowedOrigins[0] != "https://app.example" {
+	h, err := New(Config{}, &fakeIDP{}, sm)
+	if err != nil || h.cfg.Path != "/.auth" || h.cfg.PreLoginTTL != 10*time.Minute {
 		t.Fatalf("defaults: %v %+v", err, h)
 	}
 }

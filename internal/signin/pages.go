@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/contract"
+	"github.com/tokeninjector/caddy-token-injector/internal/cors"
 )
 
 // Messages the popup and dialog pages post to the window that opened them. They never carry a token.
@@ -58,7 +59,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f failure, pl *pr
 			f.code = contract.CodeInvalidRequest
 		}
 	}
-	if wantsJSON(r) {
+	if contract.PrefersJSON(r) {
 		desc := f.message
 		if f.detail != "" {
 			desc += " (" + f.detail + ")"
@@ -79,11 +80,11 @@ func (h *Handler) notification(r *http.Request, mode string, msg map[string]any)
 		return nil
 	}
 	origins := []string{}
-	own, err := normalizeOrigin(origin(r))
+	own, err := cors.NormalizeOrigin(origin(r))
 	if err == nil {
 		origins = append(origins, own)
 	}
-	for _, o := range h.cfg.AllowedOrigins {
+	for _, o := range h.cfg.CORS.AllowedOrigins {
 		if o != own {
 			origins = append(origins, o)
 		}

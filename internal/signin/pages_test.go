@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tokeninjector/caddy-token-injector/internal/identity"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
 )
 
@@ -46,7 +47,7 @@ func jsUnescape(t *testing.T, s string) string {
 }
 
 func TestPopupCompletionPage(t *testing.T) {
-	e := newEnv(t, Config{AllowedOrigins: []string{"https://app.example", "https://other.example:8443"}}, session.Config{})
+	e := newEnv(t, Config{CORS: policy(t, "https://app.example", "https://other.example:8443")}, session.Config{})
 	w := completion(t, e, "popup")
 	body, csp := w.Body.String(), w.Header().Get("Content-Security-Policy")
 
@@ -90,7 +91,7 @@ func TestPopupCompletionPage(t *testing.T) {
 	if strings.Contains(body, "Ada <Lovelace>") {
 		t.Fatal("the user's name reached the page unescaped")
 	}
-	for _, secret := range []string{"code-popup", e.idp.redeems[0].verifier, e.idp.lastAuth(t).State} {
+	for _, secret := range []string{"code-popup", e.idp.redeems[0].CodeVerifier, e.idp.lastAuth(t).State} {
 		if strings.Contains(body, secret) {
 			t.Fatal("the completion page shows a secret")
 		}
@@ -169,7 +170,7 @@ func TestPartitionedHandoff(t *testing.T) {
 		t.Fatalf("second handoff = %d", w.Code)
 	}
 	// Expired handoffs are refused.
-	fresh, _ := e.h.sealHandoff(Account{UserKey: "u.t"})
+	fresh, _ := e.h.sealHandoff(identity.User{ObjectID: "u", TenantID: "t"})
 	e.clock.Advance(handoffTTL)
 	if w := redeem("https://app.example", fresh, "application/x-www-form-urlencoded"); w.Code != http.StatusBadRequest {
 		t.Fatalf("expired handoff = %d", w.Code)

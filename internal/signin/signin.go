@@ -8,41 +8,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
+	"github.com/tokeninjector/caddy-token-injector/internal/cors"
 	"github.com/tokeninjector/caddy-token-injector/internal/lru"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
 )
 
-// AuthCodeRequest is what the authorize URL must carry. The PKCE method is always S256.
-type AuthCodeRequest struct {
-	RedirectURI   string
-	Scopes        []string
-	State         string
-	Nonce         string
-	CodeChallenge string
-	Prompt        string
-	LoginHint     string
-	Claims        string
-}
-
-// Account is the user a redeemed code signed in.
-type Account struct {
-	UserKey, ObjectID, TenantID, Username, Name string
-	// Scopes are the scopes granted.
-	Scopes []string
-}
-
-// IdentityProvider is the identity provider side of sign-in; the acquisition engine implements it over MSAL.
+// IdentityProvider is the identity provider side of sign-in; *acquire.Engine implements it.
 type IdentityProvider interface {
 	// AuthCodeURL returns the authorize URL, including code_challenge (S256), state, nonce, prompt and claims.
-	AuthCodeURL(ctx context.Context, req AuthCodeRequest) (string, error)
-	// RedeemCode redeems code with the PKCE verifier, checks the id_token's nonce and keeps the tokens server side.
-	RedeemCode(ctx context.Context, code, codeVerifier, redirectURI string, scopes []string, nonce string) (Account, error)
+	AuthCodeURL(ctx context.Context, p acquire.AuthCodeParams) (string, error)
+	// SignIn redeems a code with the PKCE verifier, checks the id_token's nonce and keeps the tokens server side.
+	SignIn(ctx context.Context, p acquire.RedeemParams) (acquire.SignedIn, error)
 	// SignOut forgets the user's cached tokens and refresh token.
 	SignOut(ctx context.Context, userKey string) error
 	// EndSessionURL returns Entra's end_session_endpoint for postLogoutRedirectURI, "" if unknown.
@@ -55,27 +39,24 @@ type Config struct {
 	Path string
 	// Scopes are asked for at every sign-in; openid, profile and offline_access are always added.
 	Scopes []string
-	// AllowedOrigins may call the endpoints cross-origin (CORS) and receive the popup's postMessage.
-	AllowedOrigins []string
+	// CORS is the routes' cross-origin policy: its origins may call the endpoints cross-origin and receive the
+	// popup's postMessage.
+	CORS cors.Policy
 	// EndSession makes logout also end the Entra session (a redirect to its end-session endpoint).
 	EndSession bool
 	// PreLoginTTL bounds the time from login to callback. Default 10m.
 	PreLoginTTL time.Duration
 	Now         func() time.Time
 	// Logger receives failures worth an operator's attention (never codes, tokens or cookie values). Default: none.
-	Logger *slog.Logger
+	Logger *zap.Logger
 }
-
-// oidcScopes are added to every sign-in: an id_token, the user's name, and a refresh token.
-var oidcScopes = []string{"openid", "profile", "offline_access"}
 
 // Handler serves the sign-in endpoints. It is safe for concurrent use.
 type Handler struct {
 	cfg      Config
 	idp      IdentityProvider
 	sessions *session.Manager
-	cors     CORS
-	log      *slog.Logger
+	log      *zap.Logger
 
 	// used remembers redeemed states, codes (hashed) and handoffs until they expire, so a response is accepted
 	// once. It is per instance; Entra's one-time codes cover a replay against another instance.
@@ -103,11 +84,6 @@ func New(cfg Config, idp IdentityProvider, sessions *session.Manager) (*Handler,
 			return nil, fmt.Errorf("scopes: %q is not a valid scope", s)
 		}
 	}
-	cors, err := NewCORS(cfg.AllowedOrigins)
-	if err != nil {
-		return nil, err
-	}
-	cfg.AllowedOrigins = cors.AllowedOrigins
 	if cfg.PreLoginTTL < 0 {
 		return nil, fmt.Errorf("prelogin_ttl: must not be negative, got %s", cfg.PreLoginTTL)
 	}
@@ -119,18 +95,21 @@ func New(cfg Config, idp IdentityProvider, sessions *session.Manager) (*Handler,
 	}
 	log := cfg.Logger
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = zap.NewNop()
 	}
-	return &Handler{cfg: cfg, idp: idp, sessions: sessions, cors: cors, log: log,
+	return &Handler{cfg: cfg, idp: idp, sessions: sessions, log: log,
 		used: lru.New[string, struct{}](maxUsed)}, nil
 }
-
-// CORS returns the handler's CORS policy (the validated AllowedOrigins), for the proxied routes.
-func (h *Handler) CORS() CORS { return h.cors }
 
 // Owns reports whether r is for the sign-in endpoints: r.URL.Path is Path or under Path/.
 func (h *Handler) Owns(r *http.Request) bool {
 	return r.URL.Path == h.cfg.Path || strings.HasPrefix(r.URL.Path, h.cfg.Path+"/")
+}
+
+// URLCarriesSecret reports whether r's URL carries a credential (the callback's authorization code), so that no
+// access log may record it.
+func (h *Handler) URLCarriesSecret(r *http.Request) bool {
+	return r.URL.Path == h.cfg.Path+"/callback"
 }
 
 // ServeHTTP serves the endpoints under Path.
@@ -140,10 +119,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("X-Content-Type-Options", "nosniff")
 	// Keeps the callback's code and the return path out of Referer headers, including office.js's CDN fetch.
 	hd.Set("Referrer-Policy", "no-referrer")
-	if h.cors.Preflight(w, r) {
+	if h.cfg.CORS.Preflight(w, r) {
 		return
 	}
-	h.cors.Decorate(w, r)
+	h.cfg.CORS.Decorate(w, r)
 	endpoint := strings.TrimPrefix(r.URL.Path, h.cfg.Path)
 	allow := map[string]string{"/login": "GET", "/callback": "GET", "/logout": "GET, POST", "/me": "GET, HEAD",
 		"/handoff": "POST"}[endpoint]
@@ -183,14 +162,14 @@ func origin(r *http.Request) string {
 
 // sameOriginOrAllowed reports whether o (an Origin header, or a Referer's origin) is r's own or an allowed one.
 func (h *Handler) sameOriginOrAllowed(r *http.Request, o string) bool {
-	n, err := normalizeOrigin(o)
+	n, err := cors.NormalizeOrigin(o)
 	if err != nil {
 		return false
 	}
-	if own, err := normalizeOrigin(origin(r)); err == nil && n == own {
+	if own, err := cors.NormalizeOrigin(origin(r)); err == nil && n == own {
 		return true
 	}
-	return h.cors.Allowed(n)
+	return h.cfg.CORS.Allowed(n)
 }
 
 // markUsed records key as used until expires and reports whether it was new: one atomic test-and-set.

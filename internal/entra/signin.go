@@ -1,4 +1,4 @@
-package acquire
+package entra
 
 import (
 	"context"
@@ -14,14 +14,15 @@ import (
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
 	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
 
-	"github.com/tokeninjector/caddy-token-injector/internal/contract"
+	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
+	"github.com/tokeninjector/caddy-token-injector/internal/identity"
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
 // AuthCodeURL builds the authorize URL. MSAL's confidential AuthCodeURL has no state, nonce or PKCE options, so
 // those are added to the URL it returns.
-func (m *MSAL) AuthCodeURL(ctx context.Context, p AuthCodeParams) (string, error) {
-	client, err := m.client(nil)
+func (m *Client) AuthCodeURL(ctx context.Context, p acquire.AuthCodeParams) (string, error) {
+	client, err := m.msal(nil)
 	if err != nil {
 		return "", err
 	}
@@ -34,7 +35,7 @@ func (m *MSAL) AuthCodeURL(ctx context.Context, p AuthCodeParams) (string, error
 	}
 	raw, err := client.AuthCodeURL(ctx, m.clientID, p.RedirectURI, p.Scopes, opts...)
 	if err != nil {
-		return "", FromMSAL(ctx, err)
+		return "", m.failed(ctx, "building the authorize URL", err)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -55,32 +56,32 @@ func (m *MSAL) AuthCodeURL(ctx context.Context, p AuthCodeParams) (string, error
 
 // RedeemCode redeems the code with the PKCE verifier (MSAL's WithChallenge takes the verifier), checks that the
 // id_token answers this sign-in's nonce and is for this app, and captures MSAL's cache of the new account.
-func (m *MSAL) RedeemCode(ctx context.Context, p RedeemParams) (SignedIn, error) {
+func (m *Client) RedeemCode(ctx context.Context, p acquire.RedeemParams) (acquire.SignedIn, error) {
 	store := &accountStore{}
-	client, err := m.client(store)
+	client, err := m.msal(store)
 	if err != nil {
-		return SignedIn{}, err
+		return acquire.SignedIn{}, err
 	}
 	// MSAL adds the OpenID scopes itself, and counts any it is given as declined when Entra doesn't echo them.
-	r, err := client.AcquireTokenByAuthCode(ctx, p.Code, p.RedirectURI, withoutOIDCScopes(p.Scopes), confidential.WithChallenge(p.CodeVerifier))
+	r, err := client.AcquireTokenByAuthCode(ctx, p.Code, p.RedirectURI, identity.WithoutSignInScopes(p.Scopes), confidential.WithChallenge(p.CodeVerifier))
 	if err != nil {
-		return SignedIn{}, FromMSAL(ctx, err)
+		return acquire.SignedIn{}, m.failed(ctx, "authorization code redemption", err)
 	}
 	claims, err := unverifiedClaims(r.IDToken.RawToken)
 	switch {
 	case err != nil:
-		return SignedIn{}, err
+		return acquire.SignedIn{}, err
 	case claims.Nonce == "" || claims.Nonce != p.Nonce:
-		return SignedIn{}, errors.New("the id_token does not carry this sign-in's nonce")
+		return acquire.SignedIn{}, errors.New("the id_token does not carry this sign-in's nonce")
 	case claims.Audience != m.clientID:
-		return SignedIn{}, errors.New("the id_token is not for this app")
+		return acquire.SignedIn{}, errors.New("the id_token is not for this app")
 	}
 	username := r.IDToken.PreferredUsername
 	if username == "" {
 		username = r.IDToken.UPN
 	}
-	return SignedIn{
-		Identity:      Identity{ObjectID: r.IDToken.Oid, TenantID: r.IDToken.TenantID, Username: username, Name: r.IDToken.Name},
+	return acquire.SignedIn{
+		User:          identity.User{ObjectID: r.IDToken.Oid, TenantID: r.IDToken.TenantID, Username: username, Name: r.IDToken.Name},
 		Token:         tokencache.Token{AccessToken: r.AccessToken, ExpiresOn: r.ExpiresOn, RefreshOn: r.Metadata.RefreshOn},
 		GrantedScopes: r.GrantedScopes,
 		Account:       tokencache.Account{MSAL: store.exported(), Scopes: r.GrantedScopes},
@@ -89,28 +90,28 @@ func (m *MSAL) RedeemCode(ctx context.Context, p RedeemParams) (SignedIn, error)
 
 // Refresh loads the account's MSAL cache into a fresh client and asks MSAL for a token silently: MSAL redeems the
 // refresh token (Entra may rotate it) when it has no valid access token for scopes.
-func (m *MSAL) Refresh(ctx context.Context, account tokencache.Account, user string, scopes []string) (tokencache.Token, tokencache.Account, error) {
+func (m *Client) Refresh(ctx context.Context, account tokencache.Account, user string, scopes []string) (tokencache.Token, tokencache.Account, error) {
 	store := &accountStore{in: account.MSAL}
-	client, err := m.client(store)
+	client, err := m.msal(store)
 	if err != nil {
 		return tokencache.Token{}, account, err
 	}
 	a, err := client.Account(ctx, user)
 	if err != nil {
-		return tokencache.Token{}, account, err
+		return tokencache.Token{}, account, m.failed(ctx, "reading the signed-in account", err)
 	}
 	if a.HomeAccountID != user {
 		// MSAL holds no record of this account any more.
-		return tokencache.Token{}, account, contract.LoginRequired("", scopes)
+		return tokencache.Token{}, account, acquire.ErrLoginRequired
 	}
 	r, err := client.AcquireTokenSilent(ctx, scopes, confidential.WithSilentAccount(a))
 	if err != nil {
 		var call msalerrors.CallErr
 		if !errors.As(err, &call) && strings.Contains(err.Error(), "no token found") {
 			// MSAL has no refresh token for this account: the sign-in must be repeated.
-			return tokencache.Token{}, account, contract.LoginRequired("", scopes)
+			return tokencache.Token{}, account, acquire.ErrLoginRequired
 		}
-		return tokencache.Token{}, account, FromMSAL(ctx, err)
+		return tokencache.Token{}, account, m.failed(ctx, "refresh token redemption", err)
 	}
 	if out := store.exported(); out != nil {
 		account.MSAL = out
@@ -119,7 +120,7 @@ func (m *MSAL) Refresh(ctx context.Context, account tokencache.Account, user str
 }
 
 // EndSessionURL is Entra's v2 logout endpoint of the tenant.
-func (m *MSAL) EndSessionURL(postLogoutRedirectURI string) string {
+func (m *Client) EndSessionURL(postLogoutRedirectURI string) string {
 	u := m.authority + "/oauth2/v2.0/logout"
 	if postLogoutRedirectURI != "" {
 		u += "?post_logout_redirect_uri=" + url.QueryEscape(postLogoutRedirectURI)

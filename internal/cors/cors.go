@@ -1,4 +1,6 @@
-package signin
+// Package cors answers cross-origin requests from the configured origins, for the proxied routes and the sign-in
+// endpoints alike.
+package cors
 
 import (
 	"fmt"
@@ -8,9 +10,9 @@ import (
 	"strings"
 )
 
-// CORS answers cross-origin requests from the configured origins, with credentials. An origin not listed gets no
+// Policy answers cross-origin requests from the configured origins, with credentials. An origin not listed gets no
 // CORS header at all, so the browser keeps the response from its scripts.
-type CORS struct{ AllowedOrigins []string }
+type Policy struct{ AllowedOrigins []string }
 
 // preflightMaxAge is how long browsers may cache a preflight answer, in seconds (Chromium caps it at 7200).
 const preflightMaxAge = "600"
@@ -19,7 +21,7 @@ const allowedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
 // Preflight answers an OPTIONS preflight from an allowed origin with 204 and reports whether it answered. A
 // preflight from any other origin, and any other request, is left to the caller.
-func (c CORS) Preflight(w http.ResponseWriter, r *http.Request) bool {
+func (c Policy) Preflight(w http.ResponseWriter, r *http.Request) bool {
 	method := r.Header.Get("Access-Control-Request-Method")
 	if r.Method != http.MethodOptions || method == "" {
 		return false
@@ -46,7 +48,7 @@ func (c CORS) Preflight(w http.ResponseWriter, r *http.Request) bool {
 // Decorate adds the CORS response headers for an allowed origin: the origin echoed (never "*", which browsers
 // refuse with credentials), credentials allowed, and WWW-Authenticate and Retry-After readable by scripts, so a
 // cross-origin client can act on the 401 contract.
-func (c CORS) Decorate(w http.ResponseWriter, r *http.Request) {
+func (c Policy) Decorate(w http.ResponseWriter, r *http.Request) {
 	origin := r.Header.Get("Origin")
 	if !c.Allowed(origin) {
 		return
@@ -58,32 +60,32 @@ func (c CORS) Decorate(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After")
 }
 
-// NewCORS checks origins and returns the policy with them normalized. Errors name the field.
-func NewCORS(origins []string) (CORS, error) {
-	c := CORS{AllowedOrigins: make([]string, 0, len(origins))}
+// New checks origins and returns the policy with them normalized. Errors name the field.
+func New(origins []string) (Policy, error) {
+	c := Policy{AllowedOrigins: make([]string, 0, len(origins))}
 	for _, o := range origins {
-		n, err := normalizeOrigin(o)
+		n, err := NormalizeOrigin(o)
 		if err != nil {
-			return CORS{}, fmt.Errorf("allowed_origins: %w", err)
+			return Policy{}, fmt.Errorf("allowed_origins: %w", err)
 		}
 		c.AllowedOrigins = append(c.AllowedOrigins, n)
 	}
 	return c, nil
 }
 
-// Allowed reports whether origin (an Origin header) is one of the allowed origins, which NewCORS normalized.
+// Allowed reports whether origin (an Origin header) is one of the allowed origins, which New normalized.
 // "null" and "*" never are.
-func (c CORS) Allowed(origin string) bool {
+func (c Policy) Allowed(origin string) bool {
 	if len(c.AllowedOrigins) == 0 || origin == "" {
 		return false
 	}
-	o, err := normalizeOrigin(origin)
+	o, err := NormalizeOrigin(origin)
 	return err == nil && slices.Contains(c.AllowedOrigins, o)
 }
 
-// normalizeOrigin returns origin as scheme://host[:port], lower-case, default port dropped. It refuses anything
+// NormalizeOrigin returns origin as scheme://host[:port], lower-case, default port dropped. It refuses anything
 // that is not an http(s) origin: paths, queries, credentials, "null", "*".
-func normalizeOrigin(origin string) (string, error) {
+func NormalizeOrigin(origin string) (string, error) {
 	u, err := url.Parse(strings.TrimSuffix(strings.TrimSpace(origin), "/"))
 	if err != nil {
 		return "", err

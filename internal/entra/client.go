@@ -1,0 +1,137 @@
+// Package entra is the Entra ID adapter: it owns MSAL Go and Entra's wire format. It turns the acquisition
+// engine's requests into MSAL calls, and every failure into a typed error (*Error when Entra answered,
+// *UnavailableError when retrying can help, *MisconfiguredError when only the operator can), never into an HTTP
+// answer: the contract package decides what the client gets.
+package entra
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/cache"
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
+	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
+	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
+)
+
+// Config describes the app registration the proxy acts as.
+type Config struct {
+	// AuthorityHost is the cloud's sign-in host, e.g. https://login.microsoftonline.com.
+	AuthorityHost string
+	Tenant        string
+	ClientID      string
+	ClientSecret  string
+	// HTTPClient carries every call to Entra (see NewHTTPClient); its transport decides which CAs are trusted.
+	HTTPClient *http.Client
+}
+
+// Client speaks the protocol through MSAL Go. The proxy owns the token cache, so every identity-provider call gets
+// a fresh MSAL client that is dropped afterwards: MSAL's in-memory cache is unbounded, and shared clients race on
+// external caches. The discovery document, which each new client would fetch, is cached by the transport
+// (NewHTTPClient).
+type Client struct {
+	authority string
+	clientID  string
+	host      string
+	conn      atomic.Pointer[connection] // replaced whole by Update
+}
+
+// connection is what a reload may change without making it another registration: the credential and the HTTP
+// client (a new trust pool).
+type connection struct {
+	cred confidential.Credential
+	http *http.Client
+}
+
+// New checks the configuration. It makes no network calls.
+func New(c Config) (*Client, error) {
+	m := &Client{
+		authority: strings.TrimSuffix(c.AuthorityHost, "/") + "/" + url.PathEscape(c.Tenant),
+		clientID:  c.ClientID,
+		host:      hostOf(c.AuthorityHost),
+	}
+	if err := m.Update(c); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Update applies a new credential and HTTP client to the registration; calls already under way finish with the
+// old ones.
+func (m *Client) Update(c Config) error {
+	cred, err := confidential.NewCredFromSecret(c.ClientSecret)
+	if err != nil {
+		return fmt.Errorf("client_secret: %w", err)
+	}
+	conn := &connection{cred: cred, http: c.HTTPClient}
+	if _, err := m.newMSAL(conn, nil); err != nil {
+		return err
+	}
+	m.conn.Store(conn)
+	return nil
+}
+
+// msal returns a new MSAL client; store, when set, is the external cache MSAL loads from and exports to.
+func (m *Client) msal(store cache.ExportReplace) (confidential.Client, error) {
+	return m.newMSAL(m.conn.Load(), store)
+}
+
+func (m *Client) newMSAL(conn *connection, store cache.ExportReplace) (confidential.Client, error) {
+	opts := []confidential.Option{
+		confidential.WithHTTPClient(conn.http),
+		// Tenant discovery through the OpenID document works in every cloud and in the emulator; instance
+		// discovery would call login.microsoftonline.com, which a sovereign cloud or an offline host can't reach.
+		confidential.WithInstanceDiscovery(false),
+	}
+	if store != nil {
+		opts = append(opts, confidential.WithCache(store))
+	}
+	c, err := confidential.New(m.authority, m.clientID, conn.cred, opts...)
+	if err != nil {
+		return c, fmt.Errorf("authority %q: %w", m.authority, err)
+	}
+	return c, nil
+}
+
+// OnBehalfOf implements acquire.Provider with the jwt-bearer grant.
+func (m *Client) OnBehalfOf(ctx context.Context, assertion string, scopes []string) (tokencache.Token, error) {
+	client, err := m.msal(nil)
+	if err != nil {
+		return tokencache.Token{}, err
+	}
+	r, err := client.AcquireTokenOnBehalfOf(ctx, assertion, scopes)
+	if err != nil {
+		return tokencache.Token{}, m.failed(ctx, "on-behalf-of token request", err)
+	}
+	return tokencache.Token{AccessToken: r.AccessToken, ExpiresOn: r.ExpiresOn, RefreshOn: r.Metadata.RefreshOn}, nil
+}
+
+// failed turns an MSAL error into an *Error when Entra answered, else into what callFailed makes of it.
+func (m *Client) failed(ctx context.Context, op string, err error) error {
+	var call msalerrors.CallErr
+	if errors.As(err, &call) && call.Resp != nil {
+		// MSAL has read the body and put it back in memory.
+		body, _ := io.ReadAll(io.LimitReader(call.Resp.Body, 64<<10))
+		e := ParseError(call.Resp.StatusCode, call.Resp.Header, body)
+		if e.HasCode(90002) || (call.Resp.StatusCode == http.StatusNotFound && e.Code == "") {
+			return answerFailed(op, m.host, call.Resp, body)
+		}
+		return e
+	}
+	var mis *MisconfiguredError
+	var un *UnavailableError
+	if errors.As(err, &mis) || errors.As(err, &un) { // from the discovery transport
+		return err
+	}
+	return callFailed(ctx, op, m.host, err)
+}
+
+var _ acquire.Provider = (*Client)(nil)
