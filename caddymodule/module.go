@@ -54,6 +54,8 @@ type Handler struct {
 	Registration *Registration `json:"registration,omitempty"`
 
 	state    *registrationState
+	callers  callerValidator // state.validator, through an interface for ServeHTTP's tests
+	tokens   tokenSource     // state.engine, likewise
 	poolKey  string
 	scopes   []string // Scopes with placeholders resolved
 	scopeKey string
@@ -107,6 +109,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("token_injector: %w", err)
 	}
 	h.state = val.(*registrationState)
+	h.callers, h.tokens = h.state.validator, h.state.engine
 	if err := h.state.apply(ctx, set, roots, h.logger); err != nil {
 		return fmt.Errorf("token_injector: %w", err)
 	}

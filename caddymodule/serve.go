@@ -43,7 +43,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err == nil {
 		// 2. Get the downstream token: from the user's cache entry, or On-Behalf-Of / the session's refresh token.
 		var tok tokencache.Token
-		if tok, err = h.state.engine.Token(r.Context(), req); err == nil {
+		if tok, err = h.tokens.Token(r.Context(), req); err == nil {
 			// 3. Forward with the downstream token in place of the caller's credentials.
 			r.Header.Set("Authorization", tok.AuthorizationHeader())
 			if h.sessions != nil {
@@ -61,7 +61,7 @@ func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
 	key := tokencache.Key{Scopes: h.scopeKey}
 	// 1a. The caller's bearer token, validated.
 	if assertion, ok := bearerToken(r); ok {
-		id, err := h.state.validator.Validate(r.Context(), assertion)
+		id, err := h.callers.Validate(r.Context(), assertion)
 		if err != nil {
 			return acquire.Request{}, err
 		}
@@ -80,6 +80,16 @@ func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
 	setUserPlaceholders(r, identity.User{ObjectID: s.ObjectID, TenantID: s.TenantID, Username: s.Username, Name: s.Name})
 	key.User = s.UserKey
 	return acquire.Request{Key: key, Scopes: h.scopes, Timeout: h.timeout}, nil
+}
+
+// callerValidator proves callers' tokens; *callerauth.Validator implements it.
+type callerValidator interface {
+	Validate(ctx context.Context, raw string) (*callerauth.Identity, error)
+}
+
+// tokenSource gets downstream tokens; *acquire.Engine implements it.
+type tokenSource interface {
+	Token(ctx context.Context, req acquire.Request) (tokencache.Token, error)
 }
 
 var errMissingBearer = &callerauth.InvalidTokenError{Description: "missing bearer token"}
