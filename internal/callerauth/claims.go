@@ -120,10 +120,11 @@ func (v *Validator) checkClaims(payload []byte, ks *keySet, now time.Time) (*Ide
 	return id, nil
 }
 
+// checkAudience compares case-insensitively, as Entra does: client ids are GUIDs and App ID URIs are URIs.
 func checkAudience(aud jwt.Audience, accepted []string) error {
 	for _, a := range aud {
 		for _, want := range accepted {
-			if a == want {
+			if strings.EqualFold(a, want) {
 				return nil
 			}
 		}

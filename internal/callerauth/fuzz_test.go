@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 )
 
 // FuzzValidate: Validate never panics, every error is an InvalidTokenError (the issuer is up), and nothing is
@@ -70,7 +71,7 @@ func FuzzValidate(f *testing.F) {
 	})
 }
 
-func benchValidator(b *testing.B, maxCached int) (*Validator, *testIssuer, *fakeClock) {
+func benchValidator(b *testing.B, maxCached int) (*Validator, *testIssuer, *testenv.Clock) {
 	ti := newTestIssuer(b)
 	clock := newClock()
 	v := newTestValidator(b, ti, clock, func(c *Config) { c.MaxCachedTokens = maxCached })

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 )
 
 // Test fixtures: an Entra-like issuer on httptest.NewTLSServer that serves both discovery documents and JWKS.
@@ -153,19 +154,10 @@ func (ti *testIssuer) set(f func(ti *testIssuer)) {
 
 func (ti *testIssuer) jwksFetches() int64 { return ti.jwksV2Fetches.Load() + ti.jwksV1Fetches.Load() }
 
-// fakeClock is a settable clock shared by the validator and the token minting.
-type fakeClock struct{ ns atomic.Int64 }
+// newClock is the clock shared by the validator and the token minting.
+func newClock() *testenv.Clock { return testenv.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
-func newClock() *fakeClock {
-	c := &fakeClock{}
-	c.ns.Store(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano())
-	return c
-}
-
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
-
-func newTestValidator(tb testing.TB, ti *testIssuer, clock *fakeClock, mod ...func(*Config)) *Validator {
+func newTestValidator(tb testing.TB, ti *testIssuer, clock *testenv.Clock, mod ...func(*Config)) *Validator {
 	tb.Helper()
 	cfg := Config{
 		AuthorityHost: ti.srv.URL,

@@ -5,14 +5,16 @@ import (
 	"crypto/rsa"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
 const (
-	// maxKeyAge: Entra rolls keys over weeks, so a daily refetch (lazy, on the next request) is plenty.
-	maxKeyAge = 24 * time.Hour
+	// defaultKeyRefresh is how old the keys may get before the next request refetches them: a key Entra
+	// withdraws (rollover, revocation) stops being trusted within this time, proven tokens included.
+	defaultKeyRefresh = time.Hour
 	// minRefreshInterval limits refetches caused by unknown kids (or stale keys), so tokens with random kids cannot
 	// make us hammer Entra.
 	minRefreshInterval = 30 * time.Second
@@ -37,8 +39,9 @@ type keySet struct {
 	fetched time.Time
 }
 
+// acceptsIssuer compares case-insensitively: URL schemes and hosts are, and so is the tenant GUID in the path.
 func (ks *keySet) acceptsIssuer(iss string) bool {
-	return iss != "" && (iss == ks.v2Issuer || iss == ks.v1Issuer)
+	return iss != "" && (strings.EqualFold(iss, ks.v2Issuer) || (ks.v1Issuer != "" && strings.EqualFold(iss, ks.v1Issuer)))
 }
 
 // keyStore owns the tenant's discovery data and signing keys. Reads are a lock-free pointer load; fetches are
@@ -63,6 +66,7 @@ type keyStore struct {
 type fetcher struct {
 	client  *http.Client
 	timeout time.Duration // bounds each document
+	refresh time.Duration // how old keys may get
 }
 
 // flight is one fetch that any number of callers wait on.
@@ -86,16 +90,18 @@ func (f *flight) wait(ctx context.Context) (*keySet, error) {
 	}
 }
 
-// current returns the keys to validate with: it loads them on first use and, once they are older than maxKeyAge,
-// lets one caller refetch them while everyone else (and that caller too, should the refetch fail) keeps the old ones.
+// current returns the keys to validate with: it loads them on first use and, once they are older than the
+// refresh interval, lets one caller refetch them while everyone else (and that caller too, should the refetch
+// fail) keeps the old ones.
 func (s *keyStore) current(ctx context.Context) (*keySet, error) {
-	if ks := s.cur.Load(); ks != nil && s.now().Sub(ks.fetched) < maxKeyAge {
+	maxAge := s.fetcher.Load().refresh
+	if ks := s.cur.Load(); ks != nil && s.now().Sub(ks.fetched) < maxAge {
 		return ks, nil
 	}
 	s.mu.Lock()
 	ks, now := s.cur.Load(), s.now()
 	if ks != nil {
-		if now.Sub(ks.fetched) < maxKeyAge || s.flight != nil || now.Sub(s.lastAttempt) < minRefreshInterval {
+		if now.Sub(ks.fetched) < maxAge || s.flight != nil || now.Sub(s.lastAttempt) < minRefreshInterval {
 			s.mu.Unlock()
 			return ks, nil
 		}
@@ -184,7 +190,7 @@ func (s *keyStore) safeFetch(ctx context.Context, old *keySet) (set *keySet, err
 // issuer is missing so that it comes back after an outage; an unknown-kid refresh otherwise only refetches JWKS.
 func (s *keyStore) fetch(ctx context.Context, old *keySet) (*keySet, error) {
 	var d discovery
-	if old == nil || s.now().Sub(old.fetched) >= maxKeyAge || old.v1Issuer == "" {
+	if old == nil || s.now().Sub(old.fetched) >= s.fetcher.Load().refresh || old.v1Issuer == "" {
 		var err error
 		if d, err = s.discover(ctx); err != nil {
 			return nil, err

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/tokeninjector/caddy-token-injector/internal/entra"
 )
 
 // counts is a snapshot of the issuer's fetch counters: v2 doc, v1 doc, v2 JWKS, v1 JWKS.
@@ -226,16 +227,47 @@ func TestWithdrawnKeyForgetsCachedTokens(t *testing.T) {
 	wantInvalid(t, v, oldRaw, "unknown signing key")
 }
 
+func TestKeysAreRefreshedPeriodically(t *testing.T) {
+	ti := newTestIssuer(t)
+	clock := newClock()
+	v := newTestValidator(t, ti, clock, func(c *Config) { c.KeyRefresh = 30 * time.Minute })
+	claims := v2Claims(clock.Now())
+	claims["exp"] = clock.Now().Add(3 * time.Hour).Unix()
+	oldRaw := ti.mint(t, claims)
+	wantValid(t, v, oldRaw)
+
+	// Entra withdraws key-1. No token names an unknown kid, so only the periodic refresh can notice.
+	ti.set(func(ti *testIssuer) { ti.keys = []testKey{{kid: "key-2", priv: testRSAKey(t, 1)}} })
+	clock.Advance(29 * time.Minute)
+	wantValid(t, v, oldRaw)
+	clock.Advance(2 * time.Minute)
+	waitForRefresh(t, v)
+	wantInvalid(t, v, oldRaw, "unknown signing key")
+}
+
+// waitForRefresh validates with whatever keys are current until the background refresh has replaced them.
+func waitForRefresh(t *testing.T, v *Validator) {
+	t.Helper()
+	before := v.keys.cur.Load()
+	_, _ = v.keys.current(context.Background())
+	deadline := time.Now().Add(5 * time.Second)
+	for v.keys.cur.Load() == before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestDiscoveryDown(t *testing.T) {
 	tests := []struct {
-		name    string
-		breakIt func(ti *testIssuer)
+		name          string
+		breakIt       func(ti *testIssuer)
+		misconfigured bool // the operator's to fix, not an outage
 	}{
-		{"v2 document 500", func(ti *testIssuer) { ti.v2Status = http.StatusInternalServerError }},
-		{"v2 document 404", func(ti *testIssuer) { ti.v2Status = http.StatusNotFound }},
-		{"JWKS 503", func(ti *testIssuer) { ti.jwksStatus = http.StatusServiceUnavailable }},
-		{"JWKS bad JSON", func(ti *testIssuer) { ti.jwksBody = "{not json" }},
-		{"JWKS without RSA keys", func(ti *testIssuer) { ti.jwksBody = `{"keys":[{"kty":"oct","k":"AAAA","kid":"x"}]}` }},
+		{"v2 document 500", func(ti *testIssuer) { ti.v2Status = http.StatusInternalServerError }, false},
+		{"v2 document 404", func(ti *testIssuer) { ti.v2Status = http.StatusNotFound }, true},
+		{"JWKS 503", func(ti *testIssuer) { ti.jwksStatus = http.StatusServiceUnavailable }, false},
+		{"JWKS 404", func(ti *testIssuer) { ti.jwksStatus = http.StatusNotFound }, true},
+		{"JWKS bad JSON", func(ti *testIssuer) { ti.jwksBody = "{not json" }, true},
+		{"JWKS without RSA keys", func(ti *testIssuer) { ti.jwksBody = `{"keys":[{"kty":"oct","k":"AAAA","kid":"x"}]}` }, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -245,8 +277,14 @@ func TestDiscoveryDown(t *testing.T) {
 			raw := ti.mint(t, v2Claims(clock.Now()))
 			ti.set(tt.breakIt)
 			wantUnavailable(t, v, raw)
-			if err := warm(v); !errors.Is(err, ErrKeysUnavailable) {
+			err := warm(v)
+			if !errors.Is(err, ErrKeysUnavailable) {
 				t.Errorf("Warm error = %v", err)
+			}
+			var mis *entra.MisconfiguredError
+			var un *entra.UnavailableError
+			if tt.misconfigured && !errors.As(err, &mis) || !tt.misconfigured && !errors.As(err, &un) {
+				t.Errorf("error %v: misconfigured = %v, want %v", err, errors.As(err, &mis), tt.misconfigured)
 			}
 			before := ti.counts()
 			wantUnavailable(t, v, raw) // within coldRetryInterval: no new fetch
@@ -292,7 +330,7 @@ func TestV1DiscoveryDown(t *testing.T) {
 
 	// v1 comes back; the next refresh (here: stale keys) picks it up again.
 	ti.set(func(ti *testIssuer) { ti.v1Status = 0 })
-	clock.Advance(maxKeyAge)
+	clock.Advance(defaultKeyRefresh)
 	wantValid(t, v, ti.mint(t, v1Claims(clock.Now())))
 }
 
@@ -301,7 +339,7 @@ func TestStaleKeysRefreshLazily(t *testing.T) {
 	clock := newClock()
 	v := newTestValidator(t, ti, clock)
 	mustWarm(t, v)
-	clock.Advance(maxKeyAge)
+	clock.Advance(defaultKeyRefresh)
 
 	// Entra is down when the keys go stale: keep using the old ones, try at most every minRefreshInterval.
 	ti.set(func(ti *testIssuer) { ti.v2Status, ti.jwksStatus = http.StatusBadGateway, http.StatusBadGateway })

@@ -23,8 +23,8 @@ const (
 	defaultMaxCachedTokens = 10000
 	defaultFetchTimeout    = 10 * time.Second
 
-	// maxCacheLifetime bounds how long a proven token skips verification, so keys withdrawn from the JWKS stop being
-	// trusted within the hour even for tokens that are still within their exp.
+	// maxCacheLifetime bounds how long a proven token skips signature verification; a key withdrawn from the
+	// JWKS stops being trusted at the next key refresh (KeyRefresh) whatever this says.
 	maxCacheLifetime = time.Hour
 
 	// maxTokenBytes rejects oversized input before hashing or parsing it. Entra access tokens are a few KB; group
@@ -42,6 +42,9 @@ type Config struct {
 	MaxCachedTokens int           // default 10000: proven tokens remembered by SHA-256 of the raw token
 	Now             func() time.Time
 	FetchTimeout    time.Duration // default 10s, bounds each discovery/JWKS fetch
+	// KeyRefresh is how old the signing keys may get before they are fetched again (default 1h): a key Entra
+	// withdraws stops being trusted within it, for tokens already proven too.
+	KeyRefresh time.Duration
 }
 
 // Identity is what a valid token says about its caller. Treat Scopes as read-only: it may be shared with the cache.
@@ -148,11 +151,12 @@ func (v *Validator) Update(cfg Config) error {
 	if cfg.HTTPClient == nil {
 		return errors.New("callerauth: HTTPClient is required")
 	}
-	if cfg.ClockSkew < 0 || cfg.FetchTimeout < 0 {
-		return errors.New("callerauth: ClockSkew and FetchTimeout must not be negative")
+	if cfg.ClockSkew < 0 || cfg.FetchTimeout < 0 || cfg.KeyRefresh < 0 {
+		return errors.New("callerauth: ClockSkew, FetchTimeout and KeyRefresh must not be negative")
 	}
 	v.rules.Store(&rules{audiences: auds, skew: cmpOr(cfg.ClockSkew, defaultClockSkew)})
-	v.keys.fetcher.Store(&fetcher{client: cfg.HTTPClient, timeout: cmpOr(cfg.FetchTimeout, defaultFetchTimeout)})
+	v.keys.fetcher.Store(&fetcher{client: cfg.HTTPClient, timeout: cmpOr(cfg.FetchTimeout, defaultFetchTimeout),
+		refresh: cmpOr(cfg.KeyRefresh, defaultKeyRefresh)})
 	return nil
 }
 
@@ -184,8 +188,12 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 			v.cache.Remove(sum)
 			return nil, invalid("token expired")
 		}
-		id := c.id
-		return &id, nil
+		// Keys due for refresh are refreshed here too, and a proven token counts only while its key does.
+		if ks, err := v.keys.current(ctx); err == nil && ks.keys[c.kid] != nil {
+			id := c.id
+			return &id, nil
+		}
+		v.cache.Remove(sum)
 	}
 
 	tok, err := parse(raw)

@@ -59,6 +59,8 @@ func TestValidateClaims(t *testing.T) {
 				}
 			}},
 		{name: "aud array with an accepted value", claims: with(v2Claims, func(c map[string]any) { c["aud"] = []string{"other", testAppIDURI} })},
+		{name: "audience in another case", claims: with(v2Claims, func(c map[string]any) { c["aud"] = strings.ToUpper(testAppIDURI) })},
+		{name: "issuer in another case", claims: with(v2Claims, func(c map[string]any) { c["iss"] = strings.ToUpper(testV2Issuer) })},
 		{name: "no ver claim", claims: with(v2Claims, func(c map[string]any) { delete(c, "ver") })},
 		{name: "no nbf claim", claims: with(v2Claims, func(c map[string]any) { delete(c, "nbf") })},
 		{name: "extra claims ignored", claims: with(v2Claims, func(c map[string]any) { c["roles"] = []string{"x"}; c["xms_cc"] = []string{"cp1"} })},
