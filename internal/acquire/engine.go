@@ -6,6 +6,7 @@
 package acquire
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -215,11 +216,16 @@ func (e *Engine) refreshAccount(ctx context.Context, req Request) (tokencache.To
 		return tokencache.Token{}, ErrLoginRequired
 	}
 	t, updated, err := e.provider.Refresh(ctx, account, req.Key.User, req.Scopes)
-	if err != nil {
+	if err != nil && bytes.Equal(updated.MSAL, account.MSAL) {
 		return tokencache.Token{}, err
 	}
+	// A rotated refresh token is kept even when the access token that came with it is refused: the old one is
+	// spent.
 	updated.ExpiresOn = e.cfg().Now().Add(accountLifetime)
-	if err := e.cache.SetAccount(ctx, req.Key.User, updated); err != nil {
+	if serr := e.cache.SetAccount(ctx, req.Key.User, updated); serr != nil && err == nil {
+		err = serr
+	}
+	if err != nil {
 		return tokencache.Token{}, err
 	}
 	return t, nil

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/cache"
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
@@ -107,11 +108,52 @@ func (m *Client) OnBehalfOf(ctx context.Context, assertion string, scopes []stri
 	if err != nil {
 		return tokencache.Token{}, err
 	}
+	const op = "on-behalf-of token request"
 	r, err := client.AcquireTokenOnBehalfOf(ctx, assertion, scopes)
 	if err != nil {
-		return tokencache.Token{}, m.failed(ctx, "on-behalf-of token request", err)
+		return tokencache.Token{}, m.failed(ctx, op, err)
 	}
-	return tokencache.Token{AccessToken: r.AccessToken, ExpiresOn: r.ExpiresOn, RefreshOn: r.Metadata.RefreshOn}, nil
+	return m.token(op, r.AccessToken, r.ExpiresOn, r.Metadata.RefreshOn)
+}
+
+// maxTokenBytes bounds a downstream access token. Entra's are a few KB (group overage keeps them small); a larger
+// one is a broken or hostile answer, and would be cached and forwarded on every request.
+const maxTokenBytes = 64 << 10
+
+// token checks an access token before it is cached or forwarded: its size, and that it is an RFC 6750 b64token,
+// so nothing can smuggle a CR or LF into the upstream's Authorization header.
+func (m *Client) token(op, raw string, expires, refresh time.Time) (tokencache.Token, error) {
+	switch {
+	case raw == "":
+		return tokencache.Token{}, &UnexpectedError{Op: op, Host: m.host, Why: "the answer holds no access token"}
+	case len(raw) > maxTokenBytes:
+		return tokencache.Token{}, &UnexpectedError{Op: op, Host: m.host,
+			Why: fmt.Sprintf("the access token is %d bytes, over the %d-byte limit", len(raw), maxTokenBytes)}
+	case !isB64Token(raw):
+		return tokencache.Token{}, &UnexpectedError{Op: op, Host: m.host,
+			Why: "the access token holds characters outside the token character set"}
+	}
+	return tokencache.Token{AccessToken: raw, ExpiresOn: expires, RefreshOn: refresh}, nil
+}
+
+// isB64Token reports whether s is RFC 6750's b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
 }
 
 // failed turns an MSAL error into an *Error when Entra answered, else into what callFailed makes of it.

@@ -2,6 +2,7 @@ package entra
 
 import (
 	"bytes"
+	"errors"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
@@ -36,7 +37,45 @@ func NewHTTPClient(roots *x509.CertPool, timeout time.Duration) *http.Client {
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
-	return &http.Client{Transport: &discoveryCache{next: base, docs: map[string]cachedDoc{}}, Timeout: 2 * timeout}
+	return &http.Client{Transport: &discoveryCache{next: bounded{base}, docs: map[string]cachedDoc{}}, Timeout: 2 * timeout}
+}
+
+// maxResponseBytes bounds every answer read from the identity provider: its token responses and documents are a
+// few KB, and a hostile or broken one must not make the proxy read (and hold) megabytes.
+const maxResponseBytes = 1 << 20
+
+// bounded makes every response body fail once it passes maxResponseBytes.
+type bounded struct{ *http.Transport }
+
+func (b bounded) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := b.Transport.RoundTrip(r)
+	if err == nil {
+		resp.Body = &limitedBody{ReadCloser: resp.Body, left: maxResponseBytes}
+	}
+	return resp, err
+}
+
+// ErrResponseTooLarge is the read error of an answer over maxResponseBytes.
+var ErrResponseTooLarge = errors.New("the identity provider's answer is larger than 1 MiB")
+
+type limitedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, ErrResponseTooLarge
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left+1] // one byte more tells "exactly the limit" from "over it"
+	}
+	n, err := l.ReadCloser.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		return n, ErrResponseTooLarge
+	}
+	return n, err
 }
 
 // CloseIdleConnections closes the idle connections of a client made by NewHTTPClient.
@@ -49,7 +88,7 @@ func CloseIdleConnections(c *http.Client) {
 // discoveryCache is a RoundTripper that serves OpenID discovery documents from memory. Everything else passes
 // through.
 type discoveryCache struct {
-	next    *http.Transport
+	next    bounded
 	flights singleflight.Group
 	mu      sync.Mutex
 	docs    map[string]cachedDoc

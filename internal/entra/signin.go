@@ -76,13 +76,17 @@ func (m *Client) RedeemCode(ctx context.Context, p acquire.RedeemParams) (acquir
 	case claims.Audience != m.clientID:
 		return acquire.SignedIn{}, errors.New("the id_token is not for this app")
 	}
+	tok, err := m.token("authorization code redemption", r.AccessToken, r.ExpiresOn, r.Metadata.RefreshOn)
+	if err != nil {
+		return acquire.SignedIn{}, err
+	}
 	username := r.IDToken.PreferredUsername
 	if username == "" {
 		username = r.IDToken.UPN
 	}
 	return acquire.SignedIn{
 		User:          identity.User{ObjectID: r.IDToken.Oid, TenantID: r.IDToken.TenantID, Username: username, Name: r.IDToken.Name},
-		Token:         tokencache.Token{AccessToken: r.AccessToken, ExpiresOn: r.ExpiresOn, RefreshOn: r.Metadata.RefreshOn},
+		Token:         tok,
 		GrantedScopes: r.GrantedScopes,
 		Account:       tokencache.Account{MSAL: store.exported(), Scopes: r.GrantedScopes},
 	}, nil
@@ -116,7 +120,8 @@ func (m *Client) Refresh(ctx context.Context, account tokencache.Account, user s
 	if out := store.exported(); out != nil {
 		account.MSAL = out
 	}
-	return tokencache.Token{AccessToken: r.AccessToken, ExpiresOn: r.ExpiresOn, RefreshOn: r.Metadata.RefreshOn}, account, nil
+	tok, err := m.token("refresh token redemption", r.AccessToken, r.ExpiresOn, r.Metadata.RefreshOn)
+	return tok, account, err
 }
 
 // EndSessionURL is Entra's v2 logout endpoint of the tenant.

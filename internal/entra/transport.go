@@ -32,21 +32,29 @@ func callFailed(ctx context.Context, op, host string, err error) error {
 		return &MisconfiguredError{Op: op, Host: host, Err: err, Fix: "the host does not exist: check authority_host"}
 	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || (errors.As(err, &netErr) && netErr.Timeout()):
 		return &UnavailableError{Op: op, Host: host, Timeout: true, Err: err}
+	case errors.Is(err, ErrResponseTooLarge):
+		return &UnexpectedError{Op: op, Host: host, Why: ErrResponseTooLarge.Error()}
 	case errors.As(err, &netErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return &UnavailableError{Op: op, Host: host, Err: err}
 	}
-	return &UnexpectedError{Op: op, Host: host, err: err}
+	return &UnexpectedError{Op: op, Host: host}
 }
 
-// UnexpectedError is an answer the proxy could not make sense of (MSAL could not decode it). Its text never
-// includes the cause, which may quote the answer's body, tokens and all.
+// UnexpectedError is an answer the proxy could not use: one MSAL could not decode, one too large, a token of an
+// impossible size or character set. Its text never includes the cause's own text, which may quote the answer's
+// body, tokens and all.
 type UnexpectedError struct {
 	Op, Host string
-	err      error
+	// Why says what was wrong, in words of the proxy's own (sizes, never contents). Default: unreadable.
+	Why string
 }
 
 func (u *UnexpectedError) Error() string {
-	return u.Op + ": " + u.Host + ": the identity provider's answer could not be read"
+	why := u.Why
+	if why == "" {
+		why = "the identity provider's answer could not be read"
+	}
+	return u.Op + ": " + u.Host + ": " + why
 }
 
 // answerFailed classifies a non-2xx answer to a GET of a discovery or key document. 5xx and 429 pass; a 4xx
