@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,11 @@ type Config struct {
 	// KeyRefresh is how old the signing keys may get before they are fetched again (default 1h): a key Entra
 	// withdraws stops being trusted within it, for tokens already proven too.
 	KeyRefresh time.Duration
+	// CallerScopes are delegated scopes of this API of which a caller's token must carry one (scp). Default:
+	// none required; the audience already confines tokens to this API.
+	CallerScopes []string
+	// CallerApps are the client applications (azp or appid) whose tokens are accepted. Default: any.
+	CallerApps []string
 }
 
 // Identity is what a valid token says about its caller. Treat Scopes as read-only: it may be shared with the cache.
@@ -53,6 +59,28 @@ type Identity struct {
 	Scopes    []string // scp split on spaces
 	ClientID  string   // azp (v2) or appid (v1): the app that obtained the token
 	ExpiresAt time.Time
+}
+
+// ForbiddenError reports a valid token this route does not accept: it lacks every required scope, or it was
+// issued to a client application that is not allowed. The proxy answers 403.
+type ForbiddenError struct {
+	// MissingScope is set when the token lacks the scopes; otherwise its client application is not allowed.
+	MissingScope bool
+	Description  string
+}
+
+func (e *ForbiddenError) Error() string { return "callerauth: forbidden: " + e.Description }
+
+// authorize applies the route's caller rules to a proven identity.
+func (r *rules) authorize(id *Identity) error {
+	if len(r.scopes) > 0 && !slices.ContainsFunc(id.Scopes, func(s string) bool { return slices.Contains(r.scopes, s) }) {
+		return &ForbiddenError{MissingScope: true,
+			Description: "the token carries none of the scopes " + strings.Join(r.scopes, ", ")}
+	}
+	if len(r.apps) > 0 && !slices.ContainsFunc(r.apps, func(a string) bool { return strings.EqualFold(a, id.ClientID) }) {
+		return &ForbiddenError{Description: "tokens of client application " + safe(id.ClientID) + " are not accepted"}
+	}
+	return nil
 }
 
 // InvalidTokenError reports a problem with the token itself; the proxy answers 401 invalid_token. Description is
@@ -89,6 +117,8 @@ type Validator struct {
 type rules struct {
 	audiences []string
 	skew      time.Duration
+	scopes    []string // any one is required; none: any delegated scope of this API
+	apps      []string // the client applications allowed; none: any
 }
 
 type cachedIdentity struct {
@@ -154,7 +184,8 @@ func (v *Validator) Update(cfg Config) error {
 	if cfg.ClockSkew < 0 || cfg.FetchTimeout < 0 || cfg.KeyRefresh < 0 {
 		return errors.New("callerauth: ClockSkew, FetchTimeout and KeyRefresh must not be negative")
 	}
-	v.rules.Store(&rules{audiences: auds, skew: cmpOr(cfg.ClockSkew, defaultClockSkew)})
+	v.rules.Store(&rules{audiences: auds, skew: cmpOr(cfg.ClockSkew, defaultClockSkew),
+		scopes: slices.Clone(cfg.CallerScopes), apps: slices.Clone(cfg.CallerApps)})
 	v.keys.fetcher.Store(&fetcher{client: cfg.HTTPClient, timeout: cmpOr(cfg.FetchTimeout, defaultFetchTimeout),
 		refresh: cmpOr(cfg.KeyRefresh, defaultKeyRefresh)})
 	return nil
@@ -191,7 +222,7 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 		// Keys due for refresh are refreshed here too, and a proven token counts only while its key does.
 		if ks, err := v.keys.current(ctx); err == nil && ks.keys[c.kid] != nil {
 			id := c.id
-			return &id, nil
+			return &id, v.rules.Load().authorize(&id)
 		}
 		v.cache.Remove(sum)
 	}
@@ -228,7 +259,7 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 	}
 	until = until.Add(v.rules.Load().skew)
 	v.cache.Add(sum, &cachedIdentity{id: *id, kid: tok.kid, raw: raw}, until)
-	return id, nil
+	return id, v.rules.Load().authorize(id)
 }
 
 // forgetKeys drops proven tokens signed by keys that were withdrawn from the JWKS (rare: key rollover or revocation).

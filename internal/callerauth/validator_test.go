@@ -261,3 +261,43 @@ func TestNewConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestCallerRules(t *testing.T) {
+	ti := newTestIssuer(t)
+	clock := newClock()
+	tests := []struct {
+		name         string
+		scopes, apps []string
+		claims       func(map[string]any)
+		wantScope    bool // a ForbiddenError for the scope; wantApp for the app
+		wantApp      bool
+	}{
+		{name: "no rules"},
+		{name: "required scope carried", scopes: []string{"other", "access_as_user"}},
+		{name: "required scope missing", scopes: []string{"admin"}, wantScope: true},
+		{name: "allowed app", apps: []string{"11111111-AAAA-bbbb-cccc-222222222222"}},
+		{name: "app not allowed", apps: []string{"99999999-aaaa-bbbb-cccc-222222222222"}, wantApp: true},
+		{name: "v1 appid checked", apps: []string{"11111111-aaaa-bbbb-cccc-222222222222"}, wantApp: true,
+			claims: func(c map[string]any) { c["ver"], c["iss"], c["appid"] = "1.0", testV1Issuer, "ea5a67f6-b6f3-4338-b240-c655ddc3cc8e"; delete(c, "azp") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := newTestValidator(t, ti, clock, func(c *Config) { c.CallerScopes, c.CallerApps = tt.scopes, tt.apps })
+			claims := v2Claims(clock.Now())
+			if tt.claims != nil {
+				tt.claims(claims)
+			}
+			raw := ti.mint(t, claims)
+			for range 2 { // the proven-token cache applies the rules too
+				_, err := v.Validate(context.Background(), raw)
+				var f *ForbiddenError
+				switch {
+				case !tt.wantScope && !tt.wantApp && err != nil:
+					t.Fatalf("refused: %v", err)
+				case (tt.wantScope || tt.wantApp) && (!errors.As(err, &f) || f.MissingScope != tt.wantScope):
+					t.Fatalf("got %v, want a ForbiddenError (scope %v)", err, tt.wantScope)
+				}
+			}
+		})
+	}
+}
