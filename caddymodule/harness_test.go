@@ -20,7 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	_ "github.com/tokeninjector/caddy-token-injector/caddymodule"
-	"github.com/tokeninjector/caddy-token-injector/internal/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 )
 
 // The integration tests run one real Caddy (caddytest) with the plugin, in front of a recording upstream, against

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokeninjector/caddy-token-injector/internal/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 )
 
 func TestInjectsTokenAndCachesPerUser(t *testing.T) {

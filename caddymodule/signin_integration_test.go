@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokeninjector/caddy-token-injector/internal/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
 )
 

@@ -17,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tokeninjector/caddy-token-injector/internal/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 )
 
 // Goroutine labels: everything runs in one process, so goroutines and CPU samples are attributed by the role of

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tokeninjector/caddy-token-injector/internal/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 )
 
 // SignInResult is what signing users in found. Every sign-in must end with a 200 from the token-checking stub

@@ -1,7 +1,7 @@
-// Package devtools registers the local development parts of the demo: the Entra emulator and a stub downstream
+// Package demo registers the local development parts of the demo: the Entra emulator and a stub downstream
 // API that echoes who called it. cmd/caddy links them so that `caddy run` works with no tenant and no internet; a
 // production build made with xcaddy --with .../caddymodule does not include them.
-package devtools
+package demo
 
 import (
 	"net"
@@ -12,7 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/tokeninjector/caddy-token-injector/internal/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 )
 
 func init() {
