@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 )
 
 // TestXcaddyBuild builds a caddy the way `xcaddy build --with <module>/caddymodule --replace <module>=<checkout>`
@@ -14,9 +16,7 @@ import (
 // directive to this checkout. The binary must list the handler and the global app, adapt a Caddyfile that uses the
 // directive, and must not carry the development-only emulator.
 func TestXcaddyBuild(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a caddy binary")
-	}
+	testenv.Integration(t) // builds a caddy binary
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	repo, err := filepath.Abs("..")
 	if err != nil {
