@@ -8,7 +8,7 @@ import (
 
 	"github.com/tokeninjector/caddy-token-injector/bench/harness"
 	"github.com/tokeninjector/caddy-token-injector/bench/loadgen"
-	"github.com/tokeninjector/caddy-token-injector/internal/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 )
 
 // expiryResult is item 5: steady load on users whose tokens reach their refresh time again and again.

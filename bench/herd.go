@@ -8,7 +8,7 @@ import (
 
 	"github.com/tokeninjector/caddy-token-injector/bench/harness"
 	"github.com/tokeninjector/caddy-token-injector/bench/loadgen"
-	"github.com/tokeninjector/caddy-token-injector/internal/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 )
 
 // herdResult is item 4: requests arriving at once for users whose tokens are not cached.

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokeninjector/caddy-token-injector/internal/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 

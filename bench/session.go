@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/tokeninjector/caddy-token-injector/bench/harness"
-	"github.com/tokeninjector/caddy-token-injector/internal/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 )
 
 // sessionResult is item 6: item 1's steady state for users signed in through the proxy (sign_in) who send only

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tokeninjector/caddy-token-injector/bench/harness"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 )
 
 // TestSmoke runs every scenario in its smallest configuration, as CI does (go test -race ./bench/...), and checks
@@ -13,9 +14,7 @@ import (
 // user, the injected tokens were the callers' own (bearer and session), the cache cap held, tokens were renewed in
 // the background, and the table is complete. Timings are printed, never asserted: this machine is shared and noisy.
 func TestSmoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts Caddy and two emulators")
-	}
+	testenv.Integration(t) // starts Caddy and two emulators
 	var progress bytes.Buffer
 	cfg := smokeConfig()
 	rep, err := run(cfg, &progress)

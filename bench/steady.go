@@ -106,7 +106,7 @@ func steadyState(env *harness.Env, plan steadyPlan, conns, pairs int, round time
 	if _, err := runOne(inj, round/2); err != nil {
 		return lvl, err
 	}
-	before := env.Trivial.Requests.Load()
+	before := env.Trivial.Requests()
 	for p := range pairs {
 		order := []bool{false, true} // false = plain
 		if p%2 == 1 {
@@ -130,7 +130,7 @@ func steadyState(env *harness.Env, plan steadyPlan, conns, pairs int, round time
 			lvl.NotOK += st.NotOK
 		}
 	}
-	lvl.UpstreamReq = env.Trivial.Requests.Load() - before
+	lvl.UpstreamReq = env.Trivial.Requests() - before
 	lvl.summarize()
 	return lvl, nil
 }

@@ -3,13 +3,12 @@ package caddymodule_test
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,32 +16,33 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/tokeninjector/caddy-token-injector/caddymodule"
-	"github.com/tokeninjector/caddy-token-injector/internal/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 )
 
-// The integration tests run one real Caddy (caddytest) with the plugin, in front of a recording upstream, against
-// the Entra emulator over HTTPS with a CA generated for the run. MSAL Go talks to the emulator unmodified.
+// The integration tests run one real in-process Caddy (testenv.Caddy) with the plugin, in front of a recording
+// upstream, against the Entra emulator over HTTPS with a CA generated for the run (testenv.Env). MSAL Go talks
+// to the emulator unmodified. Every port is picked free at start-up: none is a demo's.
 
-const (
-	caddyHTTPPort = 9080
-	siteBase      = "http://localhost:9080"
+var (
+	siteBase string // the main site, http://localhost:<port>
 	// signInSite and expiringSite are the sign-in sites; their callbacks are registered in testTenant.
-	signInSite   = "http://127.0.0.1:9080"
-	expiringSite = "http://localhost:9081"
+	signInSite   string // http://127.0.0.1:<the main site's port>
+	expiringSite string // http://localhost:<port>
+	httpsPort    string // Caddy's https_port: no site uses it, but it must not be the demo's 9443
 )
 
 var env struct {
-	emu        *entraemu.Emulator
-	idp        *entraemu.Server
-	caPath     string
+	*testenv.Env
+	caddy      *testenv.Caddy
+	client     *http.Client // a plain client for the sites
 	logPath    string
 	accessPath string
-	upstream   *recordingUpstream
 	secret     string
-	tlsConfig  *tls.Config // trusts the emulator
+	started    bool // some test loaded Caddy: the logs must then have lines
 
 	mu          sync.Mutex
 	minted      []string // every caller token handed out, for the log check
@@ -64,32 +64,38 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// pickPorts chooses the sites' ports.
+func pickPorts() error {
+	var ports [3]string
+	for i := range ports {
+		addr, err := testenv.FreeAddr()
+		if err != nil {
+			return err
+		}
+		ports[i] = addr[strings.LastIndexByte(addr, ':')+1:]
+	}
+	siteBase, signInSite = "http://localhost:"+ports[0], "http://127.0.0.1:"+ports[0]
+	expiringSite, httpsPort = "http://localhost:"+ports[1], ports[2]
+	return nil
+}
+
 func runWithHarness(m *testing.M) (int, error) {
-	dir, err := os.MkdirTemp("", "token-injector-it-")
-	if err != nil {
+	if err := pickPorts(); err != nil {
 		return 0, err
 	}
-	defer os.RemoveAll(dir)
-	if env.emu, err = entraemu.New(testTenant()); err != nil {
+	tenant := testTenant()
+	var err error
+	if env.Env, err = testenv.Start(testenv.Options{Tenant: &tenant}); err != nil {
 		return 0, err
 	}
-	ca, err := entraemu.NewCA()
-	if err != nil {
+	defer env.Close()
+	if env.caddy, err = testenv.NewCaddy(filepath.Join(env.Dir, "caddy")); err != nil {
 		return 0, err
 	}
-	env.tlsConfig = &tls.Config{RootCAs: ca.Pool()}
-	if env.idp, err = env.emu.Start(entraemu.ListenOptions{CA: ca}); err != nil {
-		return 0, err
-	}
-	defer env.idp.Close()
-	env.caPath = filepath.Join(dir, "emulator-ca.pem")
-	if err := os.WriteFile(env.caPath, ca.CertPEM(), 0o600); err != nil {
-		return 0, err
-	}
-	env.logPath = filepath.Join(dir, "caddy.log")
-	env.accessPath = filepath.Join(dir, "access.log")
-	env.upstream = newRecordingUpstream(entraemu.NewDownstreamAPI(env.emu))
-	defer env.upstream.Close()
+	defer env.caddy.Stop()
+	env.client = &http.Client{Timeout: 30 * time.Second}
+	env.logPath = filepath.Join(env.Dir, "caddy.log")
+	env.accessPath = filepath.Join(env.Dir, "access.log")
 	// The secret reaches Caddy through an {env.*} placeholder, as in production.
 	env.secret = entraemu.DefaultAddinSecret
 	os.Setenv("TOKEN_INJECTOR_TEST_SECRET", env.secret)
@@ -104,21 +110,35 @@ func runWithHarness(m *testing.M) (int, error) {
 			}
 		}
 	}
-	if code == 0 && !testing.Short() {
-		if leaks := secretsInLogs(); len(leaks) > 0 {
-			fmt.Fprintln(os.Stderr, "FAIL: the logs contain credentials:", strings.Join(leaks, "; "))
+	if code == 0 && env.started {
+		if err := checkLogs(); err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL:", err)
 			return 1, nil
 		}
 	}
 	return code, nil
 }
 
+// checkLogs fails when the logs hold a credential, and when they are empty: a check of nothing proves nothing.
+func checkLogs() error {
+	for _, p := range []string{env.logPath, env.accessPath} {
+		if b, err := os.ReadFile(p); err != nil || len(b) == 0 {
+			return fmt.Errorf("the log check has nothing to read in %s (%v)", filepath.Base(p), err)
+		}
+	}
+	if !strings.Contains(readLogs(), `"logger":"http.log.access`) {
+		return errors.New("the log check found no access log entry")
+	}
+	if leaks := secretsInLogs(); len(leaks) > 0 {
+		return fmt.Errorf("the logs contain credentials: %s", strings.Join(leaks, "; "))
+	}
+	return nil
+}
+
 // siteConfig is the Caddyfile every integration test loads; extra is spliced into the site block.
 func siteConfig(extra string) string {
 	return fmt.Sprintf(`{
-	admin localhost:2999
-	http_port %d
-	https_port 9443
+	https_port %s
 	skip_install_trust
 	log {
 		output file %s
@@ -135,7 +155,7 @@ func siteConfig(extra string) string {
 	}
 }
 
-http://localhost:%d {
+%s {
 	log {
 		output file %s
 	}
@@ -198,9 +218,9 @@ http://localhost:%d {
 	}
 	reverse_proxy %[12]s
 }
-`, caddyHTTPPort, env.logPath, env.idp.URL, entraemu.DefaultTenantDomain, entraemu.DefaultAddinClientID,
-		entraemu.DefaultAddinIdentifierURI, env.caPath, caddyHTTPPort, env.accessPath, extra, env.accessPath,
-		env.upstream.Listener.Addr(), signInSite, expiringSite)
+`, httpsPort, env.logPath, env.Server.URL, entraemu.DefaultTenantDomain, entraemu.DefaultAddinClientID,
+		entraemu.DefaultAddinIdentifierURI, env.CAFile, siteBase, env.accessPath, extra, env.accessPath,
+		env.Upstream.Addr, signInSite, expiringSite)
 }
 
 // errorRoutes are routes whose registration or scopes are wrong on purpose.
@@ -232,18 +252,28 @@ var errorRoutes = fmt.Sprintf(`route /badsecret/* {
 // secondAppClientID is a confidential app of the test tenant that no route knows the secret of.
 const secondAppClientID = "5ec0dd00-0000-4000-8000-000000000002"
 
-func startCaddy(t *testing.T) *caddytest.Tester {
+// startCaddy runs the integration config (a no-op when it runs already) and returns a client for the sites.
+func startCaddy(t *testing.T) *http.Client {
 	t.Helper()
-	tester := caddytest.NewTester(t)
-	tester.InitServer(siteConfig(errorRoutes), "caddyfile")
-	t.Cleanup(env.emu.ClearFaults)
-	return tester
+	loadConfig(t, siteConfig(errorRoutes))
+	t.Cleanup(env.Emu.ClearFaults)
+	return env.client
+}
+
+// loadConfig runs a Caddyfile, as `caddy reload` would when another one runs.
+func loadConfig(t *testing.T, caddyfile string) {
+	t.Helper()
+	testenv.Integration(t)
+	if err := env.caddy.LoadCaddyfile(caddyfile); err != nil {
+		t.Fatal(err)
+	}
+	env.started = true
 }
 
 // ssoToken mints what Office.auth.getAccessToken would give the add-in for user.
 func ssoToken(t testing.TB, user string, o entraemu.MintOptions) string {
 	t.Helper()
-	tok, err := env.emu.MintAccessToken(user, o)
+	tok, err := env.Emu.MintAccessToken(user, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,11 +287,7 @@ func ssoToken(t testing.TB, user string, o entraemu.MintOptions) string {
 // not cached yet.
 func testTenant() entraemu.Config {
 	cfg := entraemu.DefaultConfig()
-	for i := range cfg.Apps {
-		if cfg.Apps[i].ClientID == entraemu.DefaultAddinClientID {
-			cfg.Apps[i].RedirectURIs = append(cfg.Apps[i].RedirectURIs, signInSite+"/.auth/callback", expiringSite+"/.auth/callback")
-		}
-	}
+	testenv.AddRedirectURIs(&cfg, signInSite+"/.auth/callback", expiringSite+"/.auth/callback")
 	cfg.Apps = append(cfg.Apps, entraemu.App{ClientID: secondAppClientID, Secret: "second-app-secret", Name: "second-api"})
 	for i := range 100 {
 		key := fmt.Sprintf("user%02d", i)
@@ -314,34 +340,9 @@ func call(t testing.TB, client *http.Client, path, bearer string) (int, http.Hea
 	return resp.StatusCode, resp.Header, body
 }
 
-func oboCalls() int { return env.emu.Counters().ByGrant["obo"] }
+func oboCalls() int { return env.Emu.Counters().ByGrant[entraemu.GrantOBO] }
 
-func tokenRequests() int { return env.emu.Counters().TokenRequests }
-
-// recordingUpstream is the API behind Caddy: the emulator's downstream stub, which verifies the token and echoes
-// its subject, plus a record of every request's headers.
-type recordingUpstream struct {
-	*httptest.Server
-	mu       sync.Mutex
-	requests []http.Header
-}
-
-func newRecordingUpstream(api http.Handler) *recordingUpstream {
-	u := &recordingUpstream{}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.mu.Lock()
-		u.requests = append(u.requests, r.Header.Clone())
-		u.mu.Unlock()
-		api.ServeHTTP(w, r)
-	}))
-	return u
-}
-
-func (u *recordingUpstream) seen() []http.Header {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]http.Header(nil), u.requests...)
-}
+func tokenRequests() int { return env.Emu.Counters().TokenRequests }
 
 // secretsInLogs returns a description of every credential found in Caddy's logs: the client secret, any caller
 // token, any downstream token the upstream received.
@@ -372,7 +373,7 @@ func secretsInLogs() []string {
 		check("authorization code or cookie", c)
 	}
 	env.mu.Unlock()
-	for _, h := range env.upstream.seen() {
+	for _, h := range env.Upstream.Seen() {
 		check("downstream token", strings.TrimPrefix(h.Get("Authorization"), "Bearer "))
 	}
 	return leaks

@@ -3,10 +3,7 @@ package caddymodule_test
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -14,104 +11,69 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokeninjector/caddy-token-injector/internal/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
 )
 
-// browser is a cookie-keeping HTTP client that follows redirects like a browser and picks a user on the
-// emulator's sign-in page.
+// browser is testenv's browser with the test's failure handling, remembering every authorization code and
+// cookie it sees for the log check.
 type browser struct {
-	t      *testing.T
+	t *testing.T
+	*testenv.Browser
 	client *http.Client
 }
 
 func newBrowser(t *testing.T) *browser {
-	jar, _ := cookiejar.New(nil)
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = env.tlsConfig
-	b := &browser{t: t, client: &http.Client{Jar: jar, Transport: tr, Timeout: 15 * time.Second}}
-	b.client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+	b := env.NewBrowser(testenv.BrowserOptions{OnRedirect: func(req *http.Request) {
 		if code := req.URL.Query().Get("code"); code != "" {
 			rememberCredential(code) // the log check looks for every authorization code
 		}
-		// A browser's Referer names the document that started the navigation, never a redirect in between;
-		// Go's client would send the callback URL, code and all.
-		req.Header.Del("Referer")
-		if len(via) >= 10 {
-			return errors.New("too many redirects")
-		}
-		return nil
-	}
+	}})
+	b.Client.Timeout = 15 * time.Second
 	t.Cleanup(func() {
 		for _, site := range []string{signInSite, expiringSite} {
-			u, _ := url.Parse(site)
-			for _, c := range jar.Cookies(u) {
+			for _, c := range b.Cookies(site) {
 				rememberCredential(c.Value)
 			}
 		}
 	})
-	return b
+	return &browser{t: t, Browser: b, client: b.Client}
 }
 
 // navigate GETs url as a top-level navigation and follows redirects; it returns the final response's status,
 // URL and body.
 func (b *browser) navigate(rawURL string) (int, *url.URL, []byte) {
-	req, _ := http.NewRequest(http.MethodGet, rawURL, nil)
-	req.Header.Set("Accept", "text/html,application/xhtml+xml")
-	req.Header.Set("Sec-Fetch-Mode", "navigate")
-	return b.do(req)
+	return b.must(b.Navigate(rawURL))
 }
 
 // api GETs url as a script's fetch would.
 func (b *browser) api(rawURL string) (int, http.Header, map[string]any) {
-	req, _ := http.NewRequest(http.MethodGet, rawURL, nil)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Sec-Fetch-Mode", "cors")
-	resp, err := b.client.Do(req)
+	page, err := b.Fetch(rawURL)
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var body map[string]any
-	if json.Unmarshal(raw, &body) != nil {
-		b.t.Fatalf("%s: %d, not JSON: %.200s", rawURL, resp.StatusCode, raw)
-	}
-	return resp.StatusCode, resp.Header, body
-}
-
-func (b *browser) do(req *http.Request) (int, *url.URL, []byte) {
-	resp, err := b.client.Do(req)
+	body, err := page.JSON()
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Request.URL, body
+	return page.Status, page.Header, body
 }
 
 // signIn navigates to start, picks user on the emulator's page, and returns where the browser ends up.
 func (b *browser) signIn(start, user string) (int, *url.URL, []byte) {
-	status, at, page := b.navigate(start)
-	if status != 200 || !strings.Contains(string(page), `name="user"`) {
-		b.t.Fatalf("expected the emulator's sign-in page at %s, got %d: %.300s", at, status, page)
-	}
-	req, _ := http.NewRequest(http.MethodPost, at.String(), strings.NewReader(url.Values{"user": {user}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "text/html")
-	req.Header.Set("Sec-Fetch-Mode", "navigate")
-	return b.do(req)
+	return b.must(b.SignIn(start, user))
 }
 
-func (b *browser) cookie(site, name string) *http.Cookie {
-	u, _ := url.Parse(site)
-	for _, c := range b.client.Jar.Cookies(u) {
-		if c.Name == name {
-			return c
-		}
+func (b *browser) must(page *testenv.Page, err error) (int, *url.URL, []byte) {
+	b.t.Helper()
+	if err != nil {
+		b.t.Fatal(err)
 	}
-	return nil
+	return page.Status, page.URL, page.Body
 }
+
+func (b *browser) cookie(site, name string) *http.Cookie { return b.Cookie(site, name) }
 
 func TestSignInFlowThroughTheEmulator(t *testing.T) {
 	startCaddy(t)
@@ -144,7 +106,7 @@ func TestSignInFlowThroughTheEmulator(t *testing.T) {
 		t.Fatalf("silent incremental scope: %d %v", status, body)
 	}
 	// The session cookie and the caller's credentials never reach the upstream.
-	for _, h := range env.upstream.seen() {
+	for _, h := range env.Upstream.Seen() {
 		if strings.Contains(h.Get("Cookie"), "token_injector") {
 			t.Fatal("the session cookie reached the upstream")
 		}
@@ -224,7 +186,7 @@ func TestConcurrentRequestsWithExpiredTokenRedeemRefreshTokenOnce(t *testing.T) 
 		t.Fatalf("sign-in: %d %.300s", status, body)
 	}
 	time.Sleep(1100 * time.Millisecond) // the access token is now within expiry_margin: unusable
-	before := env.emu.Counters().ByUserGrant[user.Key]["refresh_token"]
+	before := env.Emu.Counters().ByUserGrant[user.Key]["refresh_token"]
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	failed := 0
@@ -244,7 +206,7 @@ func TestConcurrentRequestsWithExpiredTokenRedeemRefreshTokenOnce(t *testing.T) 
 	if failed > 0 {
 		t.Fatalf("%d of 30 requests failed", failed)
 	}
-	if n := env.emu.Counters().ByUserGrant[user.Key]["refresh_token"] - before; n != 1 {
+	if n := env.Emu.Counters().ByUserGrant[user.Key]["refresh_token"] - before; n != 1 {
 		t.Fatalf("%d refresh-token redemptions for 30 concurrent requests, want 1", n)
 	}
 }
@@ -256,7 +218,7 @@ func TestRevokedRefreshToken(t *testing.T) {
 	if status, _, _ := b.signIn(expiringSite+"/graph/me", user.Key); status != 200 {
 		t.Fatal(status)
 	}
-	env.emu.RevokeRefreshTokens(user.Key)
+	env.Emu.RevokeRefreshTokens(user.Key)
 	time.Sleep(1100 * time.Millisecond)
 	status, _, body := b.api(expiringSite + "/graph/me")
 	if status != 401 || body["reason"] != "login_required" || !strings.HasPrefix(body["login_url"].(string), "/.auth/login?") {
@@ -281,8 +243,8 @@ func TestIncrementalConsentAndClaimsChallengeGiveALoginURL(t *testing.T) {
 	if status != 401 || body["reason"] != "consent_required" || !strings.Contains(loginURL, "Mail.Send") {
 		t.Fatalf("consent: %d %v", status, body)
 	}
-	env.emu.SetFault(user.Key, entraemu.Fault{Kind: entraemu.FaultMFARequired})
-	defer env.emu.ClearFaults()
+	env.Emu.SetFault(user.Key, entraemu.Fault{Kind: entraemu.FaultMFARequired})
+	defer env.Emu.ClearFaults()
 	status, _, body = b.api(signInSite + "/mail/inbox")
 	loginURL, _ = body["login_url"].(string)
 	u, _ := url.Parse(loginURL)
@@ -333,7 +295,7 @@ func TestOpenRedirectsAreRefused(t *testing.T) {
 		t.Run(target, func(t *testing.T) {
 			b := newBrowser(t)
 			status, at, _ := b.signIn(signInSite+"/.auth/login?return_to="+url.QueryEscape(target), user.Key)
-			if at.Host != "127.0.0.1:9080" || strings.Contains(at.String(), "evil") {
+			if "http://"+at.Host != signInSite || strings.Contains(at.String(), "evil") {
 				t.Fatalf("sign-in ended at %s (%d)", at, status)
 			}
 		})
@@ -391,14 +353,14 @@ func mintCookie(t *testing.T, key []byte, now time.Time, s session.Session) stri
 }
 
 func TestReloadKeepsSessions(t *testing.T) {
-	tester := startCaddy(t)
+	startCaddy(t)
 	user := freshUser(t)
 	b := newBrowser(t)
 	if status, _, _ := b.signIn(signInSite+"/graph/me", user.Key); status != 200 {
 		t.Fatal(status)
 	}
 	before := tokenRequests()
-	tester.InitServer(siteConfig(errorRoutes+"\n\trespond /health 200"), "caddyfile")
+	loadConfig(t, siteConfig(errorRoutes+"\n\trespond /health 200"))
 	if status, _, body := b.api(signInSite + "/graph/me"); status != 200 || body["oid"] != user.ObjectID {
 		t.Fatalf("after a reload: %d %v", status, body)
 	}

@@ -7,16 +7,20 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 )
 
-// TestXcaddyBuild builds a caddy the way `xcaddy build --with <module>/caddymodule --replace <module>=<checkout>`
-// does (xcaddy itself can't be downloaded here): a generated main module that imports the plugin, with a replace
-// directive to this checkout. The binary must list the handler and the global app, adapt a Caddyfile that uses the
-// directive, and must not carry the development-only emulator.
+// TestXcaddyBuild builds a caddy the way the README's production build does it from a local checkout,
+//
+//	xcaddy build --with github.com/tokeninjector/caddy-token-injector/caddymodule \
+//		--replace github.com/tokeninjector/caddy-token-injector=./path/to/checkout
+//
+// (xcaddy itself can't be downloaded here): the main.go xcaddy generates, in a module "caddy" with a replace
+// directive to this checkout. The binary must list the handler and the global app and adapt a Caddyfile that uses
+// the directive; the build must not link any development package (internal/dev: the emulator, the demo handlers).
 func TestXcaddyBuild(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a caddy binary")
-	}
+	testenv.Integration(t) // builds a caddy binary
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	repo, err := filepath.Abs("..")
 	if err != nil {
@@ -59,6 +63,12 @@ func main() {
 	run(goBin, "mod", "edit", "-require", "github.com/tokeninjector/caddy-token-injector@v0.0.0-00010101000000-000000000000")
 	run(goBin, "mod", "tidy")
 	run(goBin, "build", "-o", "caddy", ".")
+	const devPkgs = "github.com/tokeninjector/caddy-token-injector/internal/dev/"
+	for _, pkg := range strings.Fields(run(goBin, "list", "-deps", ".")) {
+		if strings.HasPrefix(pkg, devPkgs) {
+			t.Errorf("a production build links the development package %s", pkg)
+		}
+	}
 
 	bin := filepath.Join(dir, "caddy")
 	modules := run(bin, "list-modules")

@@ -2,11 +2,10 @@ package harness
 
 import (
 	"encoding/json"
-	"fmt"
-	"sync"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 
 	// Only the modules the config uses (the http app, reverse_proxy, the file CA pool, storage) and the plugin:
 	// what else a build links does not change a request's path, and it lengthens a fresh clone's first build.
@@ -44,7 +43,7 @@ type Site struct {
 	StorageDir string
 }
 
-// JSON is the Caddy config. Admin and config persistence are off: the benchmark owns the process.
+// JSON is the Caddy config; testenv.Caddy puts admin on a free port and turns config persistence off.
 func (s Site) JSON() ([]byte, error) {
 	routes := []any{}
 	for _, r := range s.Routes {
@@ -71,7 +70,6 @@ func (s Site) JSON() ([]byte, error) {
 		writer = map[string]any{"output": "file", "filename": s.LogFile}
 	}
 	cfg := map[string]any{
-		"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
 		"storage": map[string]any{"module": "file_system", "root": s.StorageDir},
 		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"writer": writer, "level": "INFO"}}},
 		"apps": map[string]any{"http": map[string]any{"servers": map[string]any{"bench": map[string]any{
@@ -87,29 +85,14 @@ func injectorJSON(in *Injector) map[string]any {
 	return map[string]any{"handler": "token_injector", "scopes": in.Scopes, "registration": in.Registration}
 }
 
-// caddyMu serializes Load and Stop: Caddy has one running config per process.
-var caddyMu sync.Mutex
-
 // Load runs s as the process's Caddy config (replacing any other). Goroutines Caddy starts carry the caddy role.
-func (s Site) Load() error {
+func (s Site) Load(c *testenv.Caddy) error {
 	cfg, err := s.JSON()
 	if err != nil {
 		return err
 	}
-	caddyMu.Lock()
-	defer caddyMu.Unlock()
-	WithRole(RoleCaddy, func() { err = caddy.Load(cfg, true) })
-	if err != nil {
-		return fmt.Errorf("caddy.Load: %w", err)
-	}
-	return nil
-}
-
-// StopCaddy unloads the running config.
-func StopCaddy() error {
-	caddyMu.Lock()
-	defer caddyMu.Unlock()
-	return caddy.Stop()
+	WithRole(RoleCaddy, func() { err = c.LoadJSON(cfg) })
+	return err
 }
 
 // Interface guard: the capture module is a middleware like any other.

@@ -9,14 +9,15 @@ import (
 	"io"
 	"log"
 	"maps"
-	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/tokeninjector/caddy-token-injector/internal/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
 )
 
@@ -57,7 +58,8 @@ type Env struct {
 	// handshakes), which a herd can cause by the thousand.
 	ServerErrors *ErrorTally
 
-	dir string
+	dir   string
+	caddy *testenv.Caddy
 }
 
 // StartEnv starts the tenants, the upstreams and Caddy.
@@ -72,7 +74,7 @@ func StartEnv(o EnvOptions) (env *Env, err error) {
 		return nil, err
 	}
 	// Caddy's address first: tenant A must list the sign-in callback on it as a reply URL.
-	if e.Addr, err = FreeAddr(); err != nil {
+	if e.Addr, err = testenv.FreeAddr(); err != nil {
 		return nil, err
 	}
 	if e.A, err = StartIdP(IdPOptions{Users: o.UsersA, Dir: e.dir, ErrorLog: e.ServerErrors.Logger(),
@@ -119,7 +121,10 @@ func StartEnv(o EnvOptions) (env *Env, err error) {
 		injB := &Injector{Scopes: []string{GraphScope}, Registration: e.B.Registration(nil)}
 		site.Routes = append(site.Routes, Route{Path: PathExpiry + "*", Upstream: e.Trivial.Addr, Injector: injB})
 	}
-	if err = site.Load(); err != nil {
+	if e.caddy, err = testenv.NewCaddy(filepath.Join(e.dir, "caddy")); err != nil {
+		return nil, err
+	}
+	if err = site.Load(e.caddy); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -143,7 +148,9 @@ func cookieSecret() (string, error) {
 
 // Close stops Caddy and everything else StartEnv started.
 func (e *Env) Close() {
-	_ = StopCaddy()
+	if e.caddy != nil {
+		_ = e.caddy.Stop()
+	}
 	for _, p := range []*IdP{e.A, e.B} {
 		if p != nil {
 			p.Close()
@@ -257,15 +264,10 @@ func Users(from, n int) ([]entraemu.User, []string) {
 	return users, oids
 }
 
-// Upstream is an HTTP server on a loopback port: the trivial API behind both measured routes (it answers "ok"
-// with a Content-Length, so the proxy's own cost dominates), or any other handler such as the emulator's
-// token-checking downstream stub.
-type Upstream struct {
-	Addr     string // host:port to dial
-	Requests atomic.Int64
-
-	srv *http.Server
-}
+// Upstream is an HTTP server on a loopback port (testenv's, counting requests): the trivial API behind both
+// measured routes (it answers "ok" with a Content-Length, so the proxy's own cost dominates), or any other handler
+// such as the emulator's token-checking downstream stub.
+type Upstream = testenv.Upstream
 
 var okBody = []byte("ok\n")
 
@@ -276,34 +278,9 @@ var TrivialHandler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, _
 	_, _ = w.Write(okBody)
 })
 
-// StartUpstream serves h on a free loopback port; errLog receives the server's errors.
-func StartUpstream(h http.Handler, errLog *log.Logger) (*Upstream, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	u := &Upstream{Addr: ln.Addr().String()}
-	u.srv = &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			u.Requests.Add(1)
-			h.ServeHTTP(w, r)
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          errLog,
-	}
-	WithRole(RoleUpstream, func() { go func() { _ = u.srv.Serve(ln) }() })
-	return u, nil
-}
-
-// Close stops the server.
-func (u *Upstream) Close() { _ = u.srv.Close() }
-
-// FreeAddr returns a loopback address with a port that was free a moment ago, for Caddy's listener.
-func FreeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+// StartUpstream serves h on a free loopback port, its goroutines labelled upstream; errLog receives the server's
+// errors. It keeps no headers: under load that would grow without bound.
+func StartUpstream(h http.Handler, errLog *log.Logger) (u *Upstream, err error) {
+	WithRole(RoleUpstream, func() { u, err = testenv.StartUpstream(h, testenv.UpstreamOptions{ErrorLog: errLog}) })
+	return u, err
 }

@@ -1,15 +1,13 @@
-// Package harness runs what the benchmarks measure: the Entra emulator over HTTPS with a generated CA, a trivial
-// upstream, and one in-process Caddy (caddy.Load of a JSON config) with plain and token_injector routes. The
-// benchmark command (bench/) and the Go benchmarks next to the code (caddymodule/*_bench_test.go) share it.
+// Package harness runs what the benchmarks measure, on the repository's one test environment (internal/dev/testenv):
+// the Entra emulator over HTTPS with a generated CA, a trivial upstream, and the in-process Caddy with a JSON config
+// of plain and token_injector routes. The benchmark command (bench/) and the Go benchmark BenchmarkServeHTTP here
+// share it.
 package harness
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"log"
-	"os"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"runtime/pprof"
@@ -17,7 +15,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tokeninjector/caddy-token-injector/internal/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 )
 
 // Goroutine labels: everything runs in one process, so goroutines and CPU samples are attributed by the role of
@@ -49,12 +48,9 @@ type IdPOptions struct {
 	RedirectURIs []string
 }
 
-// IdP is one emulated tenant served over HTTPS.
+// IdP is one emulated tenant served over HTTPS (testenv's), with the suite's bulk helpers.
 type IdP struct {
-	Emu    *entraemu.Emulator
-	Server *entraemu.Server
-	CAFile string
-	CAPool *x509.CertPool // trusts the server, for clients that talk to it directly (a signing-in browser)
+	*testenv.IdP
 }
 
 // BenchUser is the i-th numbered user; its object id is fixed so runs are comparable.
@@ -64,49 +60,22 @@ func BenchUser(i int) entraemu.User {
 		UPN: key + "@" + entraemu.DefaultTenantDomain, Name: "Bench User " + key}
 }
 
-// StartIdP starts an emulator (the demo tenant plus o.Users numbered users) on a loopback port with a new CA.
+// StartIdP starts an emulator (the demo tenant plus o.Users numbered users) on a loopback port with a new CA; its
+// server's goroutines carry the idp role.
 func StartIdP(o IdPOptions) (*IdP, error) {
 	cfg := entraemu.DefaultConfig()
 	cfg.RefreshIn = o.RefreshIn
 	for i := range o.Users {
 		cfg.Users = append(cfg.Users, BenchUser(i))
 	}
-	for i := range cfg.Apps {
-		if cfg.Apps[i].ClientID == entraemu.DefaultAddinClientID {
-			cfg.Apps[i].RedirectURIs = append(cfg.Apps[i].RedirectURIs, o.RedirectURIs...)
-		}
-	}
-	emu, err := entraemu.New(cfg)
+	testenv.AddRedirectURIs(&cfg, o.RedirectURIs...)
+	var p *testenv.IdP
+	var err error
+	WithRole(RoleIdP, func() { p, err = testenv.StartIdP(cfg, testenv.IdPOptions{Dir: o.Dir, ErrorLog: o.ErrorLog}) })
 	if err != nil {
 		return nil, err
 	}
-	ca, err := entraemu.NewCA()
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.CreateTemp(o.Dir, "emulator-ca-*.pem")
-	if err != nil {
-		return nil, err
-	}
-	_, err = f.Write(ca.CertPEM())
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, err
-	}
-	var srv *entraemu.Server
-	WithRole(RoleIdP, func() { srv, err = emu.Start(entraemu.ListenOptions{CA: ca, ErrorLog: o.ErrorLog}) })
-	if err != nil {
-		return nil, err
-	}
-	return &IdP{Emu: emu, Server: srv, CAFile: filepath.Clean(f.Name()), CAPool: ca.Pool()}, nil
-}
-
-// Close stops the server and removes the CA file.
-func (p *IdP) Close() {
-	_ = p.Server.Close()
-	_ = os.Remove(p.CAFile)
+	return &IdP{p}, nil
 }
 
 // OBOCalls is how many On-Behalf-Of requests reached the emulator's token endpoint.
@@ -137,23 +106,6 @@ func (p *IdP) Mint(users []entraemu.User) ([]string, error) {
 		}
 	}
 	return toks, nil
-}
-
-// Registration is the token_injector registration JSON for this tenant, as a route would configure it inline.
-// extra overrides or adds fields (timeout, refresh_before, cache_max_entries).
-func (p *IdP) Registration(extra map[string]any) map[string]any {
-	r := map[string]any{
-		"authority_host": p.Server.URL,
-		"tenant":         entraemu.DefaultTenantDomain,
-		"client_id":      entraemu.DefaultAddinClientID,
-		"client_secret":  entraemu.DefaultAddinSecret,
-		"audiences":      []string{entraemu.DefaultAddinIdentifierURI},
-		"tls_trust_pool": map[string]any{"provider": "file", "pem_files": []string{p.CAFile}},
-	}
-	for k, v := range extra {
-		r[k] = v
-	}
-	return r
 }
 
 // ErrorTally is a log destination that counts messages by kind (numbers and addresses blanked), so that thousands

@@ -1,20 +1,15 @@
 package harness
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/tokeninjector/caddy-token-injector/internal/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 )
 
 // SignInResult is what signing users in found. Every sign-in must end with a 200 from the token-checking stub
@@ -41,17 +36,13 @@ type SignInResult struct {
 func (e *Env) SignIn(path string, users []entraemu.User, pages int) ([]string, SignInResult, error) {
 	start := time.Now()
 	res := SignInResult{Users: len(users), Workers: 4 * runtime.GOMAXPROCS(0)}
-	site, err := url.Parse(e.Origin())
-	if err != nil {
-		return nil, res, err
-	}
 	idp, err := url.Parse(e.A.Server.URL)
 	if err != nil {
 		return nil, res, err
 	}
-	tr := &http.Transport{MaxIdleConnsPerHost: 64, ForceAttemptHTTP2: true}
-	tr.TLSClientConfig = tlsConfigFor(e.A.CAPool)
+	tr := &http.Transport{MaxIdleConnsPerHost: 64, ForceAttemptHTTP2: true, TLSClientConfig: e.A.TLSConfig()}
 	defer tr.CloseIdleConnections()
+	opts := testenv.BrowserOptions{Transport: tr, StopAt: testenv.StopAtAuthorize(idp.Host)}
 
 	cookies := make([]string, len(users))
 	var mu sync.Mutex
@@ -72,9 +63,9 @@ func (e *Env) SignIn(path string, users []entraemu.User, pages int) ([]string, S
 	for range res.Workers {
 		wg.Go(func() {
 			for i := range next {
-				b := newBrowser(tr, idp.Host)
+				b := testenv.NewBrowser(opts)
 				readPage := i < pages
-				oid, err := b.signIn(e.Origin()+path+"me", users[i].Key, readPage)
+				oid, err := signIn(b, e.Origin()+path+"me", users[i].Key, readPage)
 				switch {
 				case err != nil:
 					fail(false, fmt.Errorf("user %s: %w", users[i].Key, err))
@@ -83,7 +74,7 @@ func (e *Env) SignIn(path string, users []entraemu.User, pages int) ([]string, S
 					fail(true, fmt.Errorf("user %s: signed in as oid %q, want %q", users[i].Key, oid, users[i].ObjectID))
 					continue
 				}
-				c := b.cookie(site, SessionCookie)
+				c := b.Cookie(e.Origin(), SessionCookie)
 				if c == nil {
 					fail(false, fmt.Errorf("user %s: no %s cookie after sign-in", users[i].Key, SessionCookie))
 					continue
@@ -110,94 +101,36 @@ func (e *Env) SignIn(path string, users []entraemu.User, pages int) ([]string, S
 	return cookies, res, nil
 }
 
-// browser is one user's cookie-keeping client that follows redirects like a browser, except that it stops at the
-// emulator's authorize endpoint so that fetching the picker page is a choice.
-type browser struct {
-	client *http.Client
-}
-
-func newBrowser(tr http.RoundTripper, idpHost string) *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{client: &http.Client{Jar: jar, Transport: tr, Timeout: time.Minute,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			// A browser's Referer names the document that started the navigation, never a redirect in between.
-			req.Header.Del("Referer")
-			if len(via) >= 10 {
-				return errors.New("too many redirects")
-			}
-			if req.Method == http.MethodGet && req.URL.Host == idpHost && strings.HasSuffix(req.URL.Path, "/authorize") {
-				return http.ErrUseLastResponse
-			}
-			return nil
-		}}}
-}
-
-// signIn navigates to start, picks user on the emulator's sign-in page, and returns the oid the landing page (the
-// token-checking stub's echo) names.
-func (b *browser) signIn(start, user string, readPage bool) (string, error) {
-	req, _ := http.NewRequest(http.MethodGet, start, nil)
-	req.Header.Set("Accept", "text/html,application/xhtml+xml")
-	req.Header.Set("Sec-Fetch-Mode", "navigate")
-	resp, body, err := b.do(req)
+// signIn navigates to start, picks user on the emulator's sign-in page (reading the page first if readPage), and
+// returns the oid the landing page (the token-checking stub's echo) names. b stops at the authorize endpoint.
+func signIn(b *testenv.Browser, start, user string, readPage bool) (string, error) {
+	page, err := b.Navigate(start)
 	if err != nil {
 		return "", err
 	}
-	authorize, err := resp.Location()
-	if resp.StatusCode != http.StatusFound || err != nil {
+	authorize, err := page.URL.Parse(page.Header.Get("Location"))
+	if page.Status != http.StatusFound || err != nil {
 		return "", fmt.Errorf("navigation to %s: %d at %s, not a redirect to the identity provider: %.300s",
-			start, resp.StatusCode, resp.Request.URL, body)
+			start, page.Status, page.URL, page.Body)
 	}
 	if readPage {
-		req, _ = http.NewRequest(http.MethodGet, authorize.String(), nil)
-		req.Header.Set("Accept", "text/html")
-		req.Header.Set("Sec-Fetch-Mode", "navigate")
-		resp, body, err = b.do(req)
-		if err != nil {
+		if page, err = b.Navigate(authorize.String()); err != nil {
 			return "", err
 		}
-		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `name="user" value="`+user+`"`) {
+		if !testenv.OffersUser(page, user) {
 			return "", fmt.Errorf("expected the emulator's sign-in page offering %s at %s, got %d: %.300s",
-				user, authorize, resp.StatusCode, body)
+				user, authorize, page.Status, page.Body)
 		}
 	}
-	// The picker's form: POST user=<key> to the authorize URL, whose query carries the request.
-	req, _ = http.NewRequest(http.MethodPost, authorize.String(), strings.NewReader(url.Values{"user": {user}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "text/html")
-	req.Header.Set("Sec-Fetch-Mode", "navigate")
-	resp, body, err = b.do(req)
-	if err != nil {
+	if page, err = b.PickUser(authorize.String(), user); err != nil {
 		return "", err
 	}
-	oid, status, err := echoOID(resp.StatusCode, body)
+	oid, status, err := echoOID(page.Status, page.Body)
 	if err == nil && status != http.StatusOK {
-		err = fmt.Errorf("after sign-in: %d at %s: %.300s", status, resp.Request.URL, body)
+		err = fmt.Errorf("after sign-in: %d at %s: %.300s", status, page.URL, page.Body)
 	}
-	if err == nil && resp.Request.URL.String() != start {
-		err = fmt.Errorf("after sign-in: landed at %s, want %s", resp.Request.URL, start)
+	if err == nil && page.URL.String() != start {
+		err = fmt.Errorf("after sign-in: landed at %s, want %s", page.URL, start)
 	}
 	return oid, err
-}
-
-func (b *browser) do(req *http.Request) (*http.Response, []byte, error) {
-	resp, err := b.client.Do(req)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return resp, body, err
-}
-
-func (b *browser) cookie(site *url.URL, name string) *http.Cookie {
-	for _, c := range b.client.Jar.Cookies(site) {
-		if c.Name == name {
-			return c
-		}
-	}
-	return nil
-}
-
-func tlsConfigFor(roots *x509.CertPool) *tls.Config {
-	return &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 }

@@ -9,7 +9,7 @@ import (
 	// plug in Caddy modules here
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	_ "github.com/tokeninjector/caddy-token-injector/caddymodule"
-	_ "github.com/tokeninjector/caddy-token-injector/caddymodule/devtools"
+	_ "github.com/tokeninjector/caddy-token-injector/internal/dev/demo"
 )
 
 func main() {

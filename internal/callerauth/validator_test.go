@@ -278,7 +278,10 @@ func TestCallerRules(t *testing.T) {
 		{name: "allowed app", apps: []string{"11111111-AAAA-bbbb-cccc-222222222222"}},
 		{name: "app not allowed", apps: []string{"99999999-aaaa-bbbb-cccc-222222222222"}, wantApp: true},
 		{name: "v1 appid checked", apps: []string{"11111111-aaaa-bbbb-cccc-222222222222"}, wantApp: true,
-			claims: func(c map[string]any) { c["ver"], c["iss"], c["appid"] = "1.0", testV1Issuer, "ea5a67f6-b6f3-4338-b240-c655ddc3cc8e"; delete(c, "azp") }},
+			claims: func(c map[string]any) {
+				c["ver"], c["iss"], c["appid"] = "1.0", testV1Issuer, "ea5a67f6-b6f3-4338-b240-c655ddc3cc8e"
+				delete(c, "azp")
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,9 +2,9 @@ package entra
 
 import (
 	"bytes"
-	"errors"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net/http"
 	"strings"

@@ -1,6 +1,6 @@
 // Package testenv is the one test environment of the repository: the Entra emulator over HTTPS with a CA made
-// for the run, a recording upstream, an emulated browser and a fake clock. The caddymodule tests, the benchmark
-// suite and the emulator's own tests use it; production code never imports it.
+// for the run, a recording upstream, an emulated browser, a fake clock and the process's in-process Caddy. The
+// caddymodule tests, the benchmark suite and the emulator's own tests use it; production code never imports it.
 package testenv
 
 import (

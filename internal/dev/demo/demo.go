@@ -1,18 +1,21 @@
-// Package devtools registers the local development parts of the demo: the Entra emulator and a stub downstream
+// Package demo registers the local development parts of the demo: the Entra emulator and a stub downstream
 // API that echoes who called it. cmd/caddy links them so that `caddy run` works with no tenant and no internet; a
 // production build made with xcaddy --with .../caddymodule does not include them.
-package devtools
+package demo
 
 import (
+	"fmt"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/tokeninjector/caddy-token-injector/internal/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 )
 
 func init() {
@@ -53,6 +56,9 @@ type Emulator struct {
 	// plain-http one that exposes /_emulator/ for curl, mints tokens for the same issuer. Default: each request's
 	// own scheme and host.
 	BaseURL string `json:"base_url,omitempty"`
+	// ReadyURL, when set, is polled once the config is provisioned; when it answers, the emulator prints
+	// "demo ready: open <ReadyURL>" (once per process). Default: no announcement.
+	ReadyURL string `json:"ready_url,omitempty"`
 
 	emu *entraemu.Emulator
 }
@@ -62,16 +68,32 @@ func (Emulator) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{ID: "http.handlers.entra_emulator", New: func() caddy.Module { return new(Emulator) }}
 }
 
-// Provision attaches to the process's emulator.
-func (m *Emulator) Provision(caddy.Context) (err error) {
+// Provision attaches to the process's emulator. With a BaseURL it first takes the demo's lock on that port, so
+// that a second demo process fails here instead of sharing the port (see lock.go).
+func (m *Emulator) Provision(ctx caddy.Context) (err error) {
+	if m.BaseURL != "" {
+		u, err := url.Parse(m.BaseURL)
+		if err != nil || u.Port() == "" {
+			return fmt.Errorf("entra_emulator: base_url %q: want https://host:port", m.BaseURL)
+		}
+		if err := lockPort(lockDir, u.Port()); err != nil {
+			return err
+		}
+	}
 	if m.emu, err = loadEmulator(); err != nil {
 		return err
 	}
 	if m.BaseURL != "" {
 		m.emu.SetBaseURL(m.BaseURL)
 	}
+	if m.ReadyURL != "" {
+		announceWhenReady(m.ReadyURL, ctx.Logger())
+	}
 	return nil
 }
+
+// lockDir holds the demo's per-port lock files; tests point it elsewhere.
+var lockDir = os.TempDir()
 
 // Cleanup releases this config's hold on the emulator.
 func (m *Emulator) Cleanup() error {
@@ -91,6 +113,7 @@ func (m *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 //
 //	entra_emulator {
 //		base_url <https://host:port>
+//		ready_url <http://host:port/>
 //		allow_non_loopback
 //	}
 func (m *Emulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -104,6 +127,11 @@ func (m *Emulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			m.BaseURL = d.Val()
+		case "ready_url":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			m.ReadyURL = d.Val()
 		default:
 			return d.Errf("entra_emulator: unknown subdirective %q", d.Val())
 		}

@@ -1,4 +1,4 @@
-package entraemu
+package entraemu_test
 
 import (
 	"crypto/rsa"
@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	. "github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 )
 
 var (
@@ -81,7 +83,7 @@ func TestDiscovery(t *testing.T) {
 	})
 	t.Run("base URL from the request when not set", func(t *testing.T) {
 		e2, _ := newTestEmulator(t)
-		e2.base.Store(nil)
+		e2.ForgetBaseURL()
 		req := httptest.NewRequest("GET", "http://127.0.0.1:9999/"+tid+"/v2.0/.well-known/openid-configuration", nil)
 		if res := serve(e2, req); res.body["issuer"] != "http://127.0.0.1:9999/"+tid+"/v2.0" {
 			t.Errorf("issuer = %v", res.body["issuer"])
@@ -95,7 +97,7 @@ func TestDiscovery(t *testing.T) {
 func TestKeys(t *testing.T) {
 	e, _ := newTestEmulator(t)
 	pub := e.PublicKeys()
-	if len(pub.Keys) != 1 || pub.Keys[0].KeyID != e.key.kid || pub.Keys[0].Use != "sig" {
+	if len(pub.Keys) != 1 || pub.Keys[0].KeyID != e.SigningKeyID() || pub.Keys[0].Use != "sig" {
 		t.Fatalf("PublicKeys = %+v", pub)
 	}
 	rsaPub := pub.Keys[0].Key.(*rsa.PublicKey)
@@ -121,7 +123,7 @@ func TestKeys(t *testing.T) {
 					t.Errorf("field %s missing", f)
 				}
 			}
-			if k["kty"] != "RSA" || k["use"] != "sig" || k["kid"] != e.key.kid || k["x5t"] != e.key.kid || k["e"] != "AQAB" {
+			if k["kty"] != "RSA" || k["use"] != "sig" || k["kid"] != e.SigningKeyID() || k["x5t"] != e.SigningKeyID() || k["e"] != "AQAB" {
 				t.Errorf("key = %v", k)
 			}
 			n, _ := base64.RawURLEncoding.DecodeString(str(k["n"]))
@@ -148,8 +150,8 @@ func TestNewGeneratesKeyAndValidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.key.priv.N.BitLen() != 2048 || len(e.key.kid) != 27 {
-		t.Errorf("key bits %d kid %q", e.key.priv.N.BitLen(), e.key.kid)
+	if e.SigningKeyBits() != 2048 || len(e.SigningKeyID()) != 27 {
+		t.Errorf("key bits %d kid %q", e.SigningKeyBits(), e.SigningKeyID())
 	}
 	if e.TenantID() != DefaultTenantID || len(cfg.Users) < 12 {
 		t.Errorf("tenant %s users %d", e.TenantID(), len(cfg.Users))
@@ -182,11 +184,11 @@ func TestNewCopiesConfigAndMergesAppResources(t *testing.T) {
 	}
 	cfg.Users[0].UPN = "changed@example.com"
 	cfg.Apps[0].RequiredPermissions[GraphURI][0] = "Mail.Send"
-	if e.userByKey("adele").UPN == "changed@example.com" || e.appByID(DefaultAddinClientID).RequiredPermissions[GraphURI][0] != "User.Read" {
+	if e.UserByKey("adele").UPN == "changed@example.com" || e.AppByID(DefaultAddinClientID).RequiredPermissions[GraphURI][0] != "User.Read" {
 		t.Error("New shares the caller's slices or maps")
 	}
-	if ri := e.resourceByID(DefaultDownstreamURI); ri == nil || ri.version != 2 || len(ri.scopes) != 2 {
-		t.Errorf("downstream resource = %+v", ri)
+	if version, scopes, ok := e.ResourceShape(DefaultDownstreamURI); !ok || version != 2 || scopes != 2 {
+		t.Errorf("downstream resource: version %d, %d scopes, known %v", version, scopes, ok)
 	}
 	cfg.Resources = append(cfg.Resources, cfg.Resources[0])
 	if _, err := New(cfg); err == nil {

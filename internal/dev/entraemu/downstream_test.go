@@ -1,4 +1,4 @@
-package entraemu
+package entraemu_test
 
 import (
 	"crypto/sha256"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 )
 
 func callDownstream(h http.Handler, auth string) result {
@@ -29,7 +31,7 @@ func TestDownstreamAPI(t *testing.T) {
 
 	got := callDownstream(api, "Bearer "+tok)
 	sum := sha256.Sum256([]byte(tok))
-	adele := e.userByKey("adele")
+	adele := e.UserByKey("adele")
 	if got.status != 200 || got.body["aud"] != DefaultDownstreamAppID || got.body["oid"] != adele.ObjectID ||
 		got.body["upn"] != adele.UPN || got.body["scp"] != "Data.Read" || got.body["token_sha256"] != hex.EncodeToString(sum[:]) ||
 		got.body["tid"] != DefaultTenantID || got.body["name"] != adele.Name {

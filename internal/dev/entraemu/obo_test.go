@@ -1,4 +1,4 @@
-package entraemu
+package entraemu_test
 
 import (
 	"encoding/base64"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 )
 
 func TestOBOSuccessGraphV1(t *testing.T) {
@@ -45,13 +47,13 @@ func TestOBOSuccessGraphV1(t *testing.T) {
 	}
 	var info map[string]string
 	_ = json.Unmarshal(ci, &info)
-	adele := e.userByKey("adele")
+	adele := e.UserByKey("adele")
 	if info["uid"] != adele.ObjectID || info["utid"] != DefaultTenantID {
 		t.Errorf("client_info = %v", info)
 	}
 
 	h, c := decodeJWT(t, str(b["access_token"]))
-	if h["alg"] != "RS256" || h["typ"] != "JWT" || h["kid"] != e.key.kid || h["x5t"] != e.key.kid {
+	if h["alg"] != "RS256" || h["typ"] != "JWT" || h["kid"] != e.SigningKeyID() || h["x5t"] != e.SigningKeyID() {
 		t.Errorf("v1 header = %v", h)
 	}
 	want := map[string]any{
@@ -98,7 +100,7 @@ func TestOBOSuccessDownstreamV2(t *testing.T) {
 	if _, ok := h["x5t"]; ok {
 		t.Errorf("v2 header carries x5t: %v", h)
 	}
-	megan := e.userByKey("megan")
+	megan := e.UserByKey("megan")
 	want := map[string]any{
 		"aud": DefaultDownstreamAppID, "iss": "https://login.test/" + DefaultTenantID + "/v2.0", "ver": "2.0",
 		"azp": DefaultAddinClientID, "azpacr": "1", "scp": "Data.Read", "oid": megan.ObjectID,
@@ -227,11 +229,9 @@ func TestOBOConsentModel(t *testing.T) {
 	sso := mustMint(t, e, "lee", MintOptions{})
 	checkError(t, postForm(e, v2Token, oboForm(sso, "https://graph.microsoft.com/User.Read")), 400, "invalid_grant", 65001, "consent_required")
 	// Consent given on the authorize page is per user and client.
-	sr, a := e.parseScopes("https://graph.microsoft.com/User.Read")
-	if a != nil {
-		t.Fatal(a)
+	if err := e.GrantConsent("lee", DefaultAddinClientID, "https://graph.microsoft.com/User.Read"); err != nil {
+		t.Fatal(err)
 	}
-	e.grantConsent(e.userByKey("lee"), e.appByID(DefaultAddinClientID), sr)
 	if res := postForm(e, v2Token, oboForm(sso, "https://graph.microsoft.com/User.Read")); res.status != 200 {
 		t.Fatalf("after consent: %d %s", res.status, res.raw)
 	}

@@ -1,4 +1,4 @@
-package entraemu
+package entraemu_test
 
 import (
 	"context"
@@ -9,11 +9,13 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
 	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
@@ -44,7 +46,7 @@ func TestMSALGo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	graph := []string{"https://graph.microsoft.com/User.Read"}
-	adele := e.userByKey("adele")
+	adele := e.UserByKey("adele")
 
 	t.Run("on-behalf-of, then from MSAL's cache", func(t *testing.T) {
 		sso := mustMint(t, e, "adele", MintOptions{})
@@ -76,7 +78,7 @@ func TestMSALGo(t *testing.T) {
 
 	t.Run("auth code with PKCE, then silent", func(t *testing.T) {
 		const redirect = "http://localhost/callback"
-		verifier := newOpaque(32)
+		verifier := NewOpaque(32)
 		sum := sha256.Sum256([]byte(verifier))
 		authURL, err := app.AuthCodeURL(ctx, DefaultAddinClientID, redirect, append(graph, "openid", "offline_access", "profile"))
 		if err != nil {
@@ -155,32 +157,26 @@ func callErrBody(t *testing.T, err error, status int) entraErrorBody {
 	return b
 }
 
-// signInWithPicker plays the browser: GET the authorize URL, POST the picker form for user, and
-// return the code from the redirect.
+// signInWithPicker plays the browser (testenv's, following no redirect): GET the authorize URL, POST the picker
+// form for user, and return the code from the redirect.
 func signInWithPicker(t *testing.T, ca *CA, authURL, user, state string) string {
 	t.Helper()
-	jar, _ := cookiejar.New(nil)
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}
 	defer tr.CloseIdleConnections()
-	browser := &http.Client{Transport: tr, Jar: jar, Timeout: 10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	page, err := browser.Get(authURL)
+	b := testenv.NewBrowser(testenv.BrowserOptions{Transport: tr, StopAt: func(*http.Request) bool { return true }})
+	page, err := b.Navigate(authURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	html, _ := io.ReadAll(page.Body)
-	page.Body.Close()
-	if page.StatusCode != 200 || !strings.Contains(string(html), `name="user" value="`+user+`"`) {
-		t.Fatalf("picker page %d: %.300s", page.StatusCode, html)
+	if !testenv.OffersUser(page, user) {
+		t.Fatalf("picker page %d: %.300s", page.Status, page.Body)
 	}
-	resp, err := browser.PostForm(authURL, url.Values{"user": {user}})
-	if err != nil {
+	if page, err = b.PickUser(authURL, user); err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if resp.StatusCode != http.StatusFound || err != nil {
-		t.Fatalf("picker POST: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	loc, err := url.Parse(page.Header.Get("Location"))
+	if page.Status != http.StatusFound || err != nil {
+		t.Fatalf("picker POST: %d %q", page.Status, page.Header.Get("Location"))
 	}
 	q := loc.Query()
 	if q.Get("state") != state || q.Get("code") == "" || q.Get("session_state") == "" {

@@ -1,9 +1,11 @@
-package entraemu
+package entraemu_test
 
 import (
 	"net/url"
 	"slices"
 	"testing"
+
+	. "github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 )
 
 func ccForm(scope string) url.Values {

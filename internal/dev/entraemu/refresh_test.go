@@ -1,4 +1,4 @@
-package entraemu
+package entraemu_test
 
 import (
 	"net/url"
@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	. "github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 )
 
 // refreshTokenFor gets a refresh token for user through OBO (with offline_access).

@@ -1,23 +1,24 @@
-package entraemu
+package entraemu_test
 
 import (
 	"crypto/sha256"
 	"encoding/base64"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 )
 
 const testRedirect = "http://localhost/callback"
 
-// browser is a cookie-keeping client that does not follow redirects, like a test harness for a
-// real browser.
+// browser is testenv's browser on an in-process emulator, following no redirect: each step is the test's.
 type browser struct {
 	t   *testing.T
 	srv *httptest.Server
@@ -27,9 +28,9 @@ type browser struct {
 func newBrowser(t *testing.T, e *Emulator) *browser {
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
-	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, srv: srv, c: &http.Client{Jar: jar, Timeout: 10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	b := testenv.NewBrowser(testenv.BrowserOptions{StopAt: func(*http.Request) bool { return true }})
+	b.Client.Timeout = 10 * time.Second
+	return &browser{t: t, srv: srv, c: b.Client}
 }
 
 func (b *browser) do(method, path string, form url.Values) (*http.Response, string) {
@@ -91,11 +92,11 @@ func codeForm(code, verifier string) url.Values {
 func TestAuthCodeFlow(t *testing.T) {
 	e, _ := newTestEmulator(t)
 	b := newBrowser(t, e)
-	verifier := newOpaque(32)
+	verifier := NewOpaque(32)
 	path := authorizePath(verifier, url.Values{"login_hint": {"MeganB@contoso.onmicrosoft.com"}})
 
 	resp, page := b.do(http.MethodGet, path, nil)
-	if resp.StatusCode != 200 || strings.Count(page, `name="user"`) != len(e.cfg.Users) {
+	if resp.StatusCode != 200 || strings.Count(page, `name="user"`) != e.UserCount() {
 		t.Fatalf("picker: %d, %d user forms", resp.StatusCode, strings.Count(page, `name="user"`))
 	}
 	if !strings.Contains(page, `class="hint" autofocus>Megan Bowen`) {
@@ -151,7 +152,7 @@ func TestAuthCodeRedemptionErrors(t *testing.T) {
 		c.Apps = append(c.Apps, App{ClientID: "33333333-4444-4555-8666-777777777777", Secret: "x", Name: "x", RedirectURIs: []string{testRedirect}})
 	})
 	b := newBrowser(t, e)
-	verifier := newOpaque(32)
+	verifier := NewOpaque(32)
 	code := func() string { return b.pickUser(authorizePath(verifier, nil), "alex").Get("code") }
 	cases := []struct {
 		name string
@@ -256,7 +257,7 @@ func TestPickerClearsInteractionFaultsAndDoesMFA(t *testing.T) {
 	e, _ := newTestEmulator(t)
 	e.SetFault("nestor", Fault{Kind: FaultMFARequired})
 	b := newBrowser(t, e)
-	verifier := newOpaque(32)
+	verifier := NewOpaque(32)
 	// prompt=none cannot satisfy MFA.
 	b.pickUser(authorizePath(verifier, nil), "patti") // any session, different user
 	resp, _ := b.do(http.MethodGet, authorizePath(verifier, url.Values{"prompt": {"none"}, "login_hint": {"nestor"}}), nil)

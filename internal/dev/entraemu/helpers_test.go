@@ -1,4 +1,4 @@
-package entraemu
+package entraemu_test
 
 import (
 	"crypto/rand"
@@ -14,6 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	. "github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 )
 
 // One RSA key for all test emulators keeps the suite fast; key generation is tested once.
@@ -33,28 +36,10 @@ func sharedKey(t testing.TB) *rsa.PrivateKey {
 	return testKey
 }
 
-// fakeClock is a settable clock for Config.Now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // newTestEmulator builds the default demo tenant with the shared key and a fake clock.
-func newTestEmulator(t testing.TB, mutate ...func(*Config)) (*Emulator, *fakeClock) {
+func newTestEmulator(t testing.TB, mutate ...func(*Config)) (*Emulator, *testenv.Clock) {
 	t.Helper()
-	clk := &fakeClock{t: time.Now().Truncate(time.Second)}
+	clk := testenv.NewClock(time.Now().Truncate(time.Second))
 	cfg := DefaultConfig()
 	cfg.Now = clk.Now
 	cfg.SigningKey = sharedKey(t)

@@ -1,4 +1,4 @@
-package caddymodule_test
+package harness_test
 
 import (
 	"fmt"
@@ -8,10 +8,10 @@ import (
 )
 
 // BenchmarkServeHTTP measures token_injector's ServeHTTP on the cache-hit path, caller-token validation included,
-// as provisioned by a real Caddy config (bench/harness), called directly: no network, no server, no proxy.
+// as provisioned by a real Caddy config, called directly: no network, no server, no proxy.
 //
-//	go test -run '^$' -bench ServeHTTP -benchmem ./caddymodule
-//	go test -run '^$' -bench 'ServeHTTP/users=1000$' -cpuprofile cpu.out -memprofile mem.out ./caddymodule
+//	go test -run '^$' -bench ServeHTTP -benchmem ./bench/harness
+//	go test -run '^$' -bench 'ServeHTTP/users=1000$' -cpuprofile cpu.out -memprofile mem.out ./bench/harness
 //
 // "baseline" is the per-request setup the benchmark does that Caddy's server also does (a Replacer in the
 // context); subtract it from the others to get the handler's own cost.
@@ -20,7 +20,7 @@ import (
 // users sign in through the emulator first (a few seconds; only when that sub-benchmark is selected), then each
 // request carries only the session cookie, which the handler opens, looks up and strips.
 //
-//	go test -run '^$' -bench 'ServeHTTP/session' -benchmem ./caddymodule
+//	go test -run '^$' -bench 'ServeHTTP/session' -benchmem ./bench/harness
 func BenchmarkServeHTTP(b *testing.B) {
 	const maxUsers = 1000
 	// Users 0..999 call with bearer tokens; users 1000..1999 sign in for the session path.

@@ -1,4 +1,4 @@
-package entraemu
+package entraemu_test
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 )
 
 func TestFaultsOnTokenEndpoint(t *testing.T) {

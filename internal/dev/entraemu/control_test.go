@@ -1,4 +1,4 @@
-package entraemu
+package entraemu_test
 
 import (
 	"net/http"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 )
 
 func controlReq(e *Emulator, method, path, body string) result {

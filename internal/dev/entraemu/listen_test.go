@@ -1,4 +1,4 @@
-package entraemu
+package entraemu_test
 
 import (
 	"context"
@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	. "github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 )
 
 func TestStartRefusesNonLoopback(t *testing.T) {
@@ -39,7 +42,7 @@ func TestStartServesHTTPS(t *testing.T) {
 			srv, err := e.Start(ListenOptions{Addr: addr, CA: ca})
 			if err != nil {
 				if addr == "[::1]:0" {
-					t.Skipf("no IPv6 loopback: %v", err)
+					testenv.SkipUnlessAllowed(t, "no IPv6 loopback: %v", err)
 				}
 				t.Fatal(err)
 			}
@@ -59,7 +62,7 @@ func TestStartServesHTTPS(t *testing.T) {
 				t.Errorf("status %d", resp.StatusCode)
 			}
 			// The issuer follows the server: MSAL needs scheme and host to match the authority.
-			if got := e.issuerV2(nil); got != srv.URL+"/"+DefaultTenantID+"/v2.0" {
+			if got := e.IssuerV2(nil); got != srv.URL+"/"+DefaultTenantID+"/v2.0" {
 				t.Errorf("issuer %q", got)
 			}
 			// An untrusting client fails: the CA is private.

@@ -1,10 +1,12 @@
-package entraemu
+package entraemu_test
 
 import (
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	. "github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 )
 
 // TestConcurrentHammer runs token, discovery, control and fault traffic at once; run with -race.
