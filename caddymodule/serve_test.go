@@ -66,7 +66,7 @@ func (noIDP) SignIn(context.Context, acquire.RedeemParams) (acquire.SignedIn, er
 	return acquire.SignedIn{}, errors.New("not used")
 }
 func (noIDP) SignOut(context.Context, string) error { return nil }
-func (noIDP) EndSessionURL(string) string          { return "" }
+func (noIDP) EndSessionURL(string) string           { return "" }
 
 // newTestHandler is a provisioned handler without Caddy; withSignIn adds sessions and the sign-in endpoints.
 func newTestHandler(t *testing.T, tokens *fakeTokens, withSignIn bool) *Handler {
@@ -152,7 +152,7 @@ func TestServeHTTP(t *testing.T) {
 		}, status: 418, forwarded: "Bearer downstream-for-oid-adele.tid"},
 		{name: "session: refusal carries login_url with the claims", signIn: true, tokenErr: mfa,
 			prepare: func(t *testing.T, h *Handler, r *http.Request) { r.AddCookie(sessionCookie(t, h)) },
-			status: 401, code: "interaction_required", reason: "mfa_required", loginURL: true},
+			status:  401, code: "interaction_required", reason: "mfa_required", loginURL: true},
 		{name: "CORS preflight", prepare: func(t *testing.T, h *Handler, r *http.Request) {
 			r.Method = http.MethodOptions
 			r.Header.Set("Origin", "https://addin.example")

@@ -53,6 +53,7 @@ var (
 func Decide(err error, scopes []string) *Problem {
 	var (
 		bad         *callerauth.InvalidTokenError
+		forbidden   *callerauth.ForbiddenError
 		entraErr    *entra.Error
 		unavailable *entra.UnavailableError
 		misconfig   *entra.MisconfiguredError
@@ -61,6 +62,8 @@ func Decide(err error, scopes []string) *Problem {
 	switch {
 	case errors.As(err, &bad):
 		return InvalidToken(bad.Description)
+	case errors.As(err, &forbidden):
+		return forbiddenProblem(forbidden)
 	case errors.Is(err, session.ErrNoSession), errors.Is(err, acquire.ErrLoginRequired):
 		return loginRequired(scopes)
 	case errors.Is(err, context.DeadlineExceeded):
@@ -75,6 +78,16 @@ func Decide(err error, scopes []string) *Problem {
 		return serverError(unexpected.Error(), "")
 	}
 	return serverError("token acquisition failed: "+err.Error(), "")
+}
+
+// forbiddenProblem is the answer for a valid token that this route does not accept (RFC 6750 insufficient_scope,
+// or a client application that is not allowed). A new token of the same kind will not help.
+func forbiddenProblem(f *callerauth.ForbiddenError) *Problem {
+	if f.MissingScope {
+		return &Problem{Status: http.StatusForbidden, Code: CodeInsufficientScope, Description: f.Description}
+	}
+	return &Problem{Status: http.StatusForbidden, Code: CodeAccessDenied, Reason: "client_app_not_allowed",
+		Description: f.Description}
 }
 
 // fromEntra maps a refusal from Entra.

@@ -64,6 +64,8 @@ func TestDecide(t *testing.T) {
 		{"keys unreachable", fmt.Errorf("%w: %w", callerauth.ErrKeysUnavailable, &entra.UnavailableError{Err: errors.New("reset")}), 503, CodeTemporarilyUnavailable, "", 0, false},
 		{"unreadable answer", &entra.UnexpectedError{Op: "token request", Host: "login.example"}, 502, CodeServerError, "", 0, false},
 		{"invalid caller token", &callerauth.InvalidTokenError{Description: "token expired"}, 401, CodeInvalidToken, "", 0, false},
+		{"scope not accepted", &callerauth.ForbiddenError{MissingScope: true, Description: "no scope"}, 403, CodeInsufficientScope, "", 0, false},
+		{"client app not allowed", &callerauth.ForbiddenError{Description: "app"}, 403, CodeAccessDenied, "client_app_not_allowed", 0, false},
 		{"no session", session.ErrNoSession, 401, CodeInteractionRequired, ReasonLoginRequired, 0, false},
 		{"sign-in gone", fmt.Errorf("refreshing: %w", acquire.ErrLoginRequired), 401, CodeInteractionRequired, ReasonLoginRequired, 0, false},
 		{"bare deadline", fmt.Errorf("wrapped: %w", context.DeadlineExceeded), 504, CodeTemporarilyUnavailable, "", 0, false},

@@ -22,6 +22,7 @@ const (
 	CodeServerError            = "server_error"
 	CodeAccessDenied           = "access_denied"
 	CodeInvalidRequest         = "invalid_request"
+	CodeInsufficientScope      = "insufficient_scope"
 )
 
 // Problem is one answer of the contract.
@@ -74,7 +75,7 @@ func (p *Problem) Write(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
-	if p.Status == http.StatusUnauthorized {
+	if p.Status == http.StatusUnauthorized || p.Code == CodeInsufficientScope {
 		h.Set("WWW-Authenticate", p.challenge())
 	}
 	if p.RetryAfterSeconds > 0 {
