@@ -67,15 +67,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	reg = reg.overlay(h.Registration)
-	resolved := reg.resolve()
-	if err := resolved.validate(); err != nil {
+	set, err := reg.resolve()
+	if err != nil {
 		return fmt.Errorf("token_injector: %w", err)
 	}
 	h.scopes = replaceAll(h.Scopes)
 	h.scopeKey = tokencache.NormalizeScopes(h.scopes)
-	set := resolved.settings()
 	h.poolKey = set.poolKey()
-	roots, err := trustedRoots(ctx, &resolved)
+	roots, err := trustedRoots(ctx, &reg)
 	if err != nil {
 		return fmt.Errorf("token_injector: %w", err)
 	}
@@ -89,7 +88,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if loaded {
 		h.logger.Debug("reusing token cache", zap.Int("entries", h.state.cache.Len()))
 	}
-	if h.cors, err = signin.NewCORS(resolved.AllowedOrigins); err != nil {
+	if h.cors, err = signin.NewCORS(set.AllowedOrigins); err != nil {
 		return fmt.Errorf("token_injector: %w", err)
 	}
 	if set.SignIn != nil {
@@ -111,11 +110,70 @@ func validateScopes(scopes []string) error {
 		return errors.New("scopes: at least one scope is required (e.g. https://graph.microsoft.com/User.Read)")
 	}
 	for _, s := range scopes {
-		if s == "" || strings.ContainsAny(s, " \t\r\n\"") {
-			return fmt.Errorf("scopes: %q is not a scope", s)
+		if err := checkScope(s); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// oidcScopes are the scopes that stand alone: they name no resource.
+var oidcScopes = map[string]bool{"openid": true, "profile": true, "offline_access": true, "email": true}
+
+// checkScope refuses a scope without its resource, such as User.Read: Entra would take it as Microsoft Graph's,
+// which is a guess the config should not leave to it.
+func checkScope(s string) error {
+	switch {
+	case s == "" || strings.ContainsAny(s, " \t\r\n\"\\"):
+		return fmt.Errorf("scopes: %q is not a scope", s)
+	case oidcScopes[strings.ToLower(s)] || hasResource(s):
+		return nil
+	case !strings.ContainsAny(s, "/:"):
+		return fmt.Errorf("scopes: %q names no resource; write the full form, such as https://graph.microsoft.com/%s", s, s)
+	}
+	return fmt.Errorf("scopes: %q is not <resource>/<permission>; write the full form, such as "+
+		"https://graph.microsoft.com/User.Read or api://<application id>/.default", s)
+}
+
+// hasResource reports whether s is <resource>/<permission>, the resource a URI with a scheme
+// (https://graph.microsoft.com, api://downstream) or an application ID.
+func hasResource(s string) bool {
+	if scheme, rest, ok := strings.Cut(s, "://"); ok {
+		i := strings.LastIndexByte(rest, '/')
+		return isScheme(scheme) && i > 0 && i < len(rest)-1
+	}
+	app, perm, ok := strings.Cut(s, "/")
+	return ok && isGUID(app) && perm != ""
+}
+
+func isScheme(s string) bool {
+	for i, c := range s {
+		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if !letter && (i == 0 || !(c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// isGUID reports whether s is 8-4-4-4-12 hexadecimal digits.
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Cleanup releases this config's hold on the shared state. Provision may have stopped half way.
