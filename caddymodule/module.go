@@ -86,6 +86,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.state = val.(*registrationState)
 	if loaded {
+		// A reload, or another route of the registration: its settings apply to the state in place, which keeps
+		// every cached token and session.
+		if err := h.state.update(set, roots); err != nil {
+			return fmt.Errorf("token_injector: %w", err)
+		}
 		h.logger.Debug("reusing token cache", zap.Int("entries", h.state.cache.Len()))
 	}
 	if h.cors, err = signin.NewCORS(set.AllowedOrigins); err != nil {

@@ -110,3 +110,11 @@ func (s *registrationState) Destruct() error {
 	s.engine.Close()
 	return nil
 }
+
+// update applies r's tuning to state that survived a reload (or that another route of the registration made),
+// keeping every cached token and session.
+func (s *registrationState) update(r settings, roots *x509.CertPool) error {
+	s.cache.Resize(r.CacheMaxEntries)
+	s.cache.SetMargin(r.ExpiryMargin)
+	return nil
+}
