@@ -126,6 +126,7 @@ func TestAdaptTimeErrors(t *testing.T) {
 		{"multi-tenant endpoint", "tenant common", route, `tenant: "common" is not one directory`, 4},
 		{"multi-tenant endpoint, any case", "tenant Organizations", route, `tenant: "Organizations" is not one directory`, 4},
 		{"tenant with a path", "tenant contoso.com/x", route, `tenant: "contoso.com/x" is not a tenant ID or domain`, 4},
+		{"tenant with an underscore", "tenant contoso_x", route, `tenant: "contoso_x" is not a tenant ID or domain`, 4},
 		{"bad allowed origin", "allowed_origins https://ok.example *", route, "allowed_origins", 4},
 		{"bad same_site", fullRegistration, route + " {\n sign_in {\n same_site sometimes\n }\n }", "sign_in: same_site", 12},
 		{"sign-in path without a slash", fullRegistration, route + " {\n sign_in {\n cookie_secret " + cookieSecret +

@@ -222,13 +222,15 @@ func checkAuthorityHost(h string) error {
 	return nil
 }
 
-// checkTenant checks the shape of a tenant that is set.
+// checkTenant checks the shape of a tenant that is set: a GUID or a domain, as callerauth wants it.
 func checkTenant(t string) error {
-	switch {
-	case strings.ContainsAny(t, "/?#%\\ \t"):
-		return fmt.Errorf("tenant: %q is not a tenant ID or domain", t)
-	case strings.EqualFold(t, "common") || strings.EqualFold(t, "organizations") || strings.EqualFold(t, "consumers"):
+	if strings.EqualFold(t, "common") || strings.EqualFold(t, "organizations") || strings.EqualFold(t, "consumers") {
 		return fmt.Errorf("tenant: %q is not one directory; name the tenant whose users this proxy serves", t)
+	}
+	for _, c := range t {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return fmt.Errorf("tenant: %q is not a tenant ID or domain", t)
+		}
 	}
 	return nil
 }
