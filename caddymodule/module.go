@@ -28,8 +28,10 @@ func init() {
 // Handler gets a downstream token for the validated caller and forwards the request with it. Routes whose
 // effective registration is the same (typically the global token_injector option's) share one cache.
 type Handler struct {
-	// Scopes are what the upstream API needs, e.g. https://graph.microsoft.com/User.Read or api://other/.default.
-	// Required: at least one.
+	// Scopes are what the upstream API needs, each with its resource: https://graph.microsoft.com/User.Read,
+	// api://other/.default or <application id>/<permission>; a bare User.Read is refused when the config loads.
+	// The OpenID scopes (openid, profile, offline_access, email) stand alone. Placeholders are resolved when the
+	// config is provisioned. Required: at least one.
 	Scopes []string `json:"scopes,omitempty"`
 	// Registration holds settings for this route alone; each one set here overrides the global token_injector
 	// option's. Default: the global option's registration.
