@@ -37,9 +37,10 @@ func provisionHandler(t *testing.T, tenant, reg string) *Handler {
 	return h
 }
 
-// TestReloadKeepsStateAndAppliesSettings is a reload that changes one setting that is not the registration's
-// identity: the new config's handler gets the old state, with every cached token and session, and the setting.
-func TestReloadKeepsStateAndAppliesSettings(t *testing.T) {
+// TestReloadKeepsState is a reload that changes one setting that is not the registration's
+// identity: the new config's handler gets the old state, with every cached token and session (what of the
+// setting reaches the state is update's business; see TestReloadApplies*).
+func TestReloadKeepsState(t *testing.T) {
 	const before = `"client_secret":"s1","cache_max_entries":1000,"sign_in":{"cookie_secrets":["` + reloadCookieSecret + `"]}`
 	tests := []struct {
 		name, after string
