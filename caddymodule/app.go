@@ -22,9 +22,9 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Validate checks the shared registration at load time, naming the field at fault.
+// Validate checks the shared registration at load time, placeholders resolved, naming the field at fault.
 func (a *App) Validate() error {
-	if err := a.Registration.resolve().validate(); err != nil {
+	if _, err := a.Registration.resolve(); err != nil {
 		return fmt.Errorf("token_injector (global option): %w", err)
 	}
 	return nil

@@ -1,14 +1,14 @@
 package caddymodule
 
 import (
-	"strconv"
+	"strings"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
+	"github.com/tokeninjector/caddy-token-injector/internal/cors"
 )
 
 func init() {
@@ -49,13 +49,24 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		}
 //	}
 //
-// Placeholders such as {env.X} work in every value.
+// A scope names its resource: https://graph.microsoft.com/User.Read, not User.Read; api://<app>/.default;
+// <application id>/<permission>. The OpenID scopes openid, profile, offline_access and email stand alone.
+//
+// Placeholders such as {env.X} work in every value, durations and numbers included; they stay placeholders in the
+// JSON and are resolved when the config is provisioned. Values without placeholders are checked now, so errors
+// carry the Caddyfile's line. ({$X} is substituted before that, when the Caddyfile is read.)
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
-	h.Scopes = append(h.Scopes, d.RemainingArgs()...)
+	if err := scopesArg(d, d.RemainingArgs(), &h.Scopes); err != nil {
+		return err
+	}
 	for d.NextBlock(0) {
 		if d.Val() == "scopes" {
-			if err := listArg(d, &h.Scopes); err != nil {
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			if err := scopesArg(d, args, &h.Scopes); err != nil {
 				return err
 			}
 			continue
@@ -97,39 +108,24 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 
 // unmarshalSubdirective reads one registration subdirective at the dispenser's cursor.
 func (r *Registration) unmarshalSubdirective(d *caddyfile.Dispenser) error {
-	name := d.Val()
-	stringArg := func(dst *string) error { return oneArg(d, dst) }
-	durationArg := func(dst *caddy.Duration) error { return durationArg(d, dst) }
-	switch name {
+	switch name := d.Val(); name {
 	case "authority_host":
-		return stringArg(&r.AuthorityHost)
+		return checkedArg(d, &r.AuthorityHost, func(v string) error { return checkAuthorityHost(strings.TrimSuffix(v, "/")) })
 	case "tenant":
-		return stringArg(&r.Tenant)
+		return checkedArg(d, &r.Tenant, checkTenant)
 	case "client_id":
-		return stringArg(&r.ClientID)
+		return oneArg(d, &r.ClientID)
 	case "client_secret":
-		return stringArg(&r.ClientSecret)
+		return oneArg(d, &r.ClientSecret)
 	case "audience", "audiences":
 		return listArg(d, &r.Audiences)
 	case "tls_trust_pool":
-		if !d.NextArg() {
-			return d.ArgErr()
-		}
-		if r.TrustPoolRaw != nil {
-			return d.Err("tls_trust_pool: given twice")
-		}
-		stem := d.Val()
-		unm, err := caddyfile.UnmarshalModule(d, "tls.ca_pool.source."+stem)
-		if err != nil {
+		return r.unmarshalTrustPool(d)
+	case "allowed_origins":
+		if err := listArg(d, &r.AllowedOrigins); err != nil {
 			return err
 		}
-		if _, ok := unm.(caddytls.CA); !ok {
-			return d.Errf("tls_trust_pool: module %s is not a CA pool", stem)
-		}
-		r.TrustPoolRaw = caddyconfig.JSONModuleObject(unm, "provider", stem, nil)
-		return nil
-	case "allowed_origins":
-		return listArg(d, &r.AllowedOrigins)
+		return checkLiterals(d, r.AllowedOrigins, func(o string) error { _, err := cors.New([]string{o}); return err })
 	case "sign_in":
 		s, err := unmarshalSignIn(d)
 		if err != nil {
@@ -138,26 +134,47 @@ func (r *Registration) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		r.SignIn = s
 		return nil
 	case "cache_max_entries":
-		var s string
-		if err := stringArg(&s); err != nil {
-			return err
-		}
-		n, err := strconv.Atoi(caddy.NewReplacer().ReplaceKnown(s, ""))
-		if err != nil || n <= 0 {
-			return d.Errf("cache_max_entries: %q is not a positive number", s)
-		}
-		r.CacheMaxEntries = n
-		return nil
+		var v string
+		err := checkedArg(d, &v, func(v string) error { _, err := parseNumber(name, v, v); return err })
+		r.CacheMaxEntries = Number(v)
+		return err
 	case "timeout":
-		return durationArg(&r.Timeout)
+		return durationArg(d, &r.Timeout)
 	case "refresh_before":
-		return durationArg(&r.RefreshBefore)
+		return durationArg(d, &r.RefreshBefore)
 	case "expiry_margin":
-		return durationArg(&r.ExpiryMargin)
+		return durationArg(d, &r.ExpiryMargin)
 	case "clock_skew":
-		return durationArg(&r.ClockSkew)
+		return durationArg(d, &r.ClockSkew)
+	default:
+		return d.Errf("token_injector: unknown subdirective %q", name)
 	}
-	return d.Errf("token_injector: unknown subdirective %q", name)
+}
+
+// unmarshalTrustPool reads tls_trust_pool <module> ...
+func (r *Registration) unmarshalTrustPool(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	if r.TrustPoolRaw != nil {
+		return d.Err("tls_trust_pool: given twice")
+	}
+	stem := d.Val()
+	unm, err := caddyfile.UnmarshalModule(d, "tls.ca_pool.source."+stem)
+	if err != nil {
+		return err
+	}
+	if _, ok := unm.(caddytls.CA); !ok {
+		return d.Errf("tls_trust_pool: module %s is not a CA pool", stem)
+	}
+	r.TrustPoolRaw = caddyconfig.JSONModuleObject(unm, "provider", stem, nil)
+	return nil
+}
+
+// scopesArg appends scopes to dst, checking those without placeholders now.
+func scopesArg(d *caddyfile.Dispenser, scopes []string, dst *[]string) error {
+	*dst = append(*dst, scopes...)
+	return checkLiterals(d, scopes, checkScope)
 }
 
 // listArg appends one or more arguments to dst.
@@ -182,19 +199,41 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 	return nil
 }
 
-// durationArg reads one positive duration; a placeholder such as {env.TIMEOUT} is resolved now.
-func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+// durationArg reads one duration; one without placeholders must be positive now.
+func durationArg(d *caddyfile.Dispenser, dst *Duration) error {
 	name := d.Val()
-	var s string
-	if err := oneArg(d, &s); err != nil {
+	var v string
+	err := checkedArg(d, &v, func(v string) error { _, err := parseDuration(name, v, v); return err })
+	*dst = Duration(v)
+	return err
+}
+
+// checkedArg reads exactly one argument into dst and, unless it holds a placeholder (checked when the config is
+// provisioned), checks it now with check, adding the file and line to check's error.
+func checkedArg(d *caddyfile.Dispenser, dst *string, check func(string) error) error {
+	if err := oneArg(d, dst); err != nil {
 		return err
 	}
-	v, err := caddy.ParseDuration(caddy.NewReplacer().ReplaceKnown(s, ""))
-	if err != nil || v <= 0 {
-		return d.Errf("%s: %q is not a positive duration", name, s)
+	return checkLiterals(d, []string{*dst}, check)
+}
+
+// checkLiterals checks each value without placeholders, adding the file and line of the dispenser's token.
+func checkLiterals(d *caddyfile.Dispenser, values []string, check func(string) error) error {
+	for _, v := range values {
+		if hasPlaceholder(v) {
+			continue
+		}
+		if err := check(v); err != nil {
+			return d.WrapErr(err)
+		}
 	}
-	*dst = caddy.Duration(v)
 	return nil
+}
+
+// checkSameSite checks sign_in's same_site.
+func checkSameSite(v string) error {
+	_, err := parseSameSite(v)
+	return err
 }
 
 // Interface guards

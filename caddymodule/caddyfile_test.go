@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,12 +45,27 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			AuthorityHost: "https://login.microsoftonline.us", Tenant: "{env.TENANT}",
 			ClientID: "11111111-2222-3333-4444-555555555555", ClientSecret: "{env.SECRET}",
 			Audiences:       []string{"api://host/11111111-2222-3333-4444-555555555555", "api://alias"},
-			CacheMaxEntries: 5000, Timeout: caddy.Duration(3e9), RefreshBefore: caddy.Duration(600e9),
-			ExpiryMargin: caddy.Duration(90e9), ClockSkew: caddy.Duration(30e9)}}},
+			CacheMaxEntries: "5000", Timeout: "3s", RefreshBefore: "10m", ExpiryMargin: "90s", ClockSkew: "30s"}}},
+		{name: "placeholders stay", input: `token_injector {env.SCOPE} {
+			cache_max_entries {env.N}
+			timeout {env.T}
+			clock_skew {env.SKEW}s
+			sign_in {
+				cookie_secret {env.COOKIE}
+				idle_timeout {env.IDLE}
+				path {env.AUTH_PATH}
+			}
+		}`, want: Handler{Scopes: []string{"{env.SCOPE}"}, Registration: &Registration{CacheMaxEntries: "{env.N}",
+			Timeout: "{env.T}", ClockSkew: "{env.SKEW}s",
+			SignIn: &SignIn{CookieSecrets: []string{"{env.COOKIE}"}, IdleTimeout: "{env.IDLE}", Path: "{env.AUTH_PATH}"}}}},
+		{name: "scopes of every valid form", input: "token_injector https://graph.microsoft.com/.default api://x/.default " +
+			"api://downstream/Data.Read 00000003-0000-0000-c000-000000000000/User.Read openid profile offline_access email",
+			want: Handler{Scopes: []string{"https://graph.microsoft.com/.default", "api://x/.default", "api://downstream/Data.Read",
+				"00000003-0000-0000-c000-000000000000/User.Read", "openid", "profile", "offline_access", "email"}}},
 		{name: "unknown subdirective", input: "token_injector {\n tennant x\n}", wantErr: `unknown subdirective "tennant"`},
 		{name: "scopes without values", input: "token_injector {\n scopes\n}", wantErr: "wrong argument count"},
 		{name: "tenant with two values", input: "token_injector {\n tenant a b\n}", wantErr: "wrong argument count"},
-		{name: "bad duration", input: "token_injector {\n timeout soon\n}", wantErr: `timeout: "soon" is not a positive duration`},
+		{name: "bad duration", input: "token_injector {\n timeout soon\n}", wantErr: `timeout: "soon" is not a duration, at Testfile:2`},
 		{name: "negative duration", input: "token_injector {\n refresh_before -1m\n}", wantErr: "refresh_before"},
 		{name: "bad number", input: "token_injector {\n cache_max_entries lots\n}", wantErr: `cache_max_entries: "lots" is not a positive number`},
 		{name: "unknown trust pool", input: "token_injector {\n tls_trust_pool nosuch\n}", wantErr: "nosuch"},
@@ -77,36 +93,105 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	}
 }
 
-// TestLoadTimeErrors checks that a broken config fails when it loads, with a message naming the field.
-func TestLoadTimeErrors(t *testing.T) {
-	const global = "{\n\tadmin off\n\ttoken_injector {\n%s\n\t}\n}\n:0 {\n\ttoken_injector %s\n}\n"
-	full := "tenant t\n client_id c\n client_secret s"
+// errorCase is a Caddyfile with a global token_injector option (registration) and one route (the token_injector
+// directive's arguments and block).
+const (
+	errorCaseTemplate = "{\n\tadmin off\n\ttoken_injector {\n%s\n\t}\n}\n:0 {\n\ttoken_injector %s\n}\n"
+	fullRegistration  = "tenant t\n client_id c\n client_secret s"
+	cookieSecret      = "ZGVtby1vbmx5LWNvb2tpZS1zZWNyZXQtMzItYnl0ZXM="
+)
+
+func errorCase(registration, route string) []byte {
+	return []byte(strings.Replace(strings.Replace(errorCaseTemplate, "%s", registration, 1), "%s", route, 1))
+}
+
+// TestAdaptTimeErrors checks that a value without placeholders is checked when the Caddyfile is adapted, with an
+// error naming the field and carrying the file and line.
+func TestAdaptTimeErrors(t *testing.T) {
+	// Line 4 is the registration's first line. With fullRegistration (3 lines), the route's directive is line 10.
+	const route = "api://x/.default"
 	tests := []struct {
 		name, registration, route, wantErr string
+		line                               int
 	}{
-		{"missing tenant", "client_id c\n client_secret s", "x/.default", "tenant: required"},
-		{"missing client_id", "tenant t\n client_secret s", "x/.default", "client_id: required"},
-		{"missing secret", "tenant t\n client_id c", "x/.default", "client_secret: required"},
-		{"malformed authority", full + "\n authority_host login.microsoftonline.com", "x/.default", "authority_host"},
-		{"http authority", full + "\n authority_host http://localhost:9000", "x/.default", "authority_host"},
-		{"authority with a path", full + "\n authority_host https://login.microsoftonline.com/tenant", "x/.default", "authority_host"},
-		{"multi-tenant endpoint", "tenant common\n client_id c\n client_secret s", "x/.default", "tenant: \"common\""},
-		{"empty scope list", full, "", "scopes: at least one scope"},
-		{"secret from an unset env var", "tenant t\n client_id c\n client_secret {env.TOKEN_INJECTOR_TEST_UNSET}", "x/.default", "client_secret: required"},
-		{"scope from an unset env var", full, "{env.TOKEN_INJECTOR_TEST_UNSET}", "scopes: at least one scope"},
-		{"sign-in without a cookie secret", full, "x/.default {\n sign_in {\n path /.auth\n }\n }", "sign_in: cookie_secret: required"},
-		{"sign-in with a short key", full, "x/.default {\n sign_in {\n cookie_secret c2hvcnQ=\n }\n }", "cookie_secret"},
-		{"sign-in with a bad same_site", full, "x/.default {\n sign_in {\n cookie_secret ZGVtby1vbmx5LWNvb2tpZS1zZWNyZXQtMzItYnl0ZXM=\n same_site sometimes\n }\n }", "same_site"},
-		{"sign-in path without a slash", full, "x/.default {\n sign_in {\n cookie_secret ZGVtby1vbmx5LWNvb2tpZS1zZWNyZXQtMzItYnl0ZXM=\n path auth\n }\n }", "path"},
-		{"bad allowed origin", full + "\n allowed_origins *", "x/.default", "allowed_origins"},
+		{"bad duration", fullRegistration + "\n timeout soon", route, `timeout: "soon" is not a duration`, 7},
+		{"negative duration", "refresh_before -1m", route, `refresh_before: "-1m" is not a positive duration`, 4},
+		{"zero duration", "clock_skew 0", route, `clock_skew: "0" is not a positive duration`, 4},
+		{"duration without a unit", "expiry_margin 60", route, `expiry_margin: "60" is not a duration`, 4},
+		{"bad number", "cache_max_entries lots", route, `cache_max_entries: "lots" is not a positive number`, 4},
+		{"zero number", "tenant t\n cache_max_entries 0", route, `cache_max_entries: "0" is not a positive number`, 5},
+		{"http authority", "authority_host http://localhost:9000", route, "authority_host: \"http://localhost:9000\" is not an https URL", 4},
+		{"authority with a path", "authority_host https://login.microsoftonline.com/tenant", route, "authority_host", 4},
+		{"malformed authority", "authority_host login.microsoftonline.com", route, "authority_host", 4},
+		{"multi-tenant endpoint", "tenant common", route, `tenant: "common" is not one directory`, 4},
+		{"multi-tenant endpoint, any case", "tenant Organizations", route, `tenant: "Organizations" is not one directory`, 4},
+		{"tenant with a path", "tenant contoso.com/x", route, `tenant: "contoso.com/x" is not a tenant ID or domain`, 4},
+		{"tenant with an underscore", "tenant contoso_x", route, `tenant: "contoso_x" is not a tenant ID or domain`, 4},
+		{"bad allowed origin", "allowed_origins https://ok.example *", route, "allowed_origins", 4},
+		{"bad same_site", fullRegistration, route + " {\n sign_in {\n same_site sometimes\n }\n }", "sign_in: same_site", 12},
+		{"sign-in path without a slash", fullRegistration, route + " {\n sign_in {\n cookie_secret " + cookieSecret +
+			"\n path auth\n }\n }", `sign_in: path: "auth" must be an absolute path`, 13},
+		{"bad idle timeout", fullRegistration, route + " {\n sign_in {\n idle_timeout never\n }\n }", `idle_timeout: "never" is not a duration`, 12},
+		{"scope without a resource", fullRegistration, "User.Read", `scopes: "User.Read" names no resource; write the full form, such as https://graph.microsoft.com/User.Read`, 10},
+		{"scope without a resource in scopes", fullRegistration, "{\n scopes https://graph.microsoft.com/User.Read Mail.Read\n }", `scopes: "Mail.Read" names no resource`, 11},
+		{"resource without a permission", fullRegistration, "https://graph.microsoft.com", `scopes: "https://graph.microsoft.com" is not <resource>/<permission>`, 10},
+		{"inline registration", fullRegistration, route + " {\n timeout {env.T}\n expiry_margin soon\n }", `expiry_margin: "soon" is not a duration`, 12},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(strings.Replace(strings.Replace(global, "%s", tt.registration, 1), "%s", tt.route, 1)), nil)
+			_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(errorCase(tt.registration, tt.route), nil)
+			if err == nil {
+				t.Fatalf("adapted; want an error containing %q", tt.wantErr)
+			}
+			at := fmt.Sprintf("Caddyfile:%d", tt.line)
+			if !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), at) {
+				t.Fatalf("error = %v, want one containing %q and %q", err, tt.wantErr, at)
+			}
+		})
+	}
+}
+
+// TestLoadTimeErrors checks that a broken config that adapts fails when it loads (placeholders are resolved then),
+// with a message naming the field.
+func TestLoadTimeErrors(t *testing.T) {
+	const route = "api://x/.default"
+	longValue := strings.Repeat("s3cr3t", 8)
+	for k, v := range map[string]string{"TI_TEST_WORD": "abc", "TI_TEST_NEGATIVE": "-5", "TI_TEST_COMMON": "common",
+		"TI_TEST_HTTP": "http://login.example", "TI_TEST_SHORT_SCOPE": "User.Read", "TI_TEST_LONG": longValue} {
+		t.Setenv(k, v)
+	}
+	tests := []struct {
+		name, registration, route, wantErr string
+	}{
+		{"missing tenant", "client_id c\n client_secret s", route, "tenant: required"},
+		{"missing client_id", "tenant t\n client_secret s", route, "client_id: required"},
+		{"missing secret", "tenant t\n client_id c", route, "client_secret: required"},
+		{"global option named", "tenant t\n client_id c", route, "token_injector (global option): client_secret: required"},
+		{"empty scope list", fullRegistration, "", "scopes: at least one scope"},
+		{"secret from an unset env var", "tenant t\n client_id c\n client_secret {env.TOKEN_INJECTOR_TEST_UNSET}", route, "client_secret: required"},
+		{"scope from an unset env var", fullRegistration, "{env.TOKEN_INJECTOR_TEST_UNSET}", "scopes: at least one scope"},
+		{"duration from an env var", fullRegistration + "\n timeout {env.TI_TEST_WORD}", route,
+			`token_injector (global option): timeout: "{env.TI_TEST_WORD}" resolved to "abc", which is not a duration`},
+		{"negative duration from an env var", fullRegistration + "\n refresh_before {env.TI_TEST_NEGATIVE}m", route,
+			`refresh_before: "{env.TI_TEST_NEGATIVE}m" resolved to "-5m", which is not a positive duration`},
+		{"number from an env var", fullRegistration + "\n cache_max_entries {env.TI_TEST_NEGATIVE}", route,
+			`cache_max_entries: "{env.TI_TEST_NEGATIVE}" resolved to "-5", which is not a positive number`},
+		{"a long value is not quoted", fullRegistration + "\n clock_skew {env.TI_TEST_LONG}", route,
+			`clock_skew: "{env.TI_TEST_LONG}" resolved to a value of 48 characters, which is not a duration`},
+		{"tenant from an env var", "tenant {env.TI_TEST_COMMON}\n client_id c\n client_secret s", route, `tenant: "common" is not one directory`},
+		{"authority from an env var", fullRegistration + "\n authority_host {env.TI_TEST_HTTP}", route, "authority_host"},
+		{"scope from an env var", fullRegistration, "{env.TI_TEST_SHORT_SCOPE}", `scopes: "User.Read" names no resource`},
+		{"inline duration from an env var", fullRegistration, route + " {\n expiry_margin {env.TI_TEST_WORD}\n }",
+			`token_injector: expiry_margin: "{env.TI_TEST_WORD}" resolved to "abc", which is not a duration`},
+		{"sign-in duration from an env var", fullRegistration, route + " {\n sign_in {\n cookie_secret " + cookieSecret +
+			"\n idle_timeout {env.TI_TEST_WORD}\n }\n }", `sign_in: idle_timeout: "{env.TI_TEST_WORD}" resolved to "abc"`},
+		{"sign-in without a cookie secret", fullRegistration, route + " {\n sign_in {\n path /.auth\n }\n }", "sign_in: cookie_secret: required"},
+		{"sign-in with a short key", fullRegistration, route + " {\n sign_in {\n cookie_secret c2hvcnQ=\n }\n }", "cookie_secret"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(errorCase(tt.registration, tt.route), nil)
 			if err != nil {
-				if strings.Contains(err.Error(), tt.wantErr) {
-					return
-				}
 				t.Fatalf("adapt: %v", err)
 			}
 			var cfg caddy.Config
@@ -117,7 +202,46 @@ func TestLoadTimeErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
 			}
+			if strings.Contains(err.Error(), longValue) {
+				t.Fatalf("error = %v; it quotes the value of an env var", err)
+			}
 		})
+	}
+}
+
+func TestCheckScope(t *testing.T) {
+	tests := []struct {
+		scope, wantErr string
+	}{
+		{"https://graph.microsoft.com/User.Read", ""},
+		{"https://graph.microsoft.com/.default", ""},
+		{"https://graph.microsoft.us/Mail.Read", ""},
+		{"api://x/.default", ""},
+		{"api://downstream/Data.Read", ""},
+		{"api://contoso.example/11111111-2222-3333-4444-555555555555/access_as_user", ""},
+		{"00000003-0000-0000-c000-000000000000/User.Read", ""},
+		{"openid", ""}, {"profile", ""}, {"offline_access", ""}, {"email", ""}, {"OpenID", ""},
+		{"User.Read", `"User.Read" names no resource; write the full form, such as https://graph.microsoft.com/User.Read`},
+		{".default", "names no resource"},
+		{"x/.default", "is not <resource>/<permission>"},
+		{"graph.microsoft.com/User.Read", "is not <resource>/<permission>"},
+		{"https://graph.microsoft.com", "is not <resource>/<permission>"},
+		{"https://graph.microsoft.com/", "is not <resource>/<permission>"},
+		{"api:///x", "is not <resource>/<permission>"},
+		{"1http://x/y", "is not <resource>/<permission>"},
+		{"00000003-0000-0000-c000-000000000000/", "is not <resource>/<permission>"},
+		{"", "is not a scope"},
+		{"a b", "is not a scope"},
+		{`https://graph.microsoft.com/User.Read"`, "is not a scope"},
+	}
+	for _, tt := range tests {
+		err := checkScope(tt.scope)
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("checkScope(%q) = %v, want nil", tt.scope, err)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("checkScope(%q) = %v, want an error containing %q", tt.scope, err, tt.wantErr)
+		}
 	}
 }
 

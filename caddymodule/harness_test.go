@@ -249,6 +249,9 @@ var errorRoutes = fmt.Sprintf(`route /badsecret/* {
 		}
 	}`, entraemu.DefaultAddinClientID, entraemu.DefaultAddinIdentifierURI, secondAppClientID)
 
+// rotatedSecret is the add-in app's second client secret, as Entra keeps two during a rotation.
+const rotatedSecret = "rotated-dev-secret-not-for-production"
+
 // secondAppClientID is a confidential app of the test tenant that no route knows the secret of.
 const secondAppClientID = "5ec0dd00-0000-4000-8000-000000000002"
 
@@ -289,6 +292,11 @@ func testTenant() entraemu.Config {
 	cfg := entraemu.DefaultConfig()
 	testenv.AddRedirectURIs(&cfg, signInSite+"/.auth/callback", expiringSite+"/.auth/callback")
 	cfg.Apps = append(cfg.Apps, entraemu.App{ClientID: secondAppClientID, Secret: "second-app-secret", Name: "second-api"})
+	for i := range cfg.Apps {
+		if cfg.Apps[i].ClientID == entraemu.DefaultAddinClientID {
+			cfg.Apps[i].OtherSecrets = []string{rotatedSecret} // the secret a reload rotates to
+		}
+	}
 	for i := range 100 {
 		key := fmt.Sprintf("user%02d", i)
 		cfg.Users = append(cfg.Users, entraemu.User{Key: key, ObjectID: fmt.Sprintf("7e570000-0000-4000-8000-%012d", i),

@@ -46,8 +46,10 @@ func init() {
 // The user placeholders are set once the caller is proven (a valid token or session), the refusal ones only
 // when the handler answers instead of forwarding.
 type Handler struct {
-	// Scopes are what the upstream API needs, e.g. https://graph.microsoft.com/User.Read or api://other/.default.
-	// Required: at least one.
+	// Scopes are what the upstream API needs, each with its resource: https://graph.microsoft.com/User.Read,
+	// api://other/.default or <application id>/<permission>; a bare User.Read is refused when the config loads.
+	// The OpenID scopes (openid, profile, offline_access, email) stand alone. Placeholders are resolved when the
+	// config is provisioned. Required: at least one.
 	Scopes []string `json:"scopes,omitempty"`
 	// Registration holds settings for this route alone; each one set here overrides the global token_injector
 	// option's. Default: the global option's registration.
@@ -61,9 +63,10 @@ type Handler struct {
 	scopeKey string
 	logger   *zap.Logger
 
-	timeout time.Duration // this route's bound on each call to Entra
-	cors    cors.Policy
-	answer  contract.Options // how refusals are answered on this route
+	timeout      time.Duration // this route's bound on each call to Entra
+	expiryMargin time.Duration // how close to expiry a token may be forwarded on this route
+	cors         cors.Policy
+	answer       contract.Options // how refusals are answered on this route
 
 	// Set only when sign-in is configured.
 	sessions *session.Manager
@@ -90,15 +93,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	reg = reg.overlay(h.Registration)
-	resolved := reg.resolve()
-	if err := resolved.validate(); err != nil {
+	set, err := reg.resolve()
+	if err != nil {
 		return fmt.Errorf("token_injector: %w", err)
 	}
 	h.scopes = replaceAll(h.Scopes)
 	h.scopeKey = tokencache.NormalizeScopes(h.scopes)
-	set := resolved.settings()
 	h.poolKey = set.poolKey()
-	roots, err := trustedRoots(ctx, &resolved)
+	roots, err := trustedRoots(ctx, &reg)
 	if err != nil {
 		return fmt.Errorf("token_injector: %w", err)
 	}
@@ -110,13 +112,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.state = val.(*registrationState)
 	h.callers, h.tokens = h.state.validator, h.state.engine
+	// A reload applies its settings to the state in place, which keeps every cached token and session.
 	if err := h.state.apply(ctx, set, roots, h.logger); err != nil {
 		return fmt.Errorf("token_injector: %w", err)
 	}
 	if loaded {
 		h.logger.Debug("reusing token cache", zap.Int("entries", h.state.cache.Len()))
 	}
-	h.timeout = set.Timeout
+	h.timeout, h.expiryMargin = set.Timeout, set.ExpiryMargin
 	if h.cors, err = cors.New(set.AllowedOrigins); err != nil {
 		return fmt.Errorf("token_injector: %w", err)
 	}
@@ -140,11 +143,70 @@ func validateScopes(scopes []string) error {
 		return errors.New("scopes: at least one scope is required (e.g. https://graph.microsoft.com/User.Read)")
 	}
 	for _, s := range scopes {
-		if s == "" || strings.ContainsAny(s, " \t\r\n\"") {
-			return fmt.Errorf("scopes: %q is not a scope", s)
+		if err := checkScope(s); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// oidcScopes are the scopes that stand alone: they name no resource.
+var oidcScopes = map[string]bool{"openid": true, "profile": true, "offline_access": true, "email": true}
+
+// checkScope refuses a scope without its resource, such as User.Read: Entra would take it as Microsoft Graph's,
+// which is a guess the config should not leave to it.
+func checkScope(s string) error {
+	switch {
+	case s == "" || strings.ContainsAny(s, " \t\r\n\"\\"):
+		return fmt.Errorf("scopes: %q is not a scope", s)
+	case oidcScopes[strings.ToLower(s)] || hasResource(s):
+		return nil
+	case !strings.ContainsAny(s, "/:"):
+		return fmt.Errorf("scopes: %q names no resource; write the full form, such as https://graph.microsoft.com/%s", s, s)
+	}
+	return fmt.Errorf("scopes: %q is not <resource>/<permission>; write the full form, such as "+
+		"https://graph.microsoft.com/User.Read or api://<application id>/.default", s)
+}
+
+// hasResource reports whether s is <resource>/<permission>, the resource a URI with a scheme
+// (https://graph.microsoft.com, api://downstream) or an application ID.
+func hasResource(s string) bool {
+	if scheme, rest, ok := strings.Cut(s, "://"); ok {
+		i := strings.LastIndexByte(rest, '/')
+		return isScheme(scheme) && i > 0 && i < len(rest)-1
+	}
+	app, perm, ok := strings.Cut(s, "/")
+	return ok && isGUID(app) && perm != ""
+}
+
+func isScheme(s string) bool {
+	for i, c := range s {
+		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if !letter && (i == 0 || !(c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// isGUID reports whether s is 8-4-4-4-12 hexadecimal digits.
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Cleanup releases this config's hold on the shared state. Provision may have stopped half way.

@@ -279,3 +279,38 @@ func TestAccessLogNamesTheUser(t *testing.T) {
 		return strings.Contains(readLogs(), fmt.Sprintf(`"user_id":"%s"`, pradeep.ObjectID))
 	})
 }
+
+// A reload that changes tuning settings and rotates the client secret keeps every cached token and session: no
+// identity-provider call for cached users, and the signed-in browser stays signed in.
+func TestReloadWithNewSettingsAndSecretKeepsTokensAndSessions(t *testing.T) {
+	client := startCaddy(t)
+	sso := ssoToken(t, "isaiah", entraemu.MintOptions{})
+	if status, _, body := call(t, client, "/graph/me", sso); status != 200 {
+		t.Fatalf("%d %v", status, body)
+	}
+	user := freshUser(t)
+	b := newBrowser(t)
+	if status, _, body := b.signIn(signInSite+"/graph/me", user.Key); status != 200 {
+		t.Fatalf("sign-in: %d %.300s", status, body)
+	}
+	before := tokenRequests()
+
+	t.Setenv("TOKEN_INJECTOR_TEST_SECRET", rotatedSecret)
+	reloaded := strings.Replace(siteConfig(errorRoutes), "timeout 3s", "timeout 4s\n\t\trefresh_before 10m", 1)
+	if reloaded == siteConfig(errorRoutes) {
+		t.Fatal("the reload changed nothing")
+	}
+	loadConfig(t, reloaded)
+	t.Cleanup(func() { loadConfig(t, siteConfig(errorRoutes)) })
+
+	if status, _, body := call(t, client, "/graph/me", ssoToken(t, "isaiah", entraemu.MintOptions{})); status != 200 {
+		t.Fatalf("cached bearer user after the reload: %d %v", status, body)
+	}
+	if status, _, body := b.api(signInSite + "/graph/me"); status != 200 || body["oid"] != user.ObjectID {
+		t.Fatalf("session after the reload: %d %v", status, body)
+	}
+	if n := tokenRequests() - before; n != 0 {
+		t.Fatalf("%d identity-provider calls after the reload, want 0", n)
+	}
+	// That the rotated secret is the one sent is entra's TestUpdateSwitchesTheSecret.
+}

@@ -3,30 +3,48 @@ package caddymodule
 import (
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/cors"
+	"github.com/tokeninjector/caddy-token-injector/internal/entra"
+	"github.com/tokeninjector/caddy-token-injector/internal/session"
+	"github.com/tokeninjector/caddy-token-injector/internal/signin"
 )
 
-// DefaultAuthorityHost is the public cloud's sign-in host.
-const DefaultAuthorityHost = "https://login.microsoftonline.com"
+// Defaults of the registration's tuning.
+const (
+	defaultCacheMaxEntries = 100_000
+	defaultTimeout         = 10 * time.Second
+	defaultRefreshBefore   = 5 * time.Minute
+	defaultExpiryMargin    = time.Minute
+	defaultClockSkew       = time.Minute
+)
 
 // Registration is the Entra app registration the proxy acts as, and the cache of tokens it holds for it. Routes
-// that share a Registration (through the global token_injector option) share one cache. Every string value may
-// use placeholders such as {env.CLIENT_SECRET}; they are resolved when the config loads.
+// that share a Registration (through the global token_injector option) share one cache.
+//
+// Every value, durations and numbers included, may be or contain a placeholder such as {env.CLIENT_SECRET}. It
+// stays a placeholder in the JSON config and is resolved when the config is provisioned; an error then names the
+// field and the value it resolved to. A placeholder that resolves to nothing leaves the field's default. (The
+// Caddyfile's {$VAR} is different: it is substituted when the Caddyfile is adapted.) Values without placeholders
+// are checked when a Caddyfile is adapted, so their errors carry the file and line.
 type Registration struct {
-	// AuthorityHost is the sign-in host of the cloud: a sovereign cloud's, or the local emulator's.
-	// Default: https://login.microsoftonline.com.
+	// AuthorityHost is the sign-in host of the cloud: a sovereign cloud's, or the local emulator's, as an https
+	// URL without a path. Default: https://login.microsoftonline.com.
 	AuthorityHost string `json:"authority_host,omitempty"`
-	// Tenant is the directory's tenant ID (a GUID) or a verified domain. Required.
+	// Tenant is the directory's tenant ID (a GUID) or a verified domain. The multi-tenant endpoints common,
+	// organizations and consumers are refused: the proxy serves one directory's users. Required.
 	Tenant string `json:"tenant,omitempty"`
 	// ClientID is the application (client) ID of the add-in's web API registration. Required.
 	ClientID string `json:"client_id,omitempty"`
-	// ClientSecret is a client secret of that registration. Required.
+	// ClientSecret is a client secret of that registration, typically {env.CLIENT_SECRET}. Rotating it (a reload
+	// with a new value) keeps every cached token. Required.
 	ClientSecret string `json:"client_secret,omitempty"`
 	// Audiences are the aud values accepted in callers' tokens besides ClientID, typically the App ID URI
 	// (api://<host>/<client id>). Default: none.
@@ -35,17 +53,18 @@ type Registration struct {
 	// Default: the system's roots.
 	TrustPoolRaw json.RawMessage `json:"tls_trust_pool,omitempty" caddy:"namespace=tls.ca_pool.source inline_key=provider"`
 	// CacheMaxEntries bounds the token cache: at most this many (user, scope set) tokens are held, the least
-	// recently used evicted first. Default: 100000.
-	CacheMaxEntries int `json:"cache_max_entries,omitempty"`
-	// Timeout bounds every call to Entra. Default: 10s.
-	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// recently used evicted first. A reload that changes it resizes the cache in place. Default: 100000.
+	CacheMaxEntries Number `json:"cache_max_entries,omitempty"`
+	// Timeout bounds every call to Entra, as a duration ("10s") or nanoseconds. Default: 10s.
+	Timeout Duration `json:"timeout,omitempty"`
 	// RefreshBefore is how long before a downstream token expires that an active user's token is renewed in the
 	// background. Default: 5m.
-	RefreshBefore caddy.Duration `json:"refresh_before,omitempty"`
-	// ExpiryMargin is how long before a downstream token expires that the proxy stops forwarding it. Default: 1m.
-	ExpiryMargin caddy.Duration `json:"expiry_margin,omitempty"`
+	RefreshBefore Duration `json:"refresh_before,omitempty"`
+	// ExpiryMargin is how long before a downstream token expires that the proxy stops forwarding it. A reload that
+	// changes it applies to tokens cached after. Default: 1m.
+	ExpiryMargin Duration `json:"expiry_margin,omitempty"`
 	// ClockSkew is the tolerance applied to the exp and nbf of callers' tokens. Default: 1m.
-	ClockSkew caddy.Duration `json:"clock_skew,omitempty"`
+	ClockSkew Duration `json:"clock_skew,omitempty"`
 	// AllowedOrigins are the origins (https://addin.example.com) whose scripts may call the routes cross-origin:
 	// their preflights are answered and their responses, 401 bodies included, are readable. They are also the
 	// targets of the sign-in popup's message. Default: none.
@@ -80,45 +99,103 @@ func (r Registration) overlay(o *Registration) Registration {
 	if o.SignIn != nil {
 		r.SignIn = o.SignIn
 	}
-	if o.CacheMaxEntries > 0 {
+	if o.CacheMaxEntries != "" {
 		r.CacheMaxEntries = o.CacheMaxEntries
 	}
-	for _, d := range []struct{ dst, v *caddy.Duration }{{&r.Timeout, &o.Timeout}, {&r.RefreshBefore, &o.RefreshBefore},
+	for _, d := range []struct{ dst, v *Duration }{{&r.Timeout, &o.Timeout}, {&r.RefreshBefore, &o.RefreshBefore},
 		{&r.ExpiryMargin, &o.ExpiryMargin}, {&r.ClockSkew, &o.ClockSkew}} {
-		if *d.v > 0 {
+		if *d.v != "" {
 			*d.dst = *d.v
 		}
 	}
 	return r
 }
 
-// resolve returns a copy with placeholders replaced and defaults applied.
-func (r Registration) resolve() Registration {
+// resolve replaces placeholders, applies defaults and checks every value: the settings the shared state is
+// built and updated from. Errors name the field at fault.
+func (r Registration) resolve() (settings, error) {
 	repl := caddy.NewReplacer()
-	r.AuthorityHost = strings.TrimSuffix(repl.ReplaceKnown(r.AuthorityHost, ""), "/")
-	if r.AuthorityHost == "" {
-		r.AuthorityHost = DefaultAuthorityHost
+	s := settings{
+		AuthorityHost:  strings.TrimSuffix(repl.ReplaceKnown(r.AuthorityHost, ""), "/"),
+		Tenant:         repl.ReplaceKnown(r.Tenant, ""),
+		ClientID:       repl.ReplaceKnown(r.ClientID, ""),
+		ClientSecret:   repl.ReplaceKnown(r.ClientSecret, ""),
+		Audiences:      replaceAll(r.Audiences),
+		AllowedOrigins: replaceAll(r.AllowedOrigins),
 	}
-	r.Tenant = repl.ReplaceKnown(r.Tenant, "")
-	r.ClientID = repl.ReplaceKnown(r.ClientID, "")
-	r.ClientSecret = repl.ReplaceKnown(r.ClientSecret, "")
-	r.Audiences = replaceAll(r.Audiences)
-	r.AllowedOrigins = replaceAll(r.AllowedOrigins)
+	if s.AuthorityHost == "" {
+		s.AuthorityHost = entra.DefaultAuthorityHost
+	}
+	var err error
+	if s.CacheMaxEntries, err = r.CacheMaxEntries.resolve(repl, "cache_max_entries", defaultCacheMaxEntries); err != nil {
+		return settings{}, err
+	}
+	for _, d := range []struct {
+		field string
+		raw   Duration
+		def   time.Duration
+		dst   *time.Duration
+	}{
+		{"timeout", r.Timeout, defaultTimeout, &s.Timeout},
+		{"refresh_before", r.RefreshBefore, defaultRefreshBefore, &s.RefreshBefore},
+		{"expiry_margin", r.ExpiryMargin, defaultExpiryMargin, &s.ExpiryMargin},
+		{"clock_skew", r.ClockSkew, defaultClockSkew, &s.ClockSkew},
+	} {
+		if *d.dst, err = d.raw.resolve(repl, d.field, d.def); err != nil {
+			return settings{}, err
+		}
+	}
+	if err := s.check(); err != nil {
+		return settings{}, err
+	}
 	if r.SignIn != nil {
-		s := *r.SignIn
-		s.CookieSecrets = replaceAll(s.CookieSecrets)
-		s.Path = repl.ReplaceKnown(s.Path, "")
-		s.SameSite = repl.ReplaceKnown(s.SameSite, "")
-		r.SignIn = &s
+		if s.SignIn, err = r.SignIn.resolve(repl); err != nil {
+			return settings{}, err
+		}
 	}
-	if r.CacheMaxEntries <= 0 {
-		r.CacheMaxEntries = 100_000
+	return s, nil
+}
+
+// check names the field at fault in resolved settings.
+func (s settings) check() error {
+	if err := checkAuthorityHost(s.AuthorityHost); err != nil {
+		return err
 	}
-	setDefault(&r.Timeout, 10*time.Second)
-	setDefault(&r.RefreshBefore, 5*time.Minute)
-	setDefault(&r.ExpiryMargin, time.Minute)
-	setDefault(&r.ClockSkew, time.Minute)
-	return r
+	switch {
+	case s.Tenant == "":
+		return errors.New("tenant: required (the directory's tenant ID or domain)")
+	case s.ClientID == "":
+		return errors.New("client_id: required (the application ID of the app registration)")
+	case s.ClientSecret == "":
+		return errors.New("client_secret: required (use a placeholder such as {env.CLIENT_SECRET})")
+	}
+	if err := checkTenant(s.Tenant); err != nil {
+		return err
+	}
+	_, err := cors.New(s.AllowedOrigins)
+	return err
+}
+
+// resolve returns the sign_in block's settings. Errors name the field. The cookie secrets are checked where they
+// are decoded (provisionSignIn).
+func (si *SignIn) resolve(repl *caddy.Replacer) (*signInSettings, error) {
+	s := &signInSettings{CookieSecrets: replaceAll(si.CookieSecrets), Path: repl.ReplaceKnown(si.Path, ""),
+		SameSite: repl.ReplaceKnown(si.SameSite, ""), Partitioned: si.Partitioned, EndSession: si.EndSession}
+	var err error
+	if s.IdleTimeout, err = si.IdleTimeout.resolve(repl, "sign_in: idle_timeout", session.DefaultIdleTimeout); err != nil {
+		return nil, err
+	}
+	s.AbsoluteTimeout, err = si.AbsoluteTimeout.resolve(repl, "sign_in: absolute_timeout", session.DefaultAbsoluteTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSignInPath(s.Path); err != nil {
+		return nil, err
+	}
+	if _, err := parseSameSite(s.SameSite); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // replaceAll resolves placeholders in each value and drops the values that end up empty.
@@ -133,28 +210,26 @@ func replaceAll(values []string) []string {
 	return out
 }
 
-func setDefault(d *caddy.Duration, v time.Duration) {
-	if *d <= 0 {
-		*d = caddy.Duration(v)
+// checkAuthorityHost checks an authority_host, naming the field; the rule is the Entra adapter's.
+func checkAuthorityHost(h string) error {
+	if _, err := entra.CheckAuthorityHost(h); err != nil {
+		return fmt.Errorf("authority_host: %w", err)
 	}
+	return nil
 }
 
-// validate names the field at fault. r must be resolved.
-func (r Registration) validate() error {
-	u, err := url.Parse(r.AuthorityHost)
-	switch {
-	case err != nil || u.Host == "" || u.Scheme != "https" || (u.Path != "" && u.Path != "/") || u.RawQuery != "":
-		return fmt.Errorf("authority_host: %q is not an https URL of a host (like %s)", r.AuthorityHost, DefaultAuthorityHost)
-	case r.Tenant == "":
-		return fmt.Errorf("tenant: required (the directory's tenant ID or domain)")
-	case strings.ContainsAny(r.Tenant, "/?#% "):
-		return fmt.Errorf("tenant: %q is not a tenant ID or domain", r.Tenant)
-	case r.Tenant == "common" || r.Tenant == "organizations" || r.Tenant == "consumers":
-		return fmt.Errorf("tenant: %q is not one directory; name the tenant whose users this proxy serves", r.Tenant)
-	case r.ClientID == "":
-		return fmt.Errorf("client_id: required (the application ID of the app registration)")
-	case r.ClientSecret == "":
-		return fmt.Errorf("client_secret: required (use a placeholder such as {env.CLIENT_SECRET})")
+// checkTenant checks a tenant, naming the field; the rule is the Entra adapter's.
+func checkTenant(t string) error {
+	if err := entra.CheckTenant(t); err != nil {
+		return fmt.Errorf("tenant: %w", err)
+	}
+	return nil
+}
+
+// checkSignInPath checks sign_in's path, naming the field; the rule is the sign-in endpoints'.
+func checkSignInPath(p string) error {
+	if err := signin.CheckPath(p); err != nil {
+		return fmt.Errorf("sign_in: path: %w", err)
 	}
 	return nil
 }
@@ -169,18 +244,4 @@ func trustedRoots(ctx caddy.Context, r *Registration) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("tls_trust_pool: %w", err)
 	}
 	return mod.(caddytls.CA).CertPool(), nil
-}
-
-// settings returns the resolved registration's values for the shared state. r must be resolved.
-func (r Registration) settings() settings {
-	s := settings{AuthorityHost: r.AuthorityHost, Tenant: r.Tenant, ClientID: r.ClientID, ClientSecret: r.ClientSecret,
-		Audiences: r.Audiences, AllowedOrigins: r.AllowedOrigins, CacheMaxEntries: r.CacheMaxEntries,
-		Timeout: time.Duration(r.Timeout), RefreshBefore: time.Duration(r.RefreshBefore),
-		ExpiryMargin: time.Duration(r.ExpiryMargin), ClockSkew: time.Duration(r.ClockSkew)}
-	if si := r.SignIn; si != nil {
-		s.SignIn = &signInSettings{CookieSecrets: si.CookieSecrets, Path: si.Path, SameSite: si.SameSite,
-			Partitioned: si.Partitioned, EndSession: si.EndSession, IdleTimeout: time.Duration(si.IdleTimeout),
-			AbsoluteTimeout: time.Duration(si.AbsoluteTimeout)}
-	}
-	return s
 }

@@ -67,7 +67,8 @@ func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
 		}
 		setUserPlaceholders(r, id.User)
 		key.User = id.Key()
-		return acquire.Request{Key: key, Scopes: h.scopes, Assertion: assertion, Timeout: h.timeout}, nil
+		return acquire.Request{Key: key, Scopes: h.scopes, Assertion: assertion, Timeout: h.timeout,
+			ExpiryMargin: h.expiryMargin}, nil
 	}
 	// 1b. Or the caller's sign-in session; its cookie holds only a sealed session id.
 	if h.sessions == nil {
@@ -79,7 +80,7 @@ func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
 	}
 	setUserPlaceholders(r, identity.User{ObjectID: s.ObjectID, TenantID: s.TenantID, Username: s.Username, Name: s.Name})
 	key.User = s.UserKey
-	return acquire.Request{Key: key, Scopes: h.scopes, Timeout: h.timeout}, nil
+	return acquire.Request{Key: key, Scopes: h.scopes, Timeout: h.timeout, ExpiryMargin: h.expiryMargin}, nil
 }
 
 // callerValidator proves callers' tokens; *callerauth.Validator implements it.

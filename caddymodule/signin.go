@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
@@ -28,10 +27,10 @@ type SignIn struct {
 	// Partitioned marks the session cookie Partitioned (CHIPS), with SameSite=None and Secure, for add-ins that
 	// Office on the web frames cross-site. Default: false.
 	Partitioned bool `json:"partitioned,omitempty"`
-	// IdleTimeout ends a session unused this long. Default: 8h.
-	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
-	// AbsoluteTimeout ends a session this long after sign-in. Default: 168h (7 days).
-	AbsoluteTimeout caddy.Duration `json:"absolute_timeout,omitempty"`
+	// IdleTimeout ends a session unused this long. It may be a placeholder (see Duration). Default: 8h.
+	IdleTimeout Duration `json:"idle_timeout,omitempty"`
+	// AbsoluteTimeout ends a session this long after sign-in. It may be a placeholder. Default: 168h (7 days).
+	AbsoluteTimeout Duration `json:"absolute_timeout,omitempty"`
 	// EndSession makes logout also sign the user out of Entra (a redirect to its end-session endpoint).
 	// Default: false.
 	EndSession bool `json:"end_session,omitempty"`
@@ -102,11 +101,9 @@ func unmarshalSignIn(d *caddyfile.Dispenser) (*SignIn, error) {
 		case "cookie_secret", "cookie_secrets":
 			err = listArg(d, &s.CookieSecrets)
 		case "path":
-			err = oneArg(d, &s.Path)
+			err = checkedArg(d, &s.Path, checkSignInPath)
 		case "same_site":
-			if err = oneArg(d, &s.SameSite); err == nil {
-				_, err = parseSameSite(s.SameSite)
-			}
+			err = checkedArg(d, &s.SameSite, checkSameSite)
 		case "partitioned":
 			s.Partitioned = true
 		case "end_session":

@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
@@ -59,8 +59,8 @@ type registrationState struct {
 	sessions  session.Store
 
 	mu      sync.Mutex
-	http    *http.Client    // the current client to Entra; replaced by update
-	config  context.Context // the config load whose settings are applied
+	http    *http.Client         // the current client to Entra; replaced by update
+	config  *prometheus.Registry // identifies the config load whose settings are applied (see apply)
 	applied settings
 	roots   *x509.CertPool
 }
@@ -91,9 +91,17 @@ func newRegistrationState(r settings, roots *x509.CertPool, logger *zap.Logger) 
 // the surviving state (a reload: tokens and sessions stay); every other handler of the same load that shares the
 // registration must agree with them, since one registration has one set.
 func (s *registrationState) apply(ctx caddy.Context, r settings, roots *x509.CertPool, logger *zap.Logger) error {
+	// Each config load gets a metrics registry of its own, shared by all its modules (and Caddy keeps no other
+	// exported per-load identity): it tells another handler of this load from the first one of the next.
+	load := ctx.GetMetricsRegistry()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.config == ctx.Context {
+	if s.config == load {
+		// The cache drops entries at the smallest margin of the load's routes; each route checks its own.
+		if r.ExpiryMargin < s.applied.ExpiryMargin {
+			s.applied.ExpiryMargin = r.ExpiryMargin
+			s.cache.SetMargin(r.ExpiryMargin)
+		}
 		return conflict(s.applied, s.roots, r, roots)
 	}
 	if s.config != nil {
@@ -101,12 +109,12 @@ func (s *registrationState) apply(ctx caddy.Context, r settings, roots *x509.Cer
 			return err
 		}
 	}
-	s.config, s.applied, s.roots = ctx.Context, r, roots
+	s.config, s.applied, s.roots = load, r, roots
 	return nil
 }
 
 // conflict names the first registration setting two handlers of one config set differently. The route's
-// scopes, timeout and sign-in settings are its own and may differ.
+// scopes, timeout, expiry margin and sign-in settings are its own and may differ.
 func conflict(a settings, aRoots *x509.CertPool, b settings, bRoots *x509.CertPool) error {
 	for _, f := range []struct {
 		name string
@@ -117,7 +125,6 @@ func conflict(a settings, aRoots *x509.CertPool, b settings, bRoots *x509.CertPo
 		{"tls_trust_pool", aRoots.Equal(bRoots)},
 		{"cache_max_entries", a.CacheMaxEntries == b.CacheMaxEntries},
 		{"refresh_before", a.RefreshBefore == b.RefreshBefore},
-		{"expiry_margin", a.ExpiryMargin == b.ExpiryMargin},
 		{"clock_skew", a.ClockSkew == b.ClockSkew},
 	} {
 		if !f.same {
@@ -137,6 +144,8 @@ func (s *registrationState) update(r settings, roots *x509.CertPool, logger *zap
 		return err
 	}
 	s.engine.Update(engineConfig(r, logger))
+	s.cache.Resize(r.CacheMaxEntries)
+	s.cache.SetMargin(r.ExpiryMargin)
 	old := s.http
 	s.http = hc
 	entra.CloseIdleConnections(old)

@@ -91,6 +91,9 @@ type Request struct {
 	// Timeout bounds the identity-provider call this request starts (the route's timeout). Default: the
 	// engine's CallTimeout.
 	Timeout time.Duration
+	// ExpiryMargin is how close to expiry a cached token may be and still be forwarded on this route. Default:
+	// the engine's ExpiryMargin.
+	ExpiryMargin time.Duration
 }
 
 // Stats are counters for metrics and tests.
@@ -143,7 +146,7 @@ func (e *Engine) cfg() *Config { return e.config.Load() }
 // renewal is returned at once and renewed in the background.
 func (e *Engine) Token(ctx context.Context, req Request) (tokencache.Token, error) {
 	now := e.cfg().Now()
-	if t, ok := e.cached(ctx, req.Key, now); ok {
+	if t, ok := e.cached(ctx, req, now); ok {
 		e.cacheHits.Add(1)
 		if !now.Before(t.RefreshOn) {
 			e.renewInBackground(req, now)
@@ -175,7 +178,7 @@ func (e *Engine) fetch(req Request) (_ tokencache.Token, err error) {
 	ctx, cancel := context.WithTimeout(e.life, cmp.Or(req.Timeout, cfg.CallTimeout))
 	defer cancel()
 	// A flight that ended just before this one started may have filled the cache.
-	if t, ok := e.cached(ctx, req.Key, cfg.Now()); ok && cfg.Now().Before(t.RefreshOn) {
+	if t, ok := e.cached(ctx, req, cfg.Now()); ok && cfg.Now().Before(t.RefreshOn) {
 		return t, nil
 	}
 	e.providerCalls.Add(1)
@@ -266,9 +269,9 @@ func (e *Engine) renewInBackground(req Request, now time.Time) {
 	}()
 }
 
-func (e *Engine) cached(ctx context.Context, k tokencache.Key, now time.Time) (tokencache.Token, bool) {
-	t, ok, err := e.cache.Get(ctx, k)
-	if err != nil || !ok || !t.UsableAt(now, e.cfg().ExpiryMargin) {
+func (e *Engine) cached(ctx context.Context, req Request, now time.Time) (tokencache.Token, bool) {
+	t, ok, err := e.cache.Get(ctx, req.Key)
+	if err != nil || !ok || !t.UsableAt(now, cmp.Or(req.ExpiryMargin, e.cfg().ExpiryMargin)) {
 		return tokencache.Token{}, false
 	}
 	return t, true

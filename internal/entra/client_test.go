@@ -16,6 +16,10 @@ import (
 // fakeEntra serves the v2 discovery document and a token endpoint whose answer the test sets: enough for MSAL Go
 // to run an On-Behalf-Of request against it.
 func fakeEntra(t *testing.T, token func(w http.ResponseWriter)) *Client {
+	return fakeEntraWith(t, func(w http.ResponseWriter, _ *http.Request) { token(w) })
+}
+
+func fakeEntraWith(t *testing.T, token func(w http.ResponseWriter, r *http.Request)) *Client {
 	t.Helper()
 	var srv *httptest.Server
 	srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -25,7 +29,7 @@ func fakeEntra(t *testing.T, token func(w http.ResponseWriter)) *Client {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		token(w)
+		token(w, r)
 	}))
 	t.Cleanup(srv.Close)
 	hc := NewHTTPClient(srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs, 5*time.Second)
@@ -94,5 +98,27 @@ func TestUnreadableAnswerTextHoldsNoToken(t *testing.T) {
 		if strings.Contains(err.Error(), secret) || strings.Contains(fmt.Sprintf("%+v", err), secret) {
 			t.Fatalf("the error text leaks %q: %v", secret, err)
 		}
+	}
+}
+
+func TestUpdateSwitchesTheSecret(t *testing.T) {
+	var got []string
+	c := fakeEntraWith(t, func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.PostFormValue("client_secret"))
+		fmt.Fprint(w, tokenBody("eyJ0.eyJ0.c2ln"))
+	})
+	scopes := []string{"https://graph.microsoft.com/User.Read"}
+	if _, err := c.OnBehalfOf(context.Background(), "a1", scopes); err != nil {
+		t.Fatal(err)
+	}
+	conn := c.conn.Load()
+	if err := c.Update(Config{ClientSecret: "rotated", HTTPClient: conn.http}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.OnBehalfOf(context.Background(), "a2", scopes); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != "s3cret" || got[1] != "rotated" {
+		t.Fatalf("secrets sent: %q", got)
 	}
 }

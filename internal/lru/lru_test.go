@@ -34,6 +34,111 @@ func TestCapacityHoldsAndEvictsLeastRecentlyUsed(t *testing.T) {
 	}
 }
 
+func TestSetCapacity(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name           string
+		from, to, fill int
+		wantLen        int
+	}{
+		{"shrink one shard", 10, 3, 10, 3},
+		{"grow one shard", 3, 10, 3, 3},
+		{"shrink many shards to one", 10_000, 5, 10_000, 5},
+		{"shrink many shards to fewer", 20_000, 1000, 20_000, 1000},
+		{"grow one shard to many", 100, 10_000, 100, 100},
+		{"same capacity", 50, 50, 50, 50},
+		{"to zero means one", 10, 0, 10, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := New[int, int](tt.from)
+			for i := range tt.fill {
+				c.Add(i, i, time.Time{})
+			}
+			c.SetCapacity(tt.to)
+			if got, want := c.Capacity(), max(tt.to, 1); got != want {
+				t.Fatalf("capacity %d, want %d", got, want)
+			}
+			if c.Len() != tt.wantLen {
+				t.Fatalf("len %d, want %d", c.Len(), tt.wantLen)
+			}
+			// Recency is exact within a shard: a one-shard cache keeps its most recently used entry.
+			if _, ok := c.Get(tt.fill-1, now); !ok && tt.from <= entriesPerShard {
+				t.Fatal("the most recently used entry was evicted")
+			}
+			for i := range tt.fill * 2 { // the new bound holds for new entries too
+				c.Add(tt.fill+i, i, time.Time{})
+			}
+			if c.Len() > max(tt.to, 1) {
+				t.Fatalf("len %d over the new capacity %d", c.Len(), tt.to)
+			}
+		})
+	}
+}
+
+func TestSetCapacityEvictsLeastRecentlyUsed(t *testing.T) {
+	now := time.Now()
+	c := New[string, int](4)
+	for i, k := range []string{"a", "b", "c", "d"} {
+		c.Add(k, i, time.Time{})
+	}
+	c.Get("a", now) // recency, oldest first: b c d a
+	c.SetCapacity(2)
+	for k, want := range map[string]bool{"a": true, "d": true, "b": false, "c": false} {
+		if _, ok := c.Get(k, now); ok != want {
+			t.Errorf("%s kept = %v, want %v", k, ok, want)
+		}
+	}
+}
+
+func TestSetCapacityKeepsExpiry(t *testing.T) {
+	now := time.Now()
+	c := New[string, int](1000)
+	c.Add("k", 1, now.Add(time.Minute))
+	c.SetCapacity(5)
+	if _, ok := c.Get("k", now); !ok {
+		t.Fatal("entry lost")
+	}
+	if _, ok := c.Get("k", now.Add(time.Minute)); ok {
+		t.Fatal("entry outlived its expiry after a resize")
+	}
+}
+
+func TestSetCapacityConcurrentWithUse(t *testing.T) {
+	c := New[int, int](5000)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := (i * (g + 1)) % 20_000
+				c.Add(k, i, time.Time{})
+				c.Get(k, time.Now())
+				if i%500 == 0 {
+					c.Len()
+					c.RemoveFunc(func(k, _ int) bool { return k%97 == 0 })
+				}
+			}
+		}()
+	}
+	for _, n := range []int{100, 20_000, 3, 5000, 700} {
+		c.SetCapacity(n)
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if c.Len() > 700 {
+		t.Fatalf("len %d over capacity 700", c.Len())
+	}
+}
+
 func TestExpiry(t *testing.T) {
 	c := New[string, string](10)
 	now := time.Now()

@@ -19,7 +19,8 @@ type Session struct {
 }
 
 // Store keeps sessions server side. Implementations must be safe for concurrent use. Errors are in the signature
-// for network tiers (Redis); the Manager treats a failed lookup as "no session".
+// for network tiers (Redis); the Manager treats a failed lookup as "no session". sessiontest.RunStoreTests is the
+// suite every implementation passes.
 type Store interface {
 	// Get returns the session with id, false when it is unknown or expired.
 	Get(ctx context.Context, id string) (Session, bool, error)
@@ -78,3 +79,6 @@ func (s *memoryStore) DeleteUser(_ context.Context, userKey string) (int, error)
 	}
 	return s.cache.RemoveFunc(func(_ string, v Session) bool { return v.UserKey == userKey }), nil
 }
+
+// Interface guards
+var _ Store = (*memoryStore)(nil)

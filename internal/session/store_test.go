@@ -1,17 +1,29 @@
-package session
+package session_test
 
 import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
+	"github.com/tokeninjector/caddy-token-injector/internal/session"
+	"github.com/tokeninjector/caddy-token-injector/internal/session/sessiontest"
 )
 
+func TestMemoryStore(t *testing.T) {
+	sessiontest.RunStoreTests(t, func(*testing.T) (session.Store, sessiontest.Clock) {
+		clock := testenv.NewClock(time.Time{})
+		return session.NewMemoryStore(0, clock.Now), clock // the default bound
+	})
+}
+
+// TestMemoryStoreBound is the in-memory store's own promise: at most max sessions, the least recently used evicted.
 func TestMemoryStoreBound(t *testing.T) {
-	c := newClock()
-	st := NewMemoryStore(10, c.Now)
+	clock := testenv.NewClock(time.Time{})
+	st := session.NewMemoryStore(10, clock.Now)
 	ctx := t.Context()
 	for i := range 25 {
-		if err := st.Put(ctx, Session{ID: fmt.Sprint(i), UserKey: "u"}, time.Hour); err != nil {
+		if err := st.Put(ctx, session.Session{ID: fmt.Sprint(i), UserKey: "u"}, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -29,39 +41,5 @@ func TestMemoryStoreBound(t *testing.T) {
 	}
 	if _, ok, _ := st.Get(ctx, "0"); ok {
 		t.Fatal("the oldest session was kept")
-	}
-}
-
-func TestMemoryStore(t *testing.T) {
-	c := newClock()
-	st := NewMemoryStore(0, c.Now) // default bound
-	ctx := t.Context()
-	if err := st.Put(ctx, Session{ID: "a", UserKey: "alice"}, 0); err != ErrBadTTL {
-		t.Fatalf("zero ttl: %v", err)
-	}
-	if err := st.Put(ctx, Session{UserKey: "alice"}, time.Hour); err == nil {
-		t.Fatal("a session without ID was stored")
-	}
-	_ = st.Put(ctx, Session{ID: "a", UserKey: "alice"}, time.Minute)
-	_ = st.Put(ctx, Session{ID: "b", UserKey: "alice"}, time.Hour)
-	_ = st.Put(ctx, Session{ID: "c", UserKey: "bob"}, time.Hour)
-	_ = st.Put(ctx, Session{ID: "d"}, time.Hour)
-	c.Advance(2 * time.Minute)
-	if _, ok, _ := st.Get(ctx, "a"); ok {
-		t.Fatal("a session outlived its ttl")
-	}
-	if n, _ := st.DeleteUser(ctx, ""); n != 0 {
-		t.Fatal("DeleteUser(\"\") deleted sessions")
-	}
-	if n, _ := st.DeleteUser(ctx, "alice"); n != 1 {
-		t.Fatalf("DeleteUser(alice) = %d, want 1", n)
-	}
-	if _, ok, _ := st.Get(ctx, "c"); !ok {
-		t.Fatal("DeleteUser removed another user's session")
-	}
-	_ = st.Delete(ctx, "c")
-	_ = st.Delete(ctx, "missing")
-	if _, ok, _ := st.Get(ctx, "c"); ok {
-		t.Fatal("Delete did not delete")
 	}
 }

@@ -1,11 +1,13 @@
-// Package tokencache stores downstream access tokens per validated user and scope set. Cache is the one interface
-// every tier implements: the bounded in-memory Memory today, a shared encrypted tier behind it later.
+// Package tokencache stores downstream access tokens per validated user and scope set (TokenStore) and signed-in
+// users' refresh state (AccountStore). Every tier implements both: the bounded in-memory Memory today, a shared
+// encrypted tier behind it later; package tokencachetest holds the suites they pass.
 package tokencache
 
 import (
 	"context"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/lru"
@@ -80,26 +82,44 @@ func NormalizeScopes(scopes []string) string {
 // UserKey returns Entra's home account id for a user, the identity every cache is partitioned by.
 func UserKey(objectID, tenantID string) string { return objectID + "." + tenantID }
 
-// Cache stores tokens. Implementations must be safe for concurrent use; errors are for tiers that can fail
-// (a network store), and a caller treats a failing Get as a miss.
-type Cache interface {
+// TokenStore stores downstream tokens by user and scope set. Implementations must be safe for concurrent use;
+// errors are for tiers that can fail (a network store), and a caller treats a failing Get as a miss.
+// tokencachetest.RunTokenStoreTests is the suite every implementation passes.
+type TokenStore interface {
+	// Get returns the token for k, false when there is none still usable.
 	Get(ctx context.Context, k Key) (Token, bool, error)
+	// Set stores t under k, replacing any earlier token.
 	Set(ctx context.Context, k Key, t Token) error
-	// GetAccount and SetAccount keep a signed-in user's refresh state, by user key.
-	GetAccount(ctx context.Context, user string) (Account, bool, error)
-	SetAccount(ctx context.Context, user string, a Account) error
-	// DeleteUser forgets every token and the account of a user (sign-out).
+	// DeleteUser forgets every token of user, whatever its scope set (sign-out). An empty user deletes nothing.
 	DeleteUser(ctx context.Context, user string) error
 	// Len is the number of entries held in this process.
 	Len() int
 }
 
+// AccountStore keeps a signed-in user's refresh state by user key. Implementations must be safe for concurrent
+// use. tokencachetest.RunAccountStoreTests is the suite every implementation passes.
+type AccountStore interface {
+	// GetAccount returns the user's account record, false when there is none or it expired.
+	GetAccount(ctx context.Context, user string) (Account, bool, error)
+	// SetAccount stores the user's account record until a.ExpiresOn, replacing any earlier one.
+	SetAccount(ctx context.Context, user string, a Account) error
+	// DeleteUser forgets the user's account record (sign-out). An empty user deletes nothing.
+	DeleteUser(ctx context.Context, user string) error
+}
+
+// Cache is both stores, as the acquisition engine uses them; DeleteUser forgets a user's tokens and account.
+type Cache interface {
+	TokenStore
+	AccountStore
+}
+
 // Memory is the in-process tier: bounded by entry count, least recently used evicted first, and each entry dropped
-// once its token is within the safety margin of expiry.
+// once its token is within the safety margin of expiry. Resize and SetMargin change its settings in place (a
+// config reload), keeping what it holds.
 type Memory struct {
 	entries  *lru.Cache[Key, Token]
 	accounts *lru.Cache[string, Account]
-	margin   time.Duration
+	margin   atomic.Int64 // nanoseconds
 	now      func() time.Time
 }
 
@@ -108,9 +128,21 @@ func NewMemory(maxEntries int, margin time.Duration, now func() time.Time) *Memo
 	if now == nil {
 		now = time.Now
 	}
-	return &Memory{entries: lru.New[Key, Token](maxEntries), accounts: lru.New[string, Account](maxEntries),
-		margin: margin, now: now}
+	m := &Memory{entries: lru.New[Key, Token](maxEntries), accounts: lru.New[string, Account](maxEntries), now: now}
+	m.margin.Store(int64(margin))
+	return m
 }
+
+// Resize bounds the cache to maxEntries tokens (and as many account records), evicting the least recently used
+// when it shrinks. What fits stays cached.
+func (m *Memory) Resize(maxEntries int) {
+	m.entries.SetCapacity(maxEntries)
+	m.accounts.SetCapacity(maxEntries)
+}
+
+// SetMargin changes how long before its expiry a token is dropped. It applies to tokens stored after the call;
+// those already cached keep the margin they were stored with, and leave at the latest when they expire.
+func (m *Memory) SetMargin(margin time.Duration) { m.margin.Store(int64(margin)) }
 
 // Get returns the token for k if it is still usable.
 func (m *Memory) Get(_ context.Context, k Key) (Token, bool, error) {
@@ -120,7 +152,7 @@ func (m *Memory) Get(_ context.Context, k Key) (Token, bool, error) {
 
 // Set stores t under k until margin before it expires.
 func (m *Memory) Set(_ context.Context, k Key, t Token) error {
-	m.entries.Add(k, t.withHeader(), t.ExpiresOn.Add(-m.margin))
+	m.entries.Add(k, t.withHeader(), t.ExpiresOn.Add(-time.Duration(m.margin.Load())))
 	return nil
 }
 
@@ -138,6 +170,9 @@ func (m *Memory) SetAccount(_ context.Context, user string, a Account) error {
 
 // DeleteUser forgets every entry and the account of user.
 func (m *Memory) DeleteUser(_ context.Context, user string) error {
+	if user == "" {
+		return nil
+	}
 	m.entries.RemoveFunc(func(k Key, _ Token) bool { return k.User == user })
 	m.accounts.Remove(user)
 	return nil
@@ -146,7 +181,9 @@ func (m *Memory) DeleteUser(_ context.Context, user string) error {
 // Len returns the number of token entries held.
 func (m *Memory) Len() int { return m.entries.Len() }
 
-// Capacity returns the configured bound.
-func (m *Memory) Capacity() int { return m.entries.Capacity() }
-
-var _ Cache = (*Memory)(nil)
+// Interface guards
+var (
+	_ TokenStore   = (*Memory)(nil)
+	_ AccountStore = (*Memory)(nil)
+	_ Cache        = (*Memory)(nil)
+)

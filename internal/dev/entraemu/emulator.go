@@ -13,6 +13,7 @@
 package entraemu
 
 import (
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -59,6 +60,18 @@ type App struct {
 	// ApplicationPermissions are app roles granted (with admin consent) to this app, by resource
 	// identifier: they become the roles claim of client_credentials tokens.
 	ApplicationPermissions map[string][]string
+	// OtherSecrets are more client secrets of a confidential app: Entra keeps several at once, which is how a
+	// secret is rotated without downtime.
+	OtherSecrets []string
+}
+
+// hasSecret reports whether s is one of the app's client secrets.
+func (a *App) hasSecret(s string) bool {
+	ok := subtle.ConstantTimeCompare([]byte(s), []byte(a.Secret)) == 1
+	for _, o := range a.OtherSecrets {
+		ok = subtle.ConstantTimeCompare([]byte(s), []byte(o)) == 1 || ok
+	}
+	return ok
 }
 
 // Config configures an Emulator. Zero values get sensible defaults in New.

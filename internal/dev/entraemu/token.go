@@ -1,7 +1,6 @@
 package entraemu
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -115,7 +114,7 @@ func (e *Emulator) authenticateClient(tr *tokenRequest) *aadError {
 	if !hasSecret || secret == "" {
 		return errMissingClientSecret()
 	}
-	if subtle.ConstantTimeCompare([]byte(secret), []byte(app.Secret)) != 1 {
+	if !app.hasSecret(secret) {
 		return errBadSecret(app.ClientID)
 	}
 	tr.acr = "1"

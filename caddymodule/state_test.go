@@ -1,0 +1,53 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// Two routes of one config load that share a registration must agree on its settings; their own settings (scopes,
+// timeout, expiry margin) may differ.
+func TestRoutesOfOneRegistrationAgree(t *testing.T) {
+	tests := []struct {
+		name, first, second string
+		wantErr             string
+	}{
+		{"same settings", `"client_secret":"s"`, `"client_secret":"s"`, ""},
+		{"route timeout and margin", `"client_secret":"s"`, `"client_secret":"s","timeout":"300ms","expiry_margin":"59m"`, ""},
+		{"another secret", `"client_secret":"s"`, `"client_secret":"other"`, "client_secret"},
+		{"another audience", `"client_secret":"s","audiences":["api://a"]`, `"client_secret":"s","audiences":["api://b"]`, "audience"},
+		{"another clock skew", `"client_secret":"s"`, `"client_secret":"s","clock_skew":"5s"`, "clock_skew"},
+		{"another cache bound", `"client_secret":"s"`, `"client_secret":"s","cache_max_entries":10`, "cache_max_entries"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
+			t.Cleanup(cancel)
+			tenant := fmt.Sprintf("agree-%d", i)
+			if err := provisionIn(t, ctx, tenant, tt.first); err != nil {
+				t.Fatal(err)
+			}
+			err := provisionIn(t, ctx, tenant, tt.second)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr+":")) {
+				t.Fatalf("second route: %v, want error naming %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func provisionIn(t *testing.T, ctx caddy.Context, tenant, reg string) error {
+	t.Helper()
+	cfg := fmt.Sprintf(`{"scopes":["https://graph.microsoft.com/User.Read"],"registration":{"tenant":%q,"client_id":"c",%s}}`,
+		tenant, reg)
+	h := new(Handler)
+	if err := json.Unmarshal([]byte(cfg), h); err != nil {
+		t.Fatal(err)
+	}
+	err := h.Provision(ctx)
+	t.Cleanup(func() { _ = h.Cleanup() })
+	return err
+}
