@@ -97,9 +97,8 @@ func misconfiguredRoutes(jwks404 *documentServer) string {
 // documentServer is an Entra look-alike whose discovery documents point at a key set that is not there.
 type documentServer struct {
 	*httptest.Server
-	tenant  string
-	caFile  string // trusts this server
-	otherCA string // trusts only this server, not the emulator
+	tenant string
+	caFile string // trusts this server only, not the emulator
 }
 
 func startDocumentServer(t *testing.T) *documentServer {

@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -21,7 +20,10 @@ import (
 // the directive; the build must not link any development package (internal/dev: the emulator, the demo handlers).
 func TestXcaddyBuild(t *testing.T) {
 	testenv.Integration(t) // builds a caddy binary
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
 	repo, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
