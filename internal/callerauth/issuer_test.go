@@ -152,7 +152,6 @@ func (ti *testIssuer) set(f func(ti *testIssuer)) {
 	f(ti)
 }
 
-
 // newClock is the clock shared by the validator and the token minting.
 func newClock() *testenv.Clock { return testenv.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
