@@ -242,15 +242,29 @@ var errorRoutes = fmt.Sprintf(`route /badsecret/* {
 	route /badscope/* {
 		token_injector https://graph.microsoft.com/No.Such.Scope
 	}
+	route /other-api/* {
+		token_injector {
+			scopes https://graph.microsoft.com/User.Read
+			client_id %[4]s
+			client_secret other-api-secret
+		}
+	}
 	route /quick/* {
 		token_injector {
 			scopes https://graph.microsoft.com/User.Read
 			timeout 300ms
 		}
-	}`, entraemu.DefaultAddinClientID, entraemu.DefaultAddinIdentifierURI, secondAppClientID)
+	}`, entraemu.DefaultAddinClientID, entraemu.DefaultAddinIdentifierURI, secondAppClientID, otherAPIClientID)
 
 // rotatedSecret is the add-in app's second client secret, as Entra keeps two during a rotation.
 const rotatedSecret = "rotated-dev-secret-not-for-production"
+
+// otherAPIClientID is a second web API of the tenant, with a route of its own: its callers' tokens and the
+// add-in API's must not be accepted by each other's routes.
+const (
+	otherAPIClientID = "a91a0000-0000-4000-8000-000000000004"
+	otherAPIURI      = "api://other-api.example/" + otherAPIClientID
+)
 
 // secondAppClientID is a confidential app of the test tenant that no route knows the secret of.
 const secondAppClientID = "5ec0dd00-0000-4000-8000-000000000002"
@@ -291,7 +305,11 @@ func ssoToken(t testing.TB, user string, o entraemu.MintOptions) string {
 func testTenant() entraemu.Config {
 	cfg := entraemu.DefaultConfig()
 	testenv.AddRedirectURIs(&cfg, signInSite+"/.auth/callback", expiringSite+"/.auth/callback")
-	cfg.Apps = append(cfg.Apps, entraemu.App{ClientID: secondAppClientID, Secret: "second-app-secret", Name: "second-api"})
+	cfg.Apps = append(cfg.Apps, entraemu.App{ClientID: secondAppClientID, Secret: "second-app-secret", Name: "second-api"},
+		entraemu.App{ClientID: otherAPIClientID, Secret: "other-api-secret", Name: "other-api",
+			IdentifierURIs: []string{otherAPIURI}, ExposedScopes: []string{"access_as_user"}, PreConsented: true,
+			AccessTokenVersion: 2, // aud is the client id, which the route accepts without an audience setting
+			RequiredPermissions: map[string][]string{"https://graph.microsoft.com": {"User.Read"}}})
 	for i := range cfg.Apps {
 		if cfg.Apps[i].ClientID == entraemu.DefaultAddinClientID {
 			cfg.Apps[i].OtherSecrets = []string{rotatedSecret} // the secret a reload rotates to

@@ -314,3 +314,24 @@ func TestReloadWithNewSettingsAndSecretKeepsTokensAndSessions(t *testing.T) {
 	}
 	// That the rotated secret is the one sent is entra's TestUpdateSwitchesTheSecret.
 }
+
+// A route that names its own client_id does not inherit the global option's audiences: one app's tokens are
+// refused by the other's route, both ways, before any call to Entra.
+func TestRegistrationsDoNotAcceptEachOthersTokens(t *testing.T) {
+	client := startCaddy(t)
+	user := freshUser(t).Key
+	addinToken := ssoToken(t, user, entraemu.MintOptions{})
+	otherToken := ssoToken(t, user, entraemu.MintOptions{Audience: otherAPIURI})
+	if status, _, body := call(t, client, "/other-api/me", otherToken); status != 200 {
+		t.Fatalf("the other API's own caller: %d %v", status, body)
+	}
+	before := tokenRequests()
+	for _, tt := range []struct{ path, token string }{{"/other-api/me", addinToken}, {"/graph/me", otherToken}} {
+		if status, _, body := call(t, client, tt.path, tt.token); status != 401 || body["error"] != "invalid_token" {
+			t.Errorf("%s with the other app's token: %d %v, want 401 invalid_token", tt.path, status, body)
+		}
+	}
+	if n := tokenRequests() - before; n != 0 {
+		t.Fatalf("%d token requests for refused tokens, want 0", n)
+	}
+}

@@ -83,6 +83,10 @@ func (r Registration) overlay(o *Registration) Registration {
 			*dst = v
 		}
 	}
+	if o.ClientID != "" && o.ClientID != r.ClientID {
+		// Another app: the global option's audiences are its app's, and must not let that app's tokens in.
+		r.Audiences = nil
+	}
 	pick(&r.AuthorityHost, o.AuthorityHost)
 	pick(&r.Tenant, o.Tenant)
 	pick(&r.ClientID, o.ClientID)
