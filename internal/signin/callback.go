@@ -59,7 +59,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	signedIn, err := h.idp.SignIn(r.Context(), acquire.RedeemParams{Code: code, CodeVerifier: pl.Verifier,
 		RedirectURI: pl.Redirect, Nonce: pl.Nonce, Scopes: pl.Scopes})
 	if err != nil {
-		p := contract.Decide(err, pl.Scopes)
+		p := contract.DecideCodeRedemption(err, pl.Scopes)
 		p.Log(h.log, r)
 		h.fail(w, r, failure{status: p.Status, code: p.Code, title: "Sign-in failed", message: p.Description}, &pl)
 		return

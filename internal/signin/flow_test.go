@@ -233,14 +233,20 @@ func TestCallbackEntraErrorPage(t *testing.T) {
 }
 
 func TestRedeemFailures(t *testing.T) {
+	grant := func(code int) error { return &entra.Error{StatusCode: 400, Code: "invalid_grant", Codes: []int{code}} }
 	tests := []struct {
 		name   string
 		err    error
 		status int
+		level  zapcore.Level
 	}{
-		{"invalid grant", &entra.Error{StatusCode: 400, Code: "invalid_grant", Codes: []int{70008}}, 401},
-		{"unreachable", &entra.UnavailableError{Err: errors.New("refused")}, 503},
-		{"unknown", errors.New("boom"), 502},
+		// A bad, expired or replayed code, or a PKCE mismatch, is the browser's: 400 and a debug line.
+		{"expired code", grant(70008), 400, zapcore.DebugLevel},
+		{"code already redeemed", grant(54005), 400, zapcore.DebugLevel},
+		{"malformed code", grant(9002313), 400, zapcore.DebugLevel},
+		{"PKCE mismatch", grant(501481), 400, zapcore.DebugLevel},
+		{"unreachable", &entra.UnavailableError{Err: errors.New("refused")}, 503, zapcore.WarnLevel},
+		{"unknown", errors.New("boom"), 502, zapcore.ErrorLevel},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -253,8 +259,12 @@ func TestRedeemFailures(t *testing.T) {
 				t.Fatalf("callback = %d: %s", w.Code, w.Body)
 			}
 			// The one log line is the module's, so `log { include http.handlers.token_injector }` keeps it.
-			if entries := logs.All(); len(entries) != 1 || entries[0].LoggerName != "http.handlers.token_injector" {
-				t.Fatalf("log entries = %+v", entries)
+			if entries := logs.All(); len(entries) != 1 || entries[0].LoggerName != "http.handlers.token_injector" ||
+				entries[0].Level != tt.level {
+				t.Fatalf("log entries = %+v, want one at %v", entries, tt.level)
+			}
+			if tt.status == 400 && !strings.Contains(w.Body.String(), "start the sign-in again") {
+				t.Fatalf("a refused code does not say to start again: %s", w.Body)
 			}
 		})
 	}
