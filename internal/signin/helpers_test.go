@@ -139,6 +139,7 @@ type browser struct {
 	h       http.Handler
 	cookies map[string]string
 	order   []string
+	remote  string // RemoteAddr of its requests; httptest's default when empty
 }
 
 func newBrowser(t *testing.T, h http.Handler) *browser {
@@ -150,6 +151,9 @@ func (b *browser) request(method, target string, body io.Reader, headers ...stri
 		target = "https://proxy.example" + target
 	}
 	r := httptest.NewRequest(method, target, body)
+	if b.remote != "" {
+		r.RemoteAddr = b.remote
+	}
 	if r.URL.Scheme == "https" {
 		r.TLS = &tls.ConnectionState{}
 	}

@@ -69,6 +69,11 @@ const maxUsed = 50000
 
 // New checks cfg and returns a Handler. Errors name the offending configuration field.
 func New(cfg Config, idp IdentityProvider, sessions *session.Manager) (*Handler, error) {
+	return newHandler(cfg, idp, sessions, maxUsed)
+}
+
+// newHandler is New with the replay memory's capacity, which tests make small.
+func newHandler(cfg Config, idp IdentityProvider, sessions *session.Manager, usedCapacity int) (*Handler, error) {
 	if idp == nil || sessions == nil {
 		return nil, errors.New("signin: an identity provider and a session manager are required")
 	}
@@ -98,7 +103,7 @@ func New(cfg Config, idp IdentityProvider, sessions *session.Manager) (*Handler,
 		log = zap.NewNop()
 	}
 	return &Handler{cfg: cfg, idp: idp, sessions: sessions, log: log,
-		used: lru.New[string, struct{}](maxUsed)}, nil
+		used: lru.New[string, struct{}](usedCapacity)}, nil
 }
 
 // Owns reports whether r is for the sign-in endpoints: r.URL.Path is Path or under Path/.
