@@ -27,11 +27,16 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	state := q.Get("state")
 	pl, problem := h.checkPreLogin(r, state)
+	e, code := q.Get("error"), q.Get("code")
+	// Limited before the attempt is spent, so reloading the page after Retry-After still completes it.
+	if problem == nil && e == "" && code != "" && !h.seen("state:"+state) && !h.limitRedemption(w, r, &pl) {
+		return
+	}
 	if problem == nil {
 		// One use: whatever happens next, this attempt is over.
 		http.SetCookie(w, h.preLoginCookie(r, preLoginName(r, state), "", -1))
 	}
-	if e := q.Get("error"); e != "" {
+	if e != "" {
 		f := failure{status: http.StatusBadRequest, code: contract.CodeInvalidRequest, title: "Sign-in failed",
 			message: "The identity provider refused the sign-in.", detail: truncate(e + ": " + q.Get("error_description"))}
 		if userErrors[e] {
@@ -44,7 +49,6 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, *problem, nil)
 		return
 	}
-	code := q.Get("code")
 	if code == "" {
 		h.fail(w, r, badCallback("The sign-in response has no authorization code."), &pl)
 		return

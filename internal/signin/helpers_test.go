@@ -111,6 +111,12 @@ func key() []byte {
 
 func newEnv(t *testing.T, cfg Config, scfg session.Config) *env {
 	t.Helper()
+	return newEnvUsed(t, cfg, scfg, maxUsed)
+}
+
+// newEnvUsed is newEnv with a replay memory of usedCapacity entries.
+func newEnvUsed(t *testing.T, cfg Config, scfg session.Config, usedCapacity int) *env {
+	t.Helper()
 	c := testenv.NewClock(time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC))
 	scfg.Keys, scfg.Now = [][]byte{key()}, c.Now
 	sm, err := session.NewManager(scfg, nil)
@@ -126,7 +132,7 @@ func newEnv(t *testing.T, cfg Config, scfg session.Config) *env {
 		cfg.CORS = policy(t, "https://app.example")
 	}
 	cfg.Now = c.Now
-	h, err := New(cfg, idp, sm)
+	h, err := newHandler(cfg, idp, sm, usedCapacity)
 	if err != nil {
 		t.Fatal(err)
 	}

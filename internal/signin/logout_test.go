@@ -201,11 +201,12 @@ func TestOwnsAndRouting(t *testing.T) {
 func TestNewValidates(t *testing.T) {
 	sm, _ := session.NewManager(session.Config{Keys: [][]byte{key()}}, nil)
 	for name, cfg := range map[string]Config{
-		"root path":      {Path: "/"},
-		"relative path":  {Path: ".auth"},
-		"trailing slash": {Path: "/.auth/"},
-		"bad scope":      {Scopes: []string{"a b"}},
-		"negative ttl":   {PreLoginTTL: -1},
+		"root path":        {Path: "/"},
+		"relative path":    {Path: ".auth"},
+		"trailing slash":   {Path: "/.auth/"},
+		"bad scope":        {Scopes: []string{"a b"}},
+		"negative ttl":     {PreLoginTTL: -1},
+		"ttl over an hour": {PreLoginTTL: 61 * time.Minute},
 	} {
 		if _, err := New(cfg, &fakeIDP{}, sm); err == nil {
 			t.Errorf("%s: accepted", name)
