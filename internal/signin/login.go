@@ -49,12 +49,13 @@ type preLogin struct {
 	Mode     string   `json:"m,omitempty"`
 	Scopes   []string `json:"sc"`
 	Redirect string   `json:"ru"`
-	Created  int64    `json:"ct"` // unix seconds
+	Binding  string   `json:"bd,omitempty"` // bindingHash of the opener's binding (see handoffPurpose)
+	Created  int64    `json:"ct"`           // unix seconds
 }
 
 // login starts the authorization code flow: PKCE, state and nonce sealed into a pre-login cookie, then a redirect
 // to Entra. Query: return_to, mode (popup|dialog), scope (extra scopes, space separated), claims, prompt,
-// login_hint.
+// login_hint, binding (the opener's random value that the handoff will be bound to).
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	bad := func(msg string) {
@@ -84,6 +85,11 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		bad("login_hint is too long or contains control characters.")
 		return
 	}
+	binding := q.Get("binding")
+	if binding != "" && !validBinding(binding) {
+		bad("binding must be 22 to 128 random base64url characters.")
+		return
+	}
 	if !validHost(r.Host) {
 		bad("The request's Host is not valid.")
 		return
@@ -99,6 +105,9 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		Scopes:   h.scopes(extra),
 		Redirect: h.redirectURI(r),
 		Created:  h.cfg.Now().Unix(),
+	}
+	if binding != "" {
+		pl.Binding = bindingHash(binding)
 	}
 	plain, _ := json.Marshal(pl)
 	sealed, err := h.sessions.Seal(plain, preLoginPurpose)

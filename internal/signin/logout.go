@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/contract"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
@@ -103,48 +102,6 @@ func (h *Handler) me(w http.ResponseWriter, r *http.Request) {
 func userJSON(s *session.Session) map[string]string {
 	return map[string]string{"user_key": s.UserKey, "oid": s.ObjectID, "tid": s.TenantID, "username": s.Username,
 		"name": s.Name}
-}
-
-// handoff starts a session in the caller's cookie partition from a handoff the popup or dialog page posted (see
-// handoffPurpose). The request must come from this origin or an allowed one, so a foreign page cannot plant its
-// own sign-in (login CSRF). Body: form field or JSON member "handoff".
-func (h *Handler) handoff(w http.ResponseWriter, r *http.Request) {
-	if !h.sessions.Partitioned() {
-		h.fail(w, r, failure{status: http.StatusNotFound, title: "Not found",
-			message: "Session handoff is only used with partitioned cookies."}, nil)
-		return
-	}
-	if o := r.Header.Get("Origin"); o == "" || !h.sameOriginOrAllowed(r, o) {
-		h.fail(w, r, failure{status: http.StatusForbidden, title: "Handoff refused",
-			message: "The handoff must come from this site or an allowed origin."}, nil)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 8192)
-	var v string
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-		var body struct {
-			Handoff string `json:"handoff"`
-		}
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		v = body.Handoff
-	} else {
-		v = r.PostFormValue("handoff")
-	}
-	c, ok := h.openHandoff(v)
-	if !ok || !h.markUsed("handoff:"+c.ID, h.cfg.Now().Add(handoffTTL)) {
-		h.fail(w, r, failure{status: http.StatusBadRequest, title: "Handoff refused",
-			message: "The handoff is not valid, has expired or was already used. Sign in again."}, nil)
-		return
-	}
-	s, err := h.sessions.Create(w, r, session.Session{UserKey: c.UserKey, ObjectID: c.ObjectID, TenantID: c.TenantID,
-		Username: c.Username, Name: c.Name})
-	if err != nil {
-		h.log.Error("signin: cannot store the session", zap.Error(err))
-		h.fail(w, r, failure{status: http.StatusServiceUnavailable, title: "Handoff failed",
-			message: "Your session could not be saved. Try again."}, nil)
-		return
-	}
-	writeJSON(w, http.StatusOK, userJSON(s))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

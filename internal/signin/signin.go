@@ -125,10 +125,10 @@ func (h *Handler) Owns(r *http.Request) bool {
 	return r.URL.Path == h.cfg.Path || strings.HasPrefix(r.URL.Path, h.cfg.Path+"/")
 }
 
-// URLCarriesSecret reports whether r's URL carries a credential (the callback's authorization code), so that no
-// access log may record it.
+// URLCarriesSecret reports whether r's URL carries a credential (the callback's authorization code, a login's
+// handoff binding), so that no access log may record it.
 func (h *Handler) URLCarriesSecret(r *http.Request) bool {
-	return r.URL.Path == h.cfg.Path+"/callback"
+	return r.URL.Path == h.cfg.Path+"/callback" || r.URL.Path == h.cfg.Path+"/login" && r.URL.Query().Has("binding")
 }
 
 // ServeHTTP serves the endpoints under Path.
