@@ -7,6 +7,10 @@ import (
 	"strings"
 )
 
+// PreLoginCookiePrefix starts the name of every pre-login cookie of package signin, after any __Host- (HTTPS) or
+// __Secure- (earlier versions) prefix. It is part of the proxy's cookie namespace, which StripCookie removes.
+const PreLoginCookiePrefix = "token_injector_login_"
+
 // SecureRequest reports whether cookies for r can be Secure: true unless r is plain http to localhost, 127.0.0.1
 // or ::1, so that local development over http works. A TLS-terminating load balancer in front of the proxy makes
 // r.TLS nil, which is why any other host counts as secure; X-Forwarded-Proto is not trusted.

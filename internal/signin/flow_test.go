@@ -40,14 +40,14 @@ func TestLoginCallbackHappyPath(t *testing.T) {
 		req.LoginHint != "ada@example.com" || !strings.Contains(req.Claims, `"acrs"`) {
 		t.Fatalf("authorize request = %+v", req)
 	}
-	// The pre-login cookie: per-attempt name, scoped to the endpoints, Lax so it survives Entra's redirect back.
+	// The pre-login cookie: per-attempt __Host- name (so Path=/), Lax so it survives Entra's redirect back.
 	var pre *http.Cookie
 	for _, c := range (&http.Response{Header: w.Header()}).Cookies() {
-		if strings.HasPrefix(c.Name, "__Secure-token_injector_login_") {
+		if strings.HasPrefix(c.Name, "__Host-token_injector_login_") {
 			pre = c
 		}
 	}
-	if pre == nil || pre.Path != "/.auth" || !pre.HttpOnly || !pre.Secure || pre.SameSite != http.SameSiteLaxMode ||
+	if pre == nil || pre.Path != "/" || pre.Domain != "" || !pre.HttpOnly || !pre.Secure || pre.SameSite != http.SameSiteLaxMode ||
 		pre.MaxAge != 600 || pre.Partitioned {
 		t.Fatalf("pre-login cookie = %s", w.Header().Values("Set-Cookie"))
 	}

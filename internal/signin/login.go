@@ -26,10 +26,13 @@ const (
 )
 
 // The pre-login cookie is named per sign-in attempt, so that two tabs signing in at once do not overwrite each
-// other's state. Its __Secure- variant is used whenever the session cookie would be Secure.
+// other's state. Its __Host- variant is used whenever the request is secure: a sibling subdomain can plant a
+// __Secure- cookie (Domain=), and a planted pre-login cookie is login CSRF. Earlier versions used __Secure- with
+// Path={Path}; those are only expired.
 const (
-	preLoginCookie       = "token_injector_login_"
-	securePreLoginCookie = "__Secure-" + preLoginCookie
+	preLoginCookie       = session.PreLoginCookiePrefix
+	hostPreLoginCookie   = "__Host-" + preLoginCookie
+	legacyPreLoginCookie = "__Secure-" + preLoginCookie
 	preLoginPurpose      = "signin.prelogin"
 	maxPendingLogins     = 3    // pre-login cookies a browser keeps at once; older ones are expired
 	maxPreLoginCookie    = 3800 // bytes; browsers drop cookies over 4096
@@ -179,34 +182,46 @@ func (h *Handler) redirectURI(r *http.Request) string {
 // preLoginName names the pre-login cookie of the attempt with state: a hash, so the name reveals nothing.
 func preLoginName(r *http.Request, state string) string {
 	sum := sha256.Sum256([]byte(state))
-	prefix := preLoginCookie
+	return preLoginPrefix(r) + base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+// preLoginPrefix is the name prefix of the pre-login cookies r's callback reads.
+func preLoginPrefix(r *http.Request) string {
 	if session.SecureRequest(r) {
-		prefix = securePreLoginCookie
+		return hostPreLoginCookie
 	}
-	return prefix + base64.RawURLEncoding.EncodeToString(sum[:12])
+	return preLoginCookie
 }
 
-// preLoginCookie is Path={Path} so it reaches only the callback, SameSite=Lax so it survives the top-level
-// redirect back from Entra, and never Partitioned: sign-in always runs in a top-level window (a redirect, a
-// popup or an Office dialog), because Entra refuses to be framed.
+// preLoginCookie is Path=/ with no Domain, as __Host- requires (so it reaches every path, and StripCookie keeps it
+// from upstreams), SameSite=Lax so it survives the top-level redirect back from Entra, and never Partitioned:
+// sign-in always runs in a top-level window (a redirect, a popup or an Office dialog), because Entra refuses to
+// be framed.
 func (h *Handler) preLoginCookie(r *http.Request, name, value string, maxAge int) *http.Cookie {
-	return &http.Cookie{Name: name, Value: value, Path: h.cfg.Path, MaxAge: maxAge, HttpOnly: true,
-		Secure: session.SecureRequest(r), SameSite: http.SameSiteLaxMode}
+	path := "/"
+	if strings.HasPrefix(name, legacyPreLoginCookie) {
+		path = h.cfg.Path // where earlier versions set it
+	}
+	return &http.Cookie{Name: name, Value: value, Path: path, MaxAge: maxAge, HttpOnly: true,
+		Secure: session.SecureRequest(r) || strings.HasPrefix(name, "__"), SameSite: http.SameSiteLaxMode}
 }
 
-// prunePreLogins expires pre-login cookies that no longer open or have expired, and the oldest beyond
-// maxPendingLogins-1, so abandoned sign-ins cannot grow the Cookie header without bound.
+// prunePreLogins expires pre-login cookies that no longer open, have expired or are not of r's form (legacy
+// __Secure- ones), and the oldest beyond maxPendingLogins-1, so abandoned sign-ins cannot grow the Cookie header
+// without bound.
 func (h *Handler) prunePreLogins(w http.ResponseWriter, r *http.Request) {
 	type pending struct {
 		name    string
 		created int64
 	}
 	var live []pending
+	current := preLoginPrefix(r)
 	for _, c := range r.Cookies() {
-		if !strings.HasPrefix(c.Name, preLoginCookie) && !strings.HasPrefix(c.Name, securePreLoginCookie) {
+		if !strings.HasPrefix(c.Name, preLoginCookie) && !strings.HasPrefix(c.Name, hostPreLoginCookie) &&
+			!strings.HasPrefix(c.Name, legacyPreLoginCookie) {
 			continue
 		}
-		if pl, ok := h.openPreLogin(c.Value); ok && !h.preLoginExpired(pl) {
+		if pl, ok := h.openPreLogin(c.Value); ok && !h.preLoginExpired(pl) && strings.HasPrefix(c.Name, current) {
 			live = append(live, pending{c.Name, pl.Created})
 			continue
 		}
