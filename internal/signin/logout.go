@@ -3,7 +3,6 @@ package signin
 import (
 	"encoding/json"
 	"net/http"
-	"net/url"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/contract"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
@@ -13,21 +12,18 @@ import (
 // logout ends the session and forgets the user's tokens, then redirects to return_to or, with EndSession, to
 // Entra's end-session endpoint. Scripts get {"signed_out":true,"redirect":...} instead of a redirect.
 //
-// Logout CSRF: a cross-site page must not be able to sign the user out. POST is accepted from this origin, from
-// an allowed origin, or with no Sec-Fetch-Site and no foreign Origin (old browsers). GET, for plain links, is
-// accepted only when Sec-Fetch-Site is same-origin or none (typed, bookmarked) or absent, and any Referer is this
-// or an allowed origin; any other GET gets a confirmation page whose button POSTs from this origin.
+// Logout CSRF: a cross-site page must not be able to sign the user out, and old browsers send neither
+// Sec-Fetch-* nor Referer, so a GET never ends the session: it gets a confirmation page whose button POSTs from
+// this origin (a script wanting JSON gets 405, Allow: POST). A POST is accepted only with Sec-Fetch-Site
+// same-origin or none, or an Origin that is this or an allowed origin; with neither it is refused.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodPost {
-		r.Body = http.MaxBytesReader(w, r.Body, 8192)
+	if r.Method == http.MethodGet {
+		h.confirmLogout(w, r)
+		return
 	}
-	returnTo, _ := SafeReturnPath(r.FormValue("return_to"))
+	r.Body = http.MaxBytesReader(w, r.Body, 8192)
+	returnTo, _ := SafeReturnPath(r.PostFormValue("return_to"))
 	if !h.logoutAllowed(r) {
-		if r.Method == http.MethodGet && !contract.PrefersJSON(r) {
-			h.render(w, http.StatusOK, page{Title: "Sign out", Message: "Do you want to sign out?",
-				Form: &logoutForm{Action: h.cfg.Path + "/logout", ReturnTo: returnTo}})
-			return
-		}
 		h.fail(w, r, failure{status: http.StatusForbidden, title: "Sign-out refused",
 			message: "Sign-out must be requested by this site."}, nil)
 		return
@@ -56,35 +52,29 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusFound)
 }
 
-func (h *Handler) logoutAllowed(r *http.Request) bool {
-	site := r.Header.Get("Sec-Fetch-Site")
-	if o := r.Header.Get("Origin"); o != "" && !h.sameOriginOrAllowed(r, o) {
-		return false
+// confirmLogout answers a GET: the confirmation page for a browser, 405 for a script.
+func (h *Handler) confirmLogout(w http.ResponseWriter, r *http.Request) {
+	if contract.PrefersJSON(r) {
+		w.Header().Set("Allow", http.MethodPost)
+		h.fail(w, r, failure{status: http.StatusMethodNotAllowed, title: "Method not allowed",
+			message: "Sign out with POST."}, nil)
+		return
 	}
-	if r.Method == http.MethodPost {
-		switch site {
-		case "", "same-origin", "none":
-			return true
-		}
-		return h.sameOriginOrAllowed(r, r.Header.Get("Origin"))
-	}
-	switch site {
-	case "", "same-origin", "none":
-	default:
-		return h.sameOriginOrAllowed(r, refererOrigin(r))
-	}
-	if ref := r.Header.Get("Referer"); ref != "" {
-		return h.sameOriginOrAllowed(r, refererOrigin(r))
-	}
-	return true
+	returnTo, _ := SafeReturnPath(r.URL.Query().Get("return_to"))
+	h.render(w, http.StatusOK, page{Title: "Sign out", Message: "Do you want to sign out?",
+		Form: &logoutForm{Action: h.cfg.Path + "/logout", ReturnTo: returnTo}})
 }
 
-func refererOrigin(r *http.Request) string {
-	u, err := url.Parse(r.Header.Get("Referer"))
-	if err != nil || u.Host == "" {
-		return ""
+// logoutAllowed reports whether a logout POST comes from this origin or an allowed one.
+func (h *Handler) logoutAllowed(r *http.Request) bool {
+	if o := r.Header.Get("Origin"); o != "" {
+		return h.sameOriginOrAllowed(r, o)
 	}
-	return u.Scheme + "://" + u.Host
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin", "none":
+		return true
+	}
+	return false
 }
 
 // me returns the signed-in user, or the 401 contract (login_required) with a login URL.

@@ -179,7 +179,7 @@ func origin(r *http.Request) string {
 	return scheme + "://" + strings.ToLower(r.Host)
 }
 
-// sameOriginOrAllowed reports whether o (an Origin header, or a Referer's origin) is r's own or an allowed one.
+// sameOriginOrAllowed reports whether o (an Origin header) is r's own origin or an allowed one.
 func (h *Handler) sameOriginOrAllowed(r *http.Request, o string) bool {
 	n, err := cors.NormalizeOrigin(o)
 	if err != nil {
