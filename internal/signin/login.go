@@ -57,60 +57,29 @@ type preLogin struct {
 }
 
 // login starts the authorization code flow: PKCE, state and nonce sealed into a pre-login cookie, then a redirect
-// to Entra. Query: return_to, mode (popup|dialog), scope (extra scopes, space separated), claims, prompt,
-// login_hint, binding (the opener's random value that the handoff will be bound to).
+// to Entra. Query: see parseLogin.
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
 	bad := func(msg string) {
 		h.fail(w, r, failure{status: http.StatusBadRequest, title: "Cannot start sign-in", message: msg}, nil)
 	}
-	mode := q.Get("mode")
-	if mode != modeRedirect && mode != modePopup && mode != modeDialog {
-		bad("mode must be popup or dialog.")
+	lr, problem := parseLogin(r)
+	if problem != "" {
+		bad(problem)
 		return
 	}
-	extra := strings.Fields(q.Get("scope"))
-	if len(extra) > maxExtraScopes || !all(extra, validScope) {
-		bad("scope must be up to 20 valid scopes separated by spaces.")
-		return
-	}
-	claims := q.Get("claims")
-	if claims != "" && (len(claims) > maxClaims || !isJSONObject(claims)) {
-		bad("claims must be a JSON object (a claims challenge).")
-		return
-	}
-	prompt, hint := q.Get("prompt"), q.Get("login_hint")
-	if !slices.Contains(prompts, prompt) {
-		bad("prompt must be login, consent, select_account, none or create.")
-		return
-	}
-	if len(hint) > maxLoginHint || !printable(hint) {
-		bad("login_hint is too long or contains control characters.")
-		return
-	}
-	binding := q.Get("binding")
-	if binding != "" && !validBinding(binding) {
-		bad("binding must be 22 to 128 random base64url characters.")
-		return
-	}
-	if !validHost(r.Host) {
-		bad("The request's Host is not valid.")
-		return
-	}
-	returnTo, _ := SafeReturnPath(q.Get("return_to")) // anything unsafe (or missing) becomes "/"
 	verifier := randomString(32)
 	pl := preLogin{
 		State:    randomString(32),
 		Nonce:    randomString(32),
 		Verifier: verifier,
-		ReturnTo: returnTo,
-		Mode:     mode,
-		Scopes:   h.scopes(extra),
+		ReturnTo: lr.returnTo,
+		Mode:     lr.mode,
+		Scopes:   h.scopes(lr.extra),
 		Redirect: h.redirectURI(r),
 		Created:  h.cfg.Now().Unix(),
 	}
-	if binding != "" {
-		pl.Binding = bindingHash(binding)
+	if lr.binding != "" {
+		pl.Binding = bindingHash(lr.binding)
 	}
 	plain, _ := json.Marshal(pl)
 	sealed, err := h.sessions.Seal(plain, preLoginPurpose)
@@ -119,8 +88,8 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	authURL, err := h.idp.AuthCodeURL(r.Context(), acquire.AuthCodeParams{RedirectURI: pl.Redirect, Scopes: pl.Scopes,
-		State: pl.State, Nonce: pl.Nonce, CodeChallenge: pkceChallenge(verifier), Prompt: prompt, LoginHint: hint,
-		Claims: claims})
+		State: pl.State, Nonce: pl.Nonce, CodeChallenge: pkceChallenge(verifier), Prompt: lr.prompt, LoginHint: lr.hint,
+		Claims: lr.claims})
 	if err != nil {
 		h.log.Error("signin: cannot build the authorize URL", zap.Error(err))
 		h.fail(w, r, failure{status: http.StatusBadGateway, title: "Cannot start sign-in",
@@ -131,6 +100,39 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, h.preLoginCookie(r, preLoginName(r, pl.State), sealed, int(h.cfg.PreLoginTTL/time.Second)))
 	w.Header().Set("Location", authURL)
 	w.WriteHeader(http.StatusFound)
+}
+
+// loginRequest is a login's query, checked.
+type loginRequest struct {
+	mode, claims, prompt, hint, binding, returnTo string
+	extra                                         []string
+}
+
+// parseLogin checks r's query: return_to, mode (popup|dialog), scope (extra scopes, space separated), claims,
+// prompt, login_hint, binding (the opener's random value the handoff will be bound to). It returns what is
+// wrong, or "".
+func parseLogin(r *http.Request) (loginRequest, string) {
+	q := r.URL.Query()
+	lr := loginRequest{mode: q.Get("mode"), extra: strings.Fields(q.Get("scope")), claims: q.Get("claims"),
+		prompt: q.Get("prompt"), hint: q.Get("login_hint"), binding: q.Get("binding")}
+	switch {
+	case lr.mode != modeRedirect && lr.mode != modePopup && lr.mode != modeDialog:
+		return lr, "mode must be popup or dialog."
+	case len(lr.extra) > maxExtraScopes || !all(lr.extra, validScope):
+		return lr, "scope must be up to 20 valid scopes separated by spaces."
+	case lr.claims != "" && (len(lr.claims) > maxClaims || !isJSONObject(lr.claims)):
+		return lr, "claims must be a JSON object (a claims challenge)."
+	case !slices.Contains(prompts, lr.prompt):
+		return lr, "prompt must be login, consent, select_account, none or create."
+	case len(lr.hint) > maxLoginHint || !printable(lr.hint):
+		return lr, "login_hint is too long or contains control characters."
+	case lr.binding != "" && !validBinding(lr.binding):
+		return lr, "binding must be 22 to 128 random base64url characters."
+	case !validHost(r.Host):
+		return lr, "The request's Host is not valid."
+	}
+	lr.returnTo, _ = SafeReturnPath(q.Get("return_to")) // anything unsafe (or missing) becomes "/"
+	return lr, ""
 }
 
 // LoginURL returns the same-origin login URL for the 401 contract's login_url: back to r's path and query after
