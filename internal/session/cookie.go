@@ -7,6 +7,10 @@ import (
 	"strings"
 )
 
+// PreLoginCookiePrefix starts the name of every pre-login cookie of package signin, after any __Host- (HTTPS) or
+// __Secure- (earlier versions) prefix. It is part of the proxy's cookie namespace, which StripCookie removes.
+const PreLoginCookiePrefix = "token_injector_login_"
+
 // SecureRequest reports whether cookies for r can be Secure: true unless r is plain http to localhost, 127.0.0.1
 // or ::1, so that local development over http works. A TLS-terminating load balancer in front of the proxy makes
 // r.TLS nil, which is why any other host counts as secure; X-Forwarded-Proto is not trusted.
@@ -70,19 +74,19 @@ func (m *Manager) cookie(r *http.Request, value string, maxAge int) *http.Cookie
 	}
 }
 
-// StripCookie removes the session cookie from r's Cookie headers so upstreams never see it. Other cookies keep
-// their bytes and order; a Cookie line without the session cookie is left untouched, and the header is deleted
-// when nothing is left.
+// StripCookie removes every cookie of the proxy's namespace from r's Cookie headers so upstreams never see one,
+// whatever r's scheme: "token_injector" and the pre-login cookies (PreLoginCookiePrefix...), the configured
+// CookieName, each also with a __Host- or __Secure- prefix. Other cookies keep their bytes and order; a Cookie
+// line without a proxy cookie is left untouched, and the header is deleted when nothing is left.
 func (m *Manager) StripCookie(r *http.Request) {
 	lines := r.Header["Cookie"]
 	if len(lines) == 0 {
 		return
 	}
-	name := m.CookieName(r)
 	out := make([]string, 0, len(lines))
 	changed := false
 	for _, line := range lines {
-		kept, removed := stripFromLine(line, name)
+		kept, removed := m.stripFromLine(line)
 		if !removed {
 			out = append(out, line)
 			continue
@@ -101,10 +105,28 @@ func (m *Manager) StripCookie(r *http.Request) {
 	}
 }
 
-// stripFromLine drops every "name=..." pair from one Cookie header line, keeping the other pairs and the
+// isProxyCookie reports whether a cookie named name belongs to the proxy's namespace (see StripCookie).
+func (m *Manager) isProxyCookie(name string) bool {
+	bare := unprefixed(name)
+	return bare == DefaultInsecureCookieName || strings.HasPrefix(bare, PreLoginCookiePrefix) ||
+		m.cfg.CookieName != "" && bare == unprefixed(m.cfg.CookieName)
+}
+
+// unprefixed drops a __Host- or __Secure- prefix, matched without case as browsers do (RFC 6265bis).
+func unprefixed(name string) string {
+	for _, p := range []string{"__Host-", "__Secure-"} {
+		if len(name) >= len(p) && strings.EqualFold(name[:len(p)], p) {
+			return name[len(p):]
+		}
+	}
+	return name
+}
+
+// stripFromLine drops every proxy cookie pair from one Cookie header line, keeping the other pairs and the
 // separators between them as they were.
-func stripFromLine(line, name string) (string, bool) {
-	if !strings.Contains(line, name) {
+func (m *Manager) stripFromLine(line string) (string, bool) {
+	if !strings.Contains(line, DefaultInsecureCookieName) &&
+		(m.cfg.CookieName == "" || !strings.Contains(line, unprefixed(m.cfg.CookieName))) {
 		return line, false
 	}
 	parts := strings.Split(line, ";")
@@ -112,7 +134,7 @@ func stripFromLine(line, name string) (string, bool) {
 	removed := false
 	for _, p := range parts {
 		n, _, _ := strings.Cut(p, "=")
-		if textproto.TrimString(n) == name {
+		if m.isProxyCookie(textproto.TrimString(n)) {
 			removed = true
 			continue
 		}

@@ -129,12 +129,41 @@ func TestStripCookie(t *testing.T) {
 	}
 }
 
-func TestStripCookieUsesRequestName(t *testing.T) {
-	m, _, _ := newTestManager(t, Config{})
-	r := httptest.NewRequest(http.MethodGet, "http://localhost/", nil)
-	r.Header.Set("Cookie", "token_injector=x; "+DefaultCookieName+"=y")
-	m.StripCookie(r)
-	if got := r.Header.Get("Cookie"); got != DefaultCookieName+"=y" {
-		t.Fatalf("Cookie = %q", got)
+// TestStripCookieEveryProxyName: every name of the proxy's namespace goes, whatever the request's scheme, so a
+// __Host- cookie does not reach the upstream of http://localhost, nor an unprefixed one that of an HTTPS site.
+func TestStripCookieEveryProxyName(t *testing.T) {
+	const ours = "token_injector=a; __Host-token_injector=b; __Secure-token_injector=c; token_injector_login_x=d; " +
+		"__Host-token_injector_login_y=e; __Secure-token_injector_login_z=f; __HOST-token_injector=g"
+	const others = "token_injectorx=1;  xtoken_injector=2;token_injector_other=3; TOKEN_INJECTOR=4; sidx=5; q=\"v;w\""
+	tests := []struct {
+		name   string
+		cfg    Config
+		target string
+		in     []string
+		want   []string // nil: header deleted
+	}{
+		{"https", Config{}, "https://proxy.example/", []string{ours}, nil},
+		{"http localhost", Config{}, "http://localhost:8080/", []string{ours}, nil},
+		{"mixed, https", Config{}, "https://proxy.example/", []string{"a=1; " + ours + "; b=2"}, []string{"a=1; b=2"}},
+		{"mixed, localhost", Config{}, "http://localhost/", []string{ours + "; b=2", "c=3"}, []string{"b=2", "c=3"}},
+		{"look-alikes kept", Config{}, "http://localhost/", []string{others}, []string{others}},
+		{"look-alikes among ours", Config{}, "https://proxy.example/", []string{ours + "; " + others},
+			[]string{others}},
+		{"configured name, both forms", Config{CookieName: "sid"}, "http://localhost/",
+			[]string{"sid=1; __Host-sid=2; a=1; " + ours}, []string{"a=1"}},
+		{"configured __Host- name on localhost", Config{CookieName: "__Host-sid"}, "http://localhost/",
+			[]string{"sid=1; __Host-sid=2; a=1"}, []string{"a=1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, _, _ := newTestManager(t, tt.cfg)
+			r := httptest.NewRequest(http.MethodGet, tt.target, nil)
+			r.Header["Cookie"] = append([]string(nil), tt.in...)
+			m.StripCookie(r)
+			got, present := r.Header["Cookie"]
+			if tt.want == nil && present || tt.want != nil && !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("Cookie = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

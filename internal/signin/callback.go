@@ -4,13 +4,11 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"time"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
 	"github.com/tokeninjector/caddy-token-injector/internal/contract"
-	"github.com/tokeninjector/caddy-token-injector/internal/identity"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
 	"go.uber.org/zap"
 )
@@ -27,11 +25,16 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	state := q.Get("state")
 	pl, problem := h.checkPreLogin(r, state)
+	e, code := q.Get("error"), q.Get("code")
+	// Limited before the attempt is spent, so reloading the page after Retry-After still completes it.
+	if problem == nil && e == "" && code != "" && !h.seen("state:"+state) && !h.limitRedemption(w, r, &pl) {
+		return
+	}
 	if problem == nil {
 		// One use: whatever happens next, this attempt is over.
 		http.SetCookie(w, h.preLoginCookie(r, preLoginName(r, state), "", -1))
 	}
-	if e := q.Get("error"); e != "" {
+	if e != "" {
 		f := failure{status: http.StatusBadRequest, code: contract.CodeInvalidRequest, title: "Sign-in failed",
 			message: "The identity provider refused the sign-in.", detail: truncate(e + ": " + q.Get("error_description"))}
 		if userErrors[e] {
@@ -44,7 +47,6 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, *problem, nil)
 		return
 	}
-	code := q.Get("code")
 	if code == "" {
 		h.fail(w, r, badCallback("The sign-in response has no authorization code."), &pl)
 		return
@@ -59,7 +61,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	signedIn, err := h.idp.SignIn(r.Context(), acquire.RedeemParams{Code: code, CodeVerifier: pl.Verifier,
 		RedirectURI: pl.Redirect, Nonce: pl.Nonce, Scopes: pl.Scopes})
 	if err != nil {
-		p := contract.Decide(err, pl.Scopes)
+		p := contract.DecideCodeRedemption(err, pl.Scopes)
 		p.Log(h.log, r)
 		h.fail(w, r, failure{status: p.Status, code: p.Code, title: "Sign-in failed", message: p.Description}, &pl)
 		return
@@ -80,10 +82,10 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	msg := map[string]any{"type": msgSignedIn, "user": map[string]string{"name": s.Name, "username": s.Username}}
-	if h.sessions.Partitioned() {
+	if h.sessions.Partitioned() && pl.Binding != "" {
 		// The session cookie just set lives in this top-level window's partition; the framed add-in redeems the
-		// handoff to get one in its own (see handoff).
-		if v, err := h.sealHandoff(user); err == nil {
+		// handoff to get one in its own (see handoff). Only for a bound sign-in: nothing else can redeem it.
+		if v, err := h.sealHandoff(user, pl.Binding); err == nil {
 			msg["handoff"] = v
 		}
 	}
@@ -133,37 +135,3 @@ func truncate(s string) string {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// The handoff carries a sign-in from the popup or dialog window into the framed add-in when session cookies are
-// partitioned (CHIPS): the two have different cookie partitions, so the add-in POSTs the handoff to
-// {Path}/handoff, which starts a session in its own partition. It is sealed, single-use and short-lived.
-const (
-	handoffPurpose = "signin.handoff"
-	handoffTTL     = 2 * time.Minute
-)
-
-type handoffClaims struct {
-	ID       string `json:"id"`
-	Expires  int64  `json:"exp"`
-	UserKey  string `json:"uk"`
-	ObjectID string `json:"oid,omitempty"`
-	TenantID string `json:"tid,omitempty"`
-	Username string `json:"un,omitempty"`
-	Name     string `json:"nm,omitempty"`
-}
-
-func (h *Handler) sealHandoff(u identity.User) (string, error) {
-	b, _ := json.Marshal(handoffClaims{ID: randomString(16), Expires: h.cfg.Now().Add(handoffTTL).Unix(),
-		UserKey: u.Key(), ObjectID: u.ObjectID, TenantID: u.TenantID, Username: u.Username, Name: u.Name})
-	return h.sessions.Seal(b, handoffPurpose)
-}
-
-func (h *Handler) openHandoff(v string) (handoffClaims, bool) {
-	var c handoffClaims
-	b, err := h.sessions.Open(v, handoffPurpose)
-	if err != nil || json.Unmarshal(b, &c) != nil || c.ID == "" || c.UserKey == "" ||
-		!h.cfg.Now().Before(time.Unix(c.Expires, 0)) {
-		return handoffClaims{}, false
-	}
-	return c, true
-}

@@ -40,14 +40,14 @@ func TestLoginCallbackHappyPath(t *testing.T) {
 		req.LoginHint != "ada@example.com" || !strings.Contains(req.Claims, `"acrs"`) {
 		t.Fatalf("authorize request = %+v", req)
 	}
-	// The pre-login cookie: per-attempt name, scoped to the endpoints, Lax so it survives Entra's redirect back.
+	// The pre-login cookie: per-attempt __Host- name (so Path=/), Lax so it survives Entra's redirect back.
 	var pre *http.Cookie
 	for _, c := range (&http.Response{Header: w.Header()}).Cookies() {
-		if strings.HasPrefix(c.Name, "__Secure-token_injector_login_") {
+		if strings.HasPrefix(c.Name, "__Host-token_injector_login_") {
 			pre = c
 		}
 	}
-	if pre == nil || pre.Path != "/.auth" || !pre.HttpOnly || !pre.Secure || pre.SameSite != http.SameSiteLaxMode ||
+	if pre == nil || pre.Path != "/" || pre.Domain != "" || !pre.HttpOnly || !pre.Secure || pre.SameSite != http.SameSiteLaxMode ||
 		pre.MaxAge != 600 || pre.Partitioned {
 		t.Fatalf("pre-login cookie = %s", w.Header().Values("Set-Cookie"))
 	}
@@ -233,14 +233,20 @@ func TestCallbackEntraErrorPage(t *testing.T) {
 }
 
 func TestRedeemFailures(t *testing.T) {
+	grant := func(code int) error { return &entra.Error{StatusCode: 400, Code: "invalid_grant", Codes: []int{code}} }
 	tests := []struct {
 		name   string
 		err    error
 		status int
+		level  zapcore.Level
 	}{
-		{"invalid grant", &entra.Error{StatusCode: 400, Code: "invalid_grant", Codes: []int{70008}}, 401},
-		{"unreachable", &entra.UnavailableError{Err: errors.New("refused")}, 503},
-		{"unknown", errors.New("boom"), 502},
+		// A bad, expired or replayed code, or a PKCE mismatch, is the browser's: 400 and a debug line.
+		{"expired code", grant(70008), 400, zapcore.DebugLevel},
+		{"code already redeemed", grant(54005), 400, zapcore.DebugLevel},
+		{"malformed code", grant(9002313), 400, zapcore.DebugLevel},
+		{"PKCE mismatch", grant(501481), 400, zapcore.DebugLevel},
+		{"unreachable", &entra.UnavailableError{Err: errors.New("refused")}, 503, zapcore.WarnLevel},
+		{"unknown", errors.New("boom"), 502, zapcore.ErrorLevel},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -253,8 +259,12 @@ func TestRedeemFailures(t *testing.T) {
 				t.Fatalf("callback = %d: %s", w.Code, w.Body)
 			}
 			// The one log line is the module's, so `log { include http.handlers.token_injector }` keeps it.
-			if entries := logs.All(); len(entries) != 1 || entries[0].LoggerName != "http.handlers.token_injector" {
-				t.Fatalf("log entries = %+v", entries)
+			if entries := logs.All(); len(entries) != 1 || entries[0].LoggerName != "http.handlers.token_injector" ||
+				entries[0].Level != tt.level {
+				t.Fatalf("log entries = %+v, want one at %v", entries, tt.level)
+			}
+			if tt.status == 400 && !strings.Contains(w.Body.String(), "start the sign-in again") {
+				t.Fatalf("a refused code does not say to start again: %s", w.Body)
 			}
 		})
 	}

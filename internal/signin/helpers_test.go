@@ -20,7 +20,7 @@ import (
 )
 
 // policy is the CORS policy of origins, which must be valid.
-func policy(t *testing.T, origins ...string) cors.Policy {
+func policy(t testing.TB, origins ...string) cors.Policy {
 	t.Helper()
 	p, err := cors.New(origins)
 	if err != nil {
@@ -78,7 +78,7 @@ func (f *fakeIDP) EndSessionURL(post string) string {
 	return f.endSession + "?post_logout_redirect_uri=" + url.QueryEscape(post)
 }
 
-func (f *fakeIDP) lastAuth(t *testing.T) acquire.AuthCodeParams {
+func (f *fakeIDP) lastAuth(t testing.TB) acquire.AuthCodeParams {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -109,7 +109,13 @@ func key() []byte {
 	return k
 }
 
-func newEnv(t *testing.T, cfg Config, scfg session.Config) *env {
+func newEnv(t testing.TB, cfg Config, scfg session.Config) *env {
+	t.Helper()
+	return newEnvUsed(t, cfg, scfg, maxUsed)
+}
+
+// newEnvUsed is newEnv with a replay memory of usedCapacity entries.
+func newEnvUsed(t testing.TB, cfg Config, scfg session.Config, usedCapacity int) *env {
 	t.Helper()
 	c := testenv.NewClock(time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC))
 	scfg.Keys, scfg.Now = [][]byte{key()}, c.Now
@@ -126,7 +132,7 @@ func newEnv(t *testing.T, cfg Config, scfg session.Config) *env {
 		cfg.CORS = policy(t, "https://app.example")
 	}
 	cfg.Now = c.Now
-	h, err := New(cfg, idp, sm)
+	h, err := newHandler(cfg, idp, sm, usedCapacity)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,13 +141,14 @@ func newEnv(t *testing.T, cfg Config, scfg session.Config) *env {
 
 // browser keeps cookies like a (path-ignoring) user agent and sends navigation headers by default.
 type browser struct {
-	t       *testing.T
+	t       testing.TB
 	h       http.Handler
 	cookies map[string]string
 	order   []string
+	remote  string // RemoteAddr of its requests; httptest's default when empty
 }
 
-func newBrowser(t *testing.T, h http.Handler) *browser {
+func newBrowser(t testing.TB, h http.Handler) *browser {
 	return &browser{t: t, h: h, cookies: map[string]string{}}
 }
 
@@ -150,6 +157,9 @@ func (b *browser) request(method, target string, body io.Reader, headers ...stri
 		target = "https://proxy.example" + target
 	}
 	r := httptest.NewRequest(method, target, body)
+	if b.remote != "" {
+		r.RemoteAddr = b.remote
+	}
 	if r.URL.Scheme == "https" {
 		r.TLS = &tls.ConnectionState{}
 	}
@@ -196,7 +206,7 @@ func (b *browser) get(target string, headers ...string) *httptest.ResponseRecord
 }
 
 // login starts a sign-in and returns the state Entra would echo.
-func (e *env) login(t *testing.T, b *browser, query string) string {
+func (e *env) login(t testing.TB, b *browser, query string) string {
 	t.Helper()
 	w := b.get("/.auth/login?" + query)
 	if w.Code != http.StatusFound || !strings.HasPrefix(w.Header().Get("Location"), "https://login.example/") {

@@ -26,10 +26,13 @@ const (
 )
 
 // The pre-login cookie is named per sign-in attempt, so that two tabs signing in at once do not overwrite each
-// other's state. Its __Secure- variant is used whenever the session cookie would be Secure.
+// other's state. Its __Host- variant is used whenever the request is secure: a sibling subdomain can plant a
+// __Secure- cookie (Domain=), and a planted pre-login cookie is login CSRF. Earlier versions used __Secure- with
+// Path={Path}; those are only expired.
 const (
-	preLoginCookie       = "token_injector_login_"
-	securePreLoginCookie = "__Secure-" + preLoginCookie
+	preLoginCookie       = session.PreLoginCookiePrefix
+	hostPreLoginCookie   = "__Host-" + preLoginCookie
+	legacyPreLoginCookie = "__Secure-" + preLoginCookie
 	preLoginPurpose      = "signin.prelogin"
 	maxPendingLogins     = 3    // pre-login cookies a browser keeps at once; older ones are expired
 	maxPreLoginCookie    = 3800 // bytes; browsers drop cookies over 4096
@@ -49,56 +52,34 @@ type preLogin struct {
 	Mode     string   `json:"m,omitempty"`
 	Scopes   []string `json:"sc"`
 	Redirect string   `json:"ru"`
-	Created  int64    `json:"ct"` // unix seconds
+	Binding  string   `json:"bd,omitempty"` // bindingHash of the opener's binding (see handoffPurpose)
+	Created  int64    `json:"ct"`           // unix seconds
 }
 
 // login starts the authorization code flow: PKCE, state and nonce sealed into a pre-login cookie, then a redirect
-// to Entra. Query: return_to, mode (popup|dialog), scope (extra scopes, space separated), claims, prompt,
-// login_hint.
+// to Entra. Query: see parseLogin.
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
 	bad := func(msg string) {
 		h.fail(w, r, failure{status: http.StatusBadRequest, title: "Cannot start sign-in", message: msg}, nil)
 	}
-	mode := q.Get("mode")
-	if mode != modeRedirect && mode != modePopup && mode != modeDialog {
-		bad("mode must be popup or dialog.")
+	lr, problem := parseLogin(r)
+	if problem != "" {
+		bad(problem)
 		return
 	}
-	extra := strings.Fields(q.Get("scope"))
-	if len(extra) > maxExtraScopes || !all(extra, validScope) {
-		bad("scope must be up to 20 valid scopes separated by spaces.")
-		return
-	}
-	claims := q.Get("claims")
-	if claims != "" && (len(claims) > maxClaims || !isJSONObject(claims)) {
-		bad("claims must be a JSON object (a claims challenge).")
-		return
-	}
-	prompt, hint := q.Get("prompt"), q.Get("login_hint")
-	if !slices.Contains(prompts, prompt) {
-		bad("prompt must be login, consent, select_account, none or create.")
-		return
-	}
-	if len(hint) > maxLoginHint || !printable(hint) {
-		bad("login_hint is too long or contains control characters.")
-		return
-	}
-	if !validHost(r.Host) {
-		bad("The request's Host is not valid.")
-		return
-	}
-	returnTo, _ := SafeReturnPath(q.Get("return_to")) // anything unsafe (or missing) becomes "/"
 	verifier := randomString(32)
 	pl := preLogin{
 		State:    randomString(32),
 		Nonce:    randomString(32),
 		Verifier: verifier,
-		ReturnTo: returnTo,
-		Mode:     mode,
-		Scopes:   h.scopes(extra),
+		ReturnTo: lr.returnTo,
+		Mode:     lr.mode,
+		Scopes:   h.scopes(lr.extra),
 		Redirect: h.redirectURI(r),
 		Created:  h.cfg.Now().Unix(),
+	}
+	if lr.binding != "" {
+		pl.Binding = bindingHash(lr.binding)
 	}
 	plain, _ := json.Marshal(pl)
 	sealed, err := h.sessions.Seal(plain, preLoginPurpose)
@@ -107,8 +88,8 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	authURL, err := h.idp.AuthCodeURL(r.Context(), acquire.AuthCodeParams{RedirectURI: pl.Redirect, Scopes: pl.Scopes,
-		State: pl.State, Nonce: pl.Nonce, CodeChallenge: pkceChallenge(verifier), Prompt: prompt, LoginHint: hint,
-		Claims: claims})
+		State: pl.State, Nonce: pl.Nonce, CodeChallenge: pkceChallenge(verifier), Prompt: lr.prompt, LoginHint: lr.hint,
+		Claims: lr.claims})
 	if err != nil {
 		h.log.Error("signin: cannot build the authorize URL", zap.Error(err))
 		h.fail(w, r, failure{status: http.StatusBadGateway, title: "Cannot start sign-in",
@@ -119,6 +100,39 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, h.preLoginCookie(r, preLoginName(r, pl.State), sealed, int(h.cfg.PreLoginTTL/time.Second)))
 	w.Header().Set("Location", authURL)
 	w.WriteHeader(http.StatusFound)
+}
+
+// loginRequest is a login's query, checked.
+type loginRequest struct {
+	mode, claims, prompt, hint, binding, returnTo string
+	extra                                         []string
+}
+
+// parseLogin checks r's query: return_to, mode (popup|dialog), scope (extra scopes, space separated), claims,
+// prompt, login_hint, binding (the opener's random value the handoff will be bound to). It returns what is
+// wrong, or "".
+func parseLogin(r *http.Request) (loginRequest, string) {
+	q := r.URL.Query()
+	lr := loginRequest{mode: q.Get("mode"), extra: strings.Fields(q.Get("scope")), claims: q.Get("claims"),
+		prompt: q.Get("prompt"), hint: q.Get("login_hint"), binding: q.Get("binding")}
+	switch {
+	case lr.mode != modeRedirect && lr.mode != modePopup && lr.mode != modeDialog:
+		return lr, "mode must be popup or dialog."
+	case len(lr.extra) > maxExtraScopes || !all(lr.extra, validScope):
+		return lr, "scope must be up to 20 valid scopes separated by spaces."
+	case lr.claims != "" && (len(lr.claims) > maxClaims || !isJSONObject(lr.claims)):
+		return lr, "claims must be a JSON object (a claims challenge)."
+	case !slices.Contains(prompts, lr.prompt):
+		return lr, "prompt must be login, consent, select_account, none or create."
+	case len(lr.hint) > maxLoginHint || !printable(lr.hint):
+		return lr, "login_hint is too long or contains control characters."
+	case lr.binding != "" && !validBinding(lr.binding):
+		return lr, "binding must be 22 to 128 random base64url characters."
+	case !validHost(r.Host):
+		return lr, "The request's Host is not valid."
+	}
+	lr.returnTo, _ = SafeReturnPath(q.Get("return_to")) // anything unsafe (or missing) becomes "/"
+	return lr, ""
 }
 
 // LoginURL returns the same-origin login URL for the 401 contract's login_url: back to r's path and query after
@@ -170,34 +184,46 @@ func (h *Handler) redirectURI(r *http.Request) string {
 // preLoginName names the pre-login cookie of the attempt with state: a hash, so the name reveals nothing.
 func preLoginName(r *http.Request, state string) string {
 	sum := sha256.Sum256([]byte(state))
-	prefix := preLoginCookie
+	return preLoginPrefix(r) + base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+// preLoginPrefix is the name prefix of the pre-login cookies r's callback reads.
+func preLoginPrefix(r *http.Request) string {
 	if session.SecureRequest(r) {
-		prefix = securePreLoginCookie
+		return hostPreLoginCookie
 	}
-	return prefix + base64.RawURLEncoding.EncodeToString(sum[:12])
+	return preLoginCookie
 }
 
-// preLoginCookie is Path={Path} so it reaches only the callback, SameSite=Lax so it survives the top-level
-// redirect back from Entra, and never Partitioned: sign-in always runs in a top-level window (a redirect, a
-// popup or an Office dialog), because Entra refuses to be framed.
+// preLoginCookie is Path=/ with no Domain, as __Host- requires (so it reaches every path, and StripCookie keeps it
+// from upstreams), SameSite=Lax so it survives the top-level redirect back from Entra, and never Partitioned:
+// sign-in always runs in a top-level window (a redirect, a popup or an Office dialog), because Entra refuses to
+// be framed.
 func (h *Handler) preLoginCookie(r *http.Request, name, value string, maxAge int) *http.Cookie {
-	return &http.Cookie{Name: name, Value: value, Path: h.cfg.Path, MaxAge: maxAge, HttpOnly: true,
-		Secure: session.SecureRequest(r), SameSite: http.SameSiteLaxMode}
+	path := "/"
+	if strings.HasPrefix(name, legacyPreLoginCookie) {
+		path = h.cfg.Path // where earlier versions set it
+	}
+	return &http.Cookie{Name: name, Value: value, Path: path, MaxAge: maxAge, HttpOnly: true,
+		Secure: session.SecureRequest(r) || strings.HasPrefix(name, "__"), SameSite: http.SameSiteLaxMode}
 }
 
-// prunePreLogins expires pre-login cookies that no longer open or have expired, and the oldest beyond
-// maxPendingLogins-1, so abandoned sign-ins cannot grow the Cookie header without bound.
+// prunePreLogins expires pre-login cookies that no longer open, have expired or are not of r's form (legacy
+// __Secure- ones), and the oldest beyond maxPendingLogins-1, so abandoned sign-ins cannot grow the Cookie header
+// without bound.
 func (h *Handler) prunePreLogins(w http.ResponseWriter, r *http.Request) {
 	type pending struct {
 		name    string
 		created int64
 	}
 	var live []pending
+	current := preLoginPrefix(r)
 	for _, c := range r.Cookies() {
-		if !strings.HasPrefix(c.Name, preLoginCookie) && !strings.HasPrefix(c.Name, securePreLoginCookie) {
+		if !strings.HasPrefix(c.Name, preLoginCookie) && !strings.HasPrefix(c.Name, hostPreLoginCookie) &&
+			!strings.HasPrefix(c.Name, legacyPreLoginCookie) {
 			continue
 		}
-		if pl, ok := h.openPreLogin(c.Value); ok && !h.preLoginExpired(pl) {
+		if pl, ok := h.openPreLogin(c.Value); ok && !h.preLoginExpired(pl) && strings.HasPrefix(c.Name, current) {
 			live = append(live, pending{c.Name, pl.Created})
 			continue
 		}

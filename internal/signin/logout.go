@@ -3,8 +3,6 @@ package signin
 import (
 	"encoding/json"
 	"net/http"
-	"net/url"
-	"strings"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/contract"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
@@ -14,21 +12,18 @@ import (
 // logout ends the session and forgets the user's tokens, then redirects to return_to or, with EndSession, to
 // Entra's end-session endpoint. Scripts get {"signed_out":true,"redirect":...} instead of a redirect.
 //
-// Logout CSRF: a cross-site page must not be able to sign the user out. POST is accepted from this origin, from
-// an allowed origin, or with no Sec-Fetch-Site and no foreign Origin (old browsers). GET, for plain links, is
-// accepted only when Sec-Fetch-Site is same-origin or none (typed, bookmarked) or absent, and any Referer is this
-// or an allowed origin; any other GET gets a confirmation page whose button POSTs from this origin.
+// Logout CSRF: a cross-site page must not be able to sign the user out, and old browsers send neither
+// Sec-Fetch-* nor Referer, so a GET never ends the session: it gets a confirmation page whose button POSTs from
+// this origin (a script wanting JSON gets 405, Allow: POST). A POST is accepted only with Sec-Fetch-Site
+// same-origin or none, or an Origin that is this or an allowed origin; with neither it is refused.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodPost {
-		r.Body = http.MaxBytesReader(w, r.Body, 8192)
+	if r.Method == http.MethodGet {
+		h.confirmLogout(w, r)
+		return
 	}
-	returnTo, _ := SafeReturnPath(r.FormValue("return_to"))
+	r.Body = http.MaxBytesReader(w, r.Body, 8192)
+	returnTo, _ := SafeReturnPath(r.PostFormValue("return_to"))
 	if !h.logoutAllowed(r) {
-		if r.Method == http.MethodGet && !contract.PrefersJSON(r) {
-			h.render(w, http.StatusOK, page{Title: "Sign out", Message: "Do you want to sign out?",
-				Form: &logoutForm{Action: h.cfg.Path + "/logout", ReturnTo: returnTo}})
-			return
-		}
 		h.fail(w, r, failure{status: http.StatusForbidden, title: "Sign-out refused",
 			message: "Sign-out must be requested by this site."}, nil)
 		return
@@ -57,35 +52,29 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusFound)
 }
 
-func (h *Handler) logoutAllowed(r *http.Request) bool {
-	site := r.Header.Get("Sec-Fetch-Site")
-	if o := r.Header.Get("Origin"); o != "" && !h.sameOriginOrAllowed(r, o) {
-		return false
+// confirmLogout answers a GET: the confirmation page for a browser, 405 for a script.
+func (h *Handler) confirmLogout(w http.ResponseWriter, r *http.Request) {
+	if contract.PrefersJSON(r) {
+		w.Header().Set("Allow", http.MethodPost)
+		h.fail(w, r, failure{status: http.StatusMethodNotAllowed, title: "Method not allowed",
+			message: "Sign out with POST."}, nil)
+		return
 	}
-	if r.Method == http.MethodPost {
-		switch site {
-		case "", "same-origin", "none":
-			return true
-		}
-		return h.sameOriginOrAllowed(r, r.Header.Get("Origin"))
-	}
-	switch site {
-	case "", "same-origin", "none":
-	default:
-		return h.sameOriginOrAllowed(r, refererOrigin(r))
-	}
-	if ref := r.Header.Get("Referer"); ref != "" {
-		return h.sameOriginOrAllowed(r, refererOrigin(r))
-	}
-	return true
+	returnTo, _ := SafeReturnPath(r.URL.Query().Get("return_to"))
+	h.render(w, http.StatusOK, page{Title: "Sign out", Message: "Do you want to sign out?",
+		Form: &logoutForm{Action: h.cfg.Path + "/logout", ReturnTo: returnTo}})
 }
 
-func refererOrigin(r *http.Request) string {
-	u, err := url.Parse(r.Header.Get("Referer"))
-	if err != nil || u.Host == "" {
-		return ""
+// logoutAllowed reports whether a logout POST comes from this origin or an allowed one.
+func (h *Handler) logoutAllowed(r *http.Request) bool {
+	if o := r.Header.Get("Origin"); o != "" {
+		return h.sameOriginOrAllowed(r, o)
 	}
-	return u.Scheme + "://" + u.Host
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin", "none":
+		return true
+	}
+	return false
 }
 
 // me returns the signed-in user, or the 401 contract (login_required) with a login URL.
@@ -103,48 +92,6 @@ func (h *Handler) me(w http.ResponseWriter, r *http.Request) {
 func userJSON(s *session.Session) map[string]string {
 	return map[string]string{"user_key": s.UserKey, "oid": s.ObjectID, "tid": s.TenantID, "username": s.Username,
 		"name": s.Name}
-}
-
-// handoff starts a session in the caller's cookie partition from a handoff the popup or dialog page posted (see
-// handoffPurpose). The request must come from this origin or an allowed one, so a foreign page cannot plant its
-// own sign-in (login CSRF). Body: form field or JSON member "handoff".
-func (h *Handler) handoff(w http.ResponseWriter, r *http.Request) {
-	if !h.sessions.Partitioned() {
-		h.fail(w, r, failure{status: http.StatusNotFound, title: "Not found",
-			message: "Session handoff is only used with partitioned cookies."}, nil)
-		return
-	}
-	if o := r.Header.Get("Origin"); o == "" || !h.sameOriginOrAllowed(r, o) {
-		h.fail(w, r, failure{status: http.StatusForbidden, title: "Handoff refused",
-			message: "The handoff must come from this site or an allowed origin."}, nil)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 8192)
-	var v string
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-		var body struct {
-			Handoff string `json:"handoff"`
-		}
-		_ = json.NewDecoder(r.Body).Decode(&body)
-		v = body.Handoff
-	} else {
-		v = r.PostFormValue("handoff")
-	}
-	c, ok := h.openHandoff(v)
-	if !ok || !h.markUsed("handoff:"+c.ID, h.cfg.Now().Add(handoffTTL)) {
-		h.fail(w, r, failure{status: http.StatusBadRequest, title: "Handoff refused",
-			message: "The handoff is not valid, has expired or was already used. Sign in again."}, nil)
-		return
-	}
-	s, err := h.sessions.Create(w, r, session.Session{UserKey: c.UserKey, ObjectID: c.ObjectID, TenantID: c.TenantID,
-		Username: c.Username, Name: c.Name})
-	if err != nil {
-		h.log.Error("signin: cannot store the session", zap.Error(err))
-		h.fail(w, r, failure{status: http.StatusServiceUnavailable, title: "Handoff failed",
-			message: "Your session could not be saved. Try again."}, nil)
-		return
-	}
-	writeJSON(w, http.StatusOK, userJSON(s))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

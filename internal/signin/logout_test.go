@@ -34,19 +34,28 @@ func TestLogoutCSRF(t *testing.T) {
 		wantStatus int
 	}{
 		{"POST same-origin", "POST", []string{"Origin", "https://proxy.example"}, true, 302},
+		{"POST same-origin, no Origin", "POST", []string{"Sec-Fetch-Site", "same-origin"}, true, 302},
+		{"POST user-initiated", "POST", []string{"Sec-Fetch-Site", "none"}, true, 302},
 		{"POST from allowed origin", "POST", []string{"Sec-Fetch-Site", "cross-site", "Origin", "https://app.example"}, true, 302},
+		{"POST old browser, this origin", "POST", []string{"Sec-Fetch-Site", "", "Origin", "https://proxy.example"}, true, 302},
 		{"POST cross-site", "POST", []string{"Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"}, false, 403},
 		{"POST cross-site, null origin", "POST", []string{"Sec-Fetch-Site", "cross-site", "Origin", "null"}, false, 403},
 		{"POST same-site sibling", "POST", []string{"Sec-Fetch-Site", "same-site", "Origin", "https://evil.proxy.example"}, false, 403},
+		{"POST same-site, no Origin", "POST", []string{"Sec-Fetch-Site", "same-site"}, false, 403},
+		{"POST same-origin claim, foreign Origin", "POST", []string{"Sec-Fetch-Site", "same-origin", "Origin", "https://evil.example"}, false, 403},
 		{"POST old browser, foreign origin", "POST", []string{"Sec-Fetch-Site", "", "Origin", "https://evil.example"}, false, 403},
-		{"POST old browser, no origin", "POST", []string{"Sec-Fetch-Site", ""}, true, 302},
-		{"GET link on this site", "GET", []string{"Referer", "https://proxy.example/app"}, true, 302},
-		{"GET typed", "GET", []string{"Sec-Fetch-Site", "none"}, true, 302},
-		{"GET from allowed origin", "GET", []string{"Sec-Fetch-Site", "cross-site", "Referer", "https://app.example/page"}, true, 302},
+		{"POST old browser, no origin", "POST", []string{"Sec-Fetch-Site", ""}, false, 403},
+		// A GET never ends the session: a page gets the confirmation form, a script 405.
+		{"GET link on this site", "GET", []string{"Referer", "https://proxy.example/app"}, false, 200},
+		{"GET typed", "GET", []string{"Sec-Fetch-Site", "none"}, false, 200},
+		{"GET from allowed origin", "GET", []string{"Sec-Fetch-Site", "cross-site", "Referer", "https://app.example/page"}, false, 200},
 		{"GET cross-site link", "GET", []string{"Sec-Fetch-Site", "cross-site", "Referer", "https://evil.example/"}, false, 200},
 		{"GET cross-site, no referer", "GET", []string{"Sec-Fetch-Site", "cross-site"}, false, 200},
 		{"GET old browser, foreign referer", "GET", []string{"Sec-Fetch-Site", "", "Referer", "https://evil.example/"}, false, 200},
-		{"GET cross-site image", "GET", []string{"Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "no-cors"}, false, 403},
+		{"GET old browser, no headers", "GET", []string{"Sec-Fetch-Site", "", "Sec-Fetch-Mode", ""}, false, 200},
+		{"GET cross-site image", "GET", []string{"Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "no-cors"}, false, 405},
+		{"GET script wanting JSON", "GET", []string{"Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "cors",
+			"Origin", "https://app.example", "Accept", "application/json"}, false, 405},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,8 +89,12 @@ func TestLogoutCSRF(t *testing.T) {
 			if !b.hasSession(e.sessions) || len(e.idp.signOuts) != 0 {
 				t.Fatal("a refused logout signed the user out")
 			}
-			if w.Code == 200 && !strings.Contains(w.Body.String(), `<form method="post" action="/.auth/logout">`) {
+			if w.Code == 200 && (!strings.Contains(w.Body.String(), `<form method="post" action="/.auth/logout">`) ||
+				!strings.Contains(w.Body.String(), `name="return_to" value="/bye"`)) {
 				t.Fatalf("no confirmation form: %s", w.Body)
+			}
+			if w.Code == 405 && w.Header().Get("Allow") != "POST" {
+				t.Fatalf("405 with Allow %q", w.Header().Get("Allow"))
 			}
 		})
 	}
@@ -117,13 +130,17 @@ func TestLogoutEndSessionAndJSON(t *testing.T) {
 	}
 	// Without a known end-session endpoint, logout falls back to return_to.
 	e.idp.endSession = ""
-	w = signedIn(t, e).get("/.auth/logout?return_to=%2Fhome")
+	b = signedIn(t, e)
+	w = b.do(b.request(http.MethodPost, "/.auth/logout", strings.NewReader("return_to=%2Fhome"),
+		"Content-Type", "application/x-www-form-urlencoded"))
 	if w.Header().Get("Location") != "/home" {
 		t.Fatalf("fallback = %q", w.Header().Get("Location"))
 	}
 	// Logout without a session still redirects, and calls no SignOut.
 	n := len(e.idp.signOuts)
-	if w := newBrowser(t, e.h).get("/.auth/logout?return_to=//evil.example"); w.Code != 302 || w.Header().Get("Location") != "/" ||
+	anon := newBrowser(t, e.h)
+	if w := anon.do(anon.request(http.MethodPost, "/.auth/logout", strings.NewReader("return_to=//evil.example"),
+		"Content-Type", "application/x-www-form-urlencoded")); w.Code != 302 || w.Header().Get("Location") != "/" ||
 		len(e.idp.signOuts) != n {
 		t.Fatalf("anonymous logout = %d %q", w.Code, w.Header().Get("Location"))
 	}
@@ -201,11 +218,12 @@ func TestOwnsAndRouting(t *testing.T) {
 func TestNewValidates(t *testing.T) {
 	sm, _ := session.NewManager(session.Config{Keys: [][]byte{key()}}, nil)
 	for name, cfg := range map[string]Config{
-		"root path":      {Path: "/"},
-		"relative path":  {Path: ".auth"},
-		"trailing slash": {Path: "/.auth/"},
-		"bad scope":      {Scopes: []string{"a b"}},
-		"negative ttl":   {PreLoginTTL: -1},
+		"root path":        {Path: "/"},
+		"relative path":    {Path: ".auth"},
+		"trailing slash":   {Path: "/.auth/"},
+		"bad scope":        {Scopes: []string{"a b"}},
+		"negative ttl":     {PreLoginTTL: -1},
+		"ttl over an hour": {PreLoginTTL: 61 * time.Minute},
 	} {
 		if _, err := New(cfg, &fakeIDP{}, sm); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -3,6 +3,7 @@ package signin
 import (
 	"html/template"
 	"net/http"
+	"strconv"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/contract"
 	"github.com/tokeninjector/caddy-token-injector/internal/cors"
@@ -26,6 +27,7 @@ type failure struct {
 	code           string // the contract's error code; derived from status when empty
 	title, message string
 	detail         string // extra text shown to the user, e.g. Entra's error; escaped, never a secret
+	retryAfter     int    // seconds; sent as Retry-After when set
 }
 
 // page is what the one HTML template renders.
@@ -59,12 +61,15 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f failure, pl *pr
 			f.code = contract.CodeInvalidRequest
 		}
 	}
+	if f.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(f.retryAfter))
+	}
 	if contract.PrefersJSON(r) {
 		desc := f.message
 		if f.detail != "" {
 			desc += " (" + f.detail + ")"
 		}
-		(&contract.Problem{Status: f.status, Code: f.code, Description: desc}).Write(w)
+		(&contract.Problem{Status: f.status, Code: f.code, Description: desc, RetryAfterSeconds: f.retryAfter}).Write(w)
 		return
 	}
 	p := page{Title: f.title, Message: f.message, Detail: f.detail}

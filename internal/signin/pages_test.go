@@ -21,10 +21,10 @@ var (
 )
 
 // completion signs in with mode and returns the callback's response.
-func completion(t *testing.T, e *env, mode string) *httptest.ResponseRecorder {
+func completion(t *testing.T, e *env, mode string, query ...string) *httptest.ResponseRecorder {
 	t.Helper()
 	b := newBrowser(t, e.h)
-	state := e.login(t, b, "mode="+mode+"&return_to=/app")
+	state := e.login(t, b, "mode="+mode+"&return_to=/app"+strings.Join(query, ""))
 	w := b.callback(state, "code-"+mode)
 	if w.Code != http.StatusOK {
 		t.Fatalf("callback = %d: %s", w.Code, w.Body)
@@ -130,7 +130,8 @@ func TestPopupFailureNotifiesOpener(t *testing.T) {
 
 func TestPartitionedHandoff(t *testing.T) {
 	e := newEnv(t, Config{}, session.Config{Partitioned: true})
-	w := completion(t, e, "dialog")
+	bind := randomString(24)
+	w := completion(t, e, "dialog", "&binding="+bind)
 	mm := message.FindStringSubmatch(w.Body.String())
 	if mm == nil {
 		t.Fatal("no message")
@@ -143,9 +144,9 @@ func TestPartitionedHandoff(t *testing.T) {
 	}
 	redeem := func(origin, v string, contentType string) *httptest.ResponseRecorder {
 		iframe := newBrowser(t, e.h) // the framed add-in: another cookie partition, no session yet
-		body := "handoff=" + url.QueryEscape(v)
+		body := "handoff=" + url.QueryEscape(v) + "&binding=" + bind
 		if contentType == "application/json" {
-			body = `{"handoff":"` + v + `"}`
+			body = `{"handoff":"` + v + `","binding":"` + bind + `"}`
 		}
 		r := iframe.request(http.MethodPost, "/.auth/handoff", strings.NewReader(body),
 			"Origin", origin, "Content-Type", contentType, "Sec-Fetch-Mode", "cors", "Accept", "application/json")
@@ -170,13 +171,13 @@ func TestPartitionedHandoff(t *testing.T) {
 		t.Fatalf("second handoff = %d", w.Code)
 	}
 	// Expired handoffs are refused.
-	fresh, _ := e.h.sealHandoff(identity.User{ObjectID: "u", TenantID: "t"})
+	fresh, _ := e.h.sealHandoff(identity.User{ObjectID: "u", TenantID: "t"}, bindingHash(bind))
 	e.clock.Advance(handoffTTL)
 	if w := redeem("https://app.example", fresh, "application/x-www-form-urlencoded"); w.Code != http.StatusBadRequest {
 		t.Fatalf("expired handoff = %d", w.Code)
 	}
 	// A pre-login value is not a handoff.
-	pre, _ := e.sessions.Seal([]byte(`{"id":"x","exp":9999999999,"uk":"u.t"}`), preLoginPurpose)
+	pre, _ := e.sessions.Seal([]byte(`{"id":"x","exp":9999999999,"uk":"u.t","bh":"`+bindingHash(bind)+`"}`), preLoginPurpose)
 	if w := redeem("https://proxy.example", pre, "application/x-www-form-urlencoded"); w.Code != http.StatusBadRequest {
 		t.Fatalf("pre-login value as handoff = %d", w.Code)
 	}

@@ -46,7 +46,10 @@ type Config struct {
 	EndSession bool
 	// PreLoginTTL bounds the time from login to callback. Default 10m.
 	PreLoginTTL time.Duration
-	Now         func() time.Time
+	// ClientAddress returns the client's address, which code redemptions are rate limited by. Behind Caddy it
+	// must be the client IP Caddy resolved (trusted proxies applied). Default: the host of r.RemoteAddr.
+	ClientAddress func(*http.Request) string
+	Now           func() time.Time
 	// Logger receives failures worth an operator's attention (never codes, tokens or cookie values). Default: none.
 	Logger *zap.Logger
 }
@@ -62,13 +65,23 @@ type Handler struct {
 	// once. It is per instance; Entra's one-time codes cover a replay against another instance.
 	usedMu sync.Mutex
 	used   *lru.Cache[string, struct{}]
+	// limiter bounds code redemptions so a flood neither spends the app's quota at Entra nor flushes used.
+	limiter *redeemLimiter
 }
 
-// maxUsed bounds the replay memory; a busy instance sees far fewer sign-ins per PreLoginTTL.
+// maxUsed bounds the replay memory; the redemption limit keeps a flood to a quarter of it (see totalRate).
 const maxUsed = 50000
+
+// maxPreLoginTTL bounds PreLoginTTL, which the total redemption rate shrinks in proportion to.
+const maxPreLoginTTL = time.Hour
 
 // New checks cfg and returns a Handler. Errors name the offending configuration field.
 func New(cfg Config, idp IdentityProvider, sessions *session.Manager) (*Handler, error) {
+	return newHandler(cfg, idp, sessions, maxUsed)
+}
+
+// newHandler is New with the replay memory's capacity, which tests make small.
+func newHandler(cfg Config, idp IdentityProvider, sessions *session.Manager, usedCapacity int) (*Handler, error) {
 	if idp == nil || sessions == nil {
 		return nil, errors.New("signin: an identity provider and a session manager are required")
 	}
@@ -90,6 +103,12 @@ func New(cfg Config, idp IdentityProvider, sessions *session.Manager) (*Handler,
 	if cfg.PreLoginTTL == 0 {
 		cfg.PreLoginTTL = 10 * time.Minute
 	}
+	if cfg.PreLoginTTL > maxPreLoginTTL {
+		return nil, fmt.Errorf("prelogin_ttl: at most %s, got %s", maxPreLoginTTL, cfg.PreLoginTTL)
+	}
+	if cfg.ClientAddress == nil {
+		cfg.ClientAddress = remoteHost
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -98,7 +117,7 @@ func New(cfg Config, idp IdentityProvider, sessions *session.Manager) (*Handler,
 		log = zap.NewNop()
 	}
 	return &Handler{cfg: cfg, idp: idp, sessions: sessions, log: log,
-		used: lru.New[string, struct{}](maxUsed)}, nil
+		used: lru.New[string, struct{}](usedCapacity), limiter: newRedeemLimiter(usedCapacity, cfg.PreLoginTTL)}, nil
 }
 
 // Owns reports whether r is for the sign-in endpoints: r.URL.Path is Path or under Path/.
@@ -106,10 +125,10 @@ func (h *Handler) Owns(r *http.Request) bool {
 	return r.URL.Path == h.cfg.Path || strings.HasPrefix(r.URL.Path, h.cfg.Path+"/")
 }
 
-// URLCarriesSecret reports whether r's URL carries a credential (the callback's authorization code), so that no
-// access log may record it.
+// URLCarriesSecret reports whether r's URL carries a credential (the callback's authorization code, a login's
+// handoff binding), so that no access log may record it.
 func (h *Handler) URLCarriesSecret(r *http.Request) bool {
-	return r.URL.Path == h.cfg.Path+"/callback"
+	return r.URL.Path == h.cfg.Path+"/callback" || r.URL.Path == h.cfg.Path+"/login" && r.URL.Query().Has("binding")
 }
 
 // ServeHTTP serves the endpoints under Path.
@@ -160,7 +179,7 @@ func origin(r *http.Request) string {
 	return scheme + "://" + strings.ToLower(r.Host)
 }
 
-// sameOriginOrAllowed reports whether o (an Origin header, or a Referer's origin) is r's own or an allowed one.
+// sameOriginOrAllowed reports whether o (an Origin header) is r's own origin or an allowed one.
 func (h *Handler) sameOriginOrAllowed(r *http.Request, o string) bool {
 	n, err := cors.NormalizeOrigin(o)
 	if err != nil {
@@ -181,6 +200,14 @@ func (h *Handler) markUsed(key string, expires time.Time) bool {
 	}
 	h.used.Add(key, struct{}{}, expires)
 	return true
+}
+
+// seen reports whether key is marked used; replays are refused without spending the redemption limit.
+func (h *Handler) seen(key string) bool {
+	h.usedMu.Lock()
+	defer h.usedMu.Unlock()
+	_, ok := h.used.Get(key, h.cfg.Now())
+	return ok
 }
 
 func methodIn(method, list string) bool {
