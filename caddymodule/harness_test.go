@@ -308,7 +308,7 @@ func testTenant() entraemu.Config {
 	cfg.Apps = append(cfg.Apps, entraemu.App{ClientID: secondAppClientID, Secret: "second-app-secret", Name: "second-api"},
 		entraemu.App{ClientID: otherAPIClientID, Secret: "other-api-secret", Name: "other-api",
 			IdentifierURIs: []string{otherAPIURI}, ExposedScopes: []string{"access_as_user"}, PreConsented: true,
-			AccessTokenVersion: 2, // aud is the client id, which the route accepts without an audience setting
+			AccessTokenVersion:  2, // aud is the client id, which the route accepts without an audience setting
 			RequiredPermissions: map[string][]string{"https://graph.microsoft.com": {"User.Read"}}})
 	for i := range cfg.Apps {
 		if cfg.Apps[i].ClientID == entraemu.DefaultAddinClientID {

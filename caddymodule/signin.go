@@ -3,10 +3,12 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
 	"github.com/tokeninjector/caddy-token-injector/internal/signin"
@@ -59,12 +61,22 @@ func (h *Handler) provisionSignIn(cfg *signInSettings) error {
 		return fmt.Errorf("sign_in: %w", err)
 	}
 	h.signIn, err = signin.New(signin.Config{Path: cfg.Path, Scopes: h.scopes, CORS: h.cors,
-		EndSession: cfg.EndSession, Logger: h.logger}, h.state.engine, h.sessions)
+		EndSession: cfg.EndSession, Logger: h.logger, ClientAddress: clientIP}, h.state.engine, h.sessions)
 	if err != nil {
 		return fmt.Errorf("sign_in: %w", err)
 	}
 	h.answer.LoginURL = h.loginURL
 	return nil
+}
+
+// clientIP is the address Caddy attributes the request to (its trusted_proxies rules applied), which the sign-in
+// rate limits key by.
+func clientIP(r *http.Request) string {
+	if ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ip != "" {
+		return ip
+	}
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	return host
 }
 
 func parseSameSite(v string) (http.SameSite, error) {

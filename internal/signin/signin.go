@@ -85,12 +85,11 @@ func newHandler(cfg Config, idp IdentityProvider, sessions *session.Manager, use
 	if idp == nil || sessions == nil {
 		return nil, errors.New("signin: an identity provider and a session manager are required")
 	}
+	if err := CheckPath(cfg.Path); err != nil {
+		return nil, fmt.Errorf("path: %w", err)
+	}
 	if cfg.Path == "" {
 		cfg.Path = "/.auth"
-	}
-	if !strings.HasPrefix(cfg.Path, "/") || cfg.Path == "/" || strings.HasSuffix(cfg.Path, "/") ||
-		strings.ContainsAny(cfg.Path, "?#\\%; \t") {
-		return nil, fmt.Errorf("auth_path: %q must be an absolute path such as /.auth, without a trailing slash", cfg.Path)
 	}
 	for _, s := range cfg.Scopes {
 		if !validScope(s) {
