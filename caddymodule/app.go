@@ -12,26 +12,32 @@ const appName = "token_injector"
 // the global token_injector option, so /graph/* and /api/* routes can use one registration and one token cache.
 type App struct {
 	Registration
+
+	published *publishedKeys // this config's, see publishedkeys.go
 }
 
 // CaddyModule returns the Caddy module information.
 func (App) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
 		ID:  appName,
-		New: func() caddy.Module { return new(App) },
+		New: func() caddy.Module { return &App{published: new(publishedKeys)} },
 	}
 }
 
 // Validate checks the shared registration at load time, placeholders resolved, naming the field at fault.
 func (a *App) Validate() error {
+	if a.Registration.isZero() {
+		return nil // no global option: handlers loaded the app for this config's shared checks
+	}
 	if _, err := a.Registration.resolve(); err != nil {
 		return fmt.Errorf("token_injector (global option): %w", err)
 	}
 	return nil
 }
 
-// Start does nothing: the shared state belongs to the handlers' pool, so it outlives this config.
-func (a *App) Start() error { return nil }
+// Start runs the checks that need the whole config provisioned. The shared state belongs to the handlers'
+// pool, so it outlives this config.
+func (a *App) Start() error { return a.checkPublishedKeys() }
 
 // Stop does nothing; see Start.
 func (a *App) Stop() error { return nil }

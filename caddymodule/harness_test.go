@@ -2,6 +2,7 @@ package caddymodule_test
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -99,7 +100,10 @@ func runWithHarness(m *testing.M) (int, error) {
 	// The secret reaches Caddy through an {env.*} placeholder, as in production.
 	env.secret = entraemu.DefaultAddinSecret
 	os.Setenv("TOKEN_INJECTOR_TEST_SECRET", env.secret)
-	os.Setenv("TOKEN_INJECTOR_TEST_COOKIE_SECRET", base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")))
+	// A key of the run's own: the repository's published keys sign sessions only for the built-in emulator.
+	testCookieKey = make([]byte, 32)
+	_, _ = rand.Read(testCookieKey)
+	os.Setenv("TOKEN_INJECTOR_TEST_COOKIE_SECRET", base64.StdEncoding.EncodeToString(testCookieKey))
 
 	code := m.Run()
 	if code != 0 {
@@ -255,6 +259,9 @@ var errorRoutes = fmt.Sprintf(`route /badsecret/* {
 			timeout 300ms
 		}
 	}`, entraemu.DefaultAddinClientID, entraemu.DefaultAddinIdentifierURI, secondAppClientID, otherAPIClientID)
+
+// testCookieKey is the sign-in cookie key of the test run (TOKEN_INJECTOR_TEST_COOKIE_SECRET).
+var testCookieKey []byte
 
 // rotatedSecret is the add-in app's second client secret, as Entra keeps two during a rotation.
 const rotatedSecret = "rotated-dev-secret-not-for-production"

@@ -55,6 +55,7 @@ type Handler struct {
 	// option's. Default: the global option's registration.
 	Registration *Registration `json:"registration,omitempty"`
 
+	app      *App
 	state    *registrationState
 	callers  callerValidator // state.validator, through an interface for ServeHTTP's tests
 	tokens   tokenSource     // state.engine, likewise
@@ -84,15 +85,12 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision resolves the registration and attaches to its shared state, creating it on first use.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	var reg Registration
-	app, err := ctx.AppIfConfigured(appName)
-	switch {
-	case err == nil:
-		reg = app.(*App).Registration
-	case !errors.Is(err, caddy.ErrNotConfigured):
+	// The config's app: the global option's registration, and checks that need the whole config (its Start).
+	var err error
+	if h.app, err = configApp(ctx); err != nil {
 		return err
 	}
-	reg = reg.overlay(h.Registration)
+	reg := h.app.Registration.overlay(h.Registration)
 	set, err := reg.resolve()
 	if err != nil {
 		return fmt.Errorf("token_injector: %w", err)
@@ -125,7 +123,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.answer = contract.Options{Scopes: h.scopes}
 	if set.SignIn != nil {
-		return h.provisionSignIn(set.SignIn)
+		return h.provisionSignIn(set.SignIn, set.AuthorityHost)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -72,6 +73,9 @@ type Registration struct {
 	// SignIn enables proxy-managed sign-in for callers without a bearer token. Default: off; such callers get 401.
 	SignIn *SignIn `json:"sign_in,omitempty"`
 }
+
+// isZero reports whether r sets nothing.
+func (r Registration) isZero() bool { return reflect.DeepEqual(r, Registration{}) }
 
 // overlay returns r with every field that o sets taken from o.
 func (r Registration) overlay(o *Registration) Registration {

@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -13,10 +15,17 @@ import (
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
-const (
-	reloadCookieSecret = "ZGVtby1vbmx5LWNvb2tpZS1zZWNyZXQtMzItYnl0ZXM="
-	otherCookieSecret  = "b3RoZXItZGVtby1jb29raWUtc2VjcmV0LTMyLWJ5dGU="
+// Keys of the run's own: published keys sign sessions only for the built-in emulator.
+var (
+	reloadCookieSecret = randomCookieSecret()
+	otherCookieSecret  = randomCookieSecret()
 )
+
+func randomCookieSecret() string {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	return base64.StdEncoding.EncodeToString(k)
+}
 
 // provisionHandler provisions a handler of registration reg (JSON, without the tenant) in a new Caddy context, as
 // a config load does, and cleans it up at the end of the test.
@@ -41,7 +50,7 @@ func provisionHandler(t *testing.T, tenant, reg string) *Handler {
 // identity: the new config's handler gets the old state, with every cached token and session (what of the
 // setting reaches the state is update's business; see TestReloadApplies*).
 func TestReloadKeepsState(t *testing.T) {
-	const before = `"client_secret":"s1","cache_max_entries":1000,"sign_in":{"cookie_secrets":["` + reloadCookieSecret + `"]}`
+	before := `"client_secret":"s1","cache_max_entries":1000,"sign_in":{"cookie_secrets":["` + reloadCookieSecret + `"]}`
 	tests := []struct {
 		name, after string
 		wantLen     int

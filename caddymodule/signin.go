@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -40,7 +41,7 @@ type SignIn struct {
 
 // provisionSignIn builds the handler's session manager and sign-in endpoints. Sessions live in the registration's
 // shared store, so they survive reloads and cookie-secret rotation.
-func (h *Handler) provisionSignIn(cfg *signInSettings) error {
+func (h *Handler) provisionSignIn(cfg *signInSettings, authority string) error {
 	secrets := cfg.CookieSecrets
 	if len(secrets) == 0 {
 		return errors.New("sign_in: cookie_secret: required (base64 of 32 random bytes, e.g. openssl rand -base64 32)")
@@ -48,6 +49,9 @@ func (h *Handler) provisionSignIn(cfg *signInSettings) error {
 	keys, err := session.ParseKeys(secrets)
 	if err != nil {
 		return fmt.Errorf("sign_in: %w", err)
+	}
+	if slices.ContainsFunc(keys, isPublishedKey) {
+		h.app.usePublishedKey(authority) // refused at Start unless the config emulates that authority
 	}
 	sameSite, err := parseSameSite(cfg.SameSite)
 	if err != nil {

@@ -319,7 +319,7 @@ func TestBadCookiesAreNoSession(t *testing.T) {
 		"garbage":     "not-a-cookie",
 		"empty":       "",
 		"foreign key": mintCookie(t, bytes.Repeat([]byte{7}, 32), time.Now(), s),
-		"expired":     mintCookie(t, []byte("0123456789abcdef0123456789abcdef"), time.Now().Add(-8*24*time.Hour), s),
+		"expired":     mintCookie(t, testCookieKey, time.Now().Add(-8*24*time.Hour), s),
 	} {
 		t.Run(name, func(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodGet, signInSite+"/graph/me", nil)

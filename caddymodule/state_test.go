@@ -1,12 +1,15 @@
 package caddymodule
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/tokeninjector/caddy-token-injector/internal/session"
 )
 
 // Two routes of one config load that share a registration must agree on its settings; their own settings (scopes,
@@ -50,4 +53,23 @@ func provisionIn(t *testing.T, ctx caddy.Context, tenant, reg string) error {
 	err := h.Provision(ctx)
 	t.Cleanup(func() { _ = h.Cleanup() })
 	return err
+}
+
+// Every spelling of a published key decodes to the same bytes, and those are refused; a fresh key is not.
+func TestPublishedKeysInEverySpelling(t *testing.T) {
+	for _, raw := range publishedCookieKeys {
+		for _, spelled := range []string{base64.StdEncoding.EncodeToString([]byte(raw)),
+			base64.RawStdEncoding.EncodeToString([]byte(raw)), base64.URLEncoding.EncodeToString([]byte(raw)),
+			base64.RawURLEncoding.EncodeToString([]byte(raw))} {
+			keys, err := session.ParseKeys([]string{spelled})
+			if err != nil || !isPublishedKey(keys[0]) {
+				t.Errorf("%s: published = false (%v)", spelled, err)
+			}
+		}
+	}
+	fresh := make([]byte, 32)
+	_, _ = rand.Read(fresh)
+	if isPublishedKey(fresh) {
+		t.Fatal("a random key counted as published")
+	}
 }

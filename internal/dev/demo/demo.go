@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/tokeninjector/caddy-token-injector/caddymodule"
 	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 )
 
@@ -85,6 +86,10 @@ func (m *Emulator) Provision(ctx caddy.Context) (err error) {
 	}
 	if m.BaseURL != "" {
 		m.emu.SetBaseURL(m.BaseURL)
+		// Only a registration whose authority this emulator is may sign its sessions with the demo's key.
+		if err := caddymodule.DeclareEmulator(ctx, m.BaseURL); err != nil {
+			return err
+		}
 	}
 	if m.ReadyURL != "" {
 		announceWhenReady(m.ReadyURL, ctx.Logger())
