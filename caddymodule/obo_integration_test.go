@@ -335,3 +335,32 @@ func TestRegistrationsDoNotAcceptEachOthersTokens(t *testing.T) {
 		t.Fatalf("%d token requests for refused tokens, want 0", n)
 	}
 }
+
+// A downstream token obtained with an MFA caller token is not served to a later caller token of the same user
+// without MFA: that one goes to Entra, which asks for MFA. A plain user with one device still costs one call per
+// scope set.
+func TestStepUpIsNotReusedAcrossAuthContexts(t *testing.T) {
+	client := startCaddy(t)
+	user := freshUser(t).Key
+	env.Emu.SetFault(user, entraemu.Fault{Kind: entraemu.FaultMFARequired})
+	if status, _, body := call(t, client, "/graph/me", ssoToken(t, user, entraemu.MintOptions{MFA: true})); status != 200 {
+		t.Fatalf("with MFA: %d %v", status, body)
+	}
+	status, _, body := call(t, client, "/graph/me", ssoToken(t, user, entraemu.MintOptions{}))
+	if status != 401 || body["reason"] != "mfa_required" {
+		t.Fatalf("without MFA: %d %v, want Entra's mfa_required, not the step-up token", status, body)
+	}
+	env.Emu.ClearFaults()
+
+	plain := freshUser(t).Key
+	device := map[string]any{"deviceid": "5b8e0000-0000-4000-8000-00000000dev1"}
+	before := oboCalls()
+	for range 3 {
+		if status, _, body := call(t, client, "/graph/me", ssoToken(t, plain, entraemu.MintOptions{ExtraClaims: device})); status != 200 {
+			t.Fatalf("plain user: %d %v", status, body)
+		}
+	}
+	if n := oboCalls() - before; n != 1 {
+		t.Fatalf("%d OBO calls for one user on one device, want 1", n)
+	}
+}

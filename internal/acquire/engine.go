@@ -292,7 +292,9 @@ func (e *Engine) refreshOn(t tokencache.Token) time.Time {
 	return at
 }
 
-func flightKey(req Request) string { return req.Key.User + "\x00" + req.Key.Scopes }
+func flightKey(req Request) string {
+	return req.Key.User + "\x00" + req.Key.Context + "\x00" + req.Key.Scopes
+}
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {

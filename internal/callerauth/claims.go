@@ -2,6 +2,7 @@ package callerauth
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,6 +61,29 @@ type tokenClaims struct {
 	UPN               string           `json:"upn"`
 	UniqueName        string           `json:"unique_name"`
 	Name              string           `json:"name"`
+	AMR               []string         `json:"amr"`      // how the user authenticated (v1: pwd, mfa, ...)
+	ACRS              []string         `json:"acrs"`     // Conditional Access authentication contexts satisfied
+	DeviceID          string           `json:"deviceid"` // the device, when the sign-in was from a registered one
+}
+
+// authContext is the part of a token's authentication that Conditional Access decides on and a downstream token
+// inherits: whether MFA was done, the authentication contexts satisfied, and the device. Two tokens of one user
+// with the same context may share downstream tokens; a token without MFA must never ride on one obtained with
+// it. Empty for the common case (no MFA claim, no contexts, no device). The order of values does not matter.
+func authContext(c *tokenClaims) string {
+	var parts []string
+	if slices.Contains(c.AMR, "mfa") {
+		parts = append(parts, "mfa")
+	}
+	if len(c.ACRS) > 0 {
+		acrs := slices.Clone(c.ACRS)
+		slices.Sort(acrs)
+		parts = append(parts, "acrs="+strings.Join(slices.Compact(acrs), ","))
+	}
+	if c.DeviceID != "" {
+		parts = append(parts, "device="+c.DeviceID)
+	}
+	return strings.Join(parts, ";")
 }
 
 // checkClaims decodes a payload whose signature has been verified and applies every claim rule. The order puts the
@@ -110,9 +134,10 @@ func (v *Validator) checkClaims(payload []byte, ks *keySet, now time.Time) (*Ide
 	id := &Identity{
 		User: identity.User{ObjectID: c.ObjectID, TenantID: c.TenantID,
 			Username: firstNonEmpty(c.PreferredUsername, c.UPN, c.UniqueName), Name: c.Name},
-		Scopes:    scopes,
-		ClientID:  firstNonEmpty(c.AuthorizedParty, c.AppID),
-		ExpiresAt: exp,
+		Scopes:      scopes,
+		ClientID:    firstNonEmpty(c.AuthorizedParty, c.AppID),
+		ExpiresAt:   exp,
+		AuthContext: authContext(&c),
 	}
 	if c.Version == "1.0" {
 		id.ClientID = firstNonEmpty(c.AppID, c.AuthorizedParty)

@@ -59,6 +59,8 @@ type Identity struct {
 	Scopes    []string // scp split on spaces
 	ClientID  string   // azp (v2) or appid (v1): the app that obtained the token
 	ExpiresAt time.Time
+	// AuthContext partitions the user's downstream tokens by how the caller authenticated (see authContext).
+	AuthContext string
 }
 
 // ForbiddenError reports a valid token this route does not accept: it lacks every required scope, or it was

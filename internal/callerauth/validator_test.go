@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -300,6 +301,33 @@ func TestCallerRules(t *testing.T) {
 				case (tt.wantScope || tt.wantApp) && (!errors.As(err, &f) || f.MissingScope != tt.wantScope):
 					t.Fatalf("got %v, want a ForbiddenError (scope %v)", err, tt.wantScope)
 				}
+			}
+		})
+	}
+}
+
+func TestAuthContext(t *testing.T) {
+	tests := []struct {
+		name   string
+		claims map[string]any
+		want   string
+	}{
+		{"plain", map[string]any{"amr": []string{"pwd"}}, ""},
+		{"mfa", map[string]any{"amr": []string{"pwd", "mfa"}}, "mfa"},
+		{"auth contexts in any order", map[string]any{"acrs": []string{"c2", "c1", "c2"}}, "acrs=c1,c2"},
+		{"device", map[string]any{"deviceid": "d1"}, "device=d1"},
+		{"all", map[string]any{"amr": []string{"mfa"}, "acrs": []string{"c1"}, "deviceid": "d1"}, "mfa;acrs=c1;device=d1"},
+	}
+	ti := newTestIssuer(t)
+	clock := newClock()
+	v := newTestValidator(t, ti, clock)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := v2Claims(clock.Now())
+			maps.Copy(c, tt.claims)
+			id, err := v.Validate(context.Background(), ti.mint(t, c))
+			if err != nil || id.AuthContext != tt.want {
+				t.Fatalf("AuthContext = %q (%v), want %q", id.AuthContext, err, tt.want)
 			}
 		})
 	}

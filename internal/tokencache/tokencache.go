@@ -58,10 +58,15 @@ type Account struct {
 	ExpiresOn time.Time
 }
 
-// Key names a cache entry: a user, proven by a validated token or a sealed session, and a scope set.
+// Key names a cache entry: a user, proven by a validated token or a sealed session, how they authenticated, and
+// a scope set.
 type Key struct {
 	// User is the validated identity, "<oid>.<tid>" (Entra's home account id).
 	User string
+	// Context is the caller token's authentication context (MFA, authentication contexts, device), so that a
+	// token obtained after a step-up never serves a caller that did not take it. Empty for sessions and for
+	// tokens without such claims.
+	Context string
 	// Scopes is the normalized scope set (see NormalizeScopes).
 	Scopes string
 }
