@@ -43,6 +43,8 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		expiry_margin     <duration>     # default 1m
 //		clock_skew        <duration>     # default 1m
 //		allowed_origins   <origin>...    # cross-origin callers (CORS) and sign-in popup message targets
+//		caller_scopes     <scope>...     # callers' tokens must carry one of these scopes (default: any)
+//		caller_apps       <client id>... # callers' tokens must come from one of these apps (default: any)
 //		sign_in {                        # proxy-managed sign-in and sessions; see unmarshalSignIn
 //			cookie_secret <base64 key> [<older key>...]
 //			...
@@ -126,6 +128,10 @@ func (r *Registration) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 			return err
 		}
 		return checkLiterals(d, r.AllowedOrigins, func(o string) error { _, err := cors.New([]string{o}); return err })
+	case "caller_scopes":
+		return listArg(d, &r.CallerScopes)
+	case "caller_apps":
+		return listArg(d, &r.CallerApps)
 	case "sign_in":
 		s, err := unmarshalSignIn(d)
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/tokeninjector/caddy-token-injector/internal/callerauth"
 	"github.com/tokeninjector/caddy-token-injector/internal/contract"
 	"github.com/tokeninjector/caddy-token-injector/internal/cors"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
@@ -64,8 +65,9 @@ type Handler struct {
 	scopeKey string
 	logger   *zap.Logger
 
-	timeout      time.Duration // this route's bound on each call to Entra
-	expiryMargin time.Duration // how close to expiry a token may be forwarded on this route
+	callerRules  callerauth.Rules // which proven callers this route takes
+	timeout      time.Duration    // this route's bound on each call to Entra
+	expiryMargin time.Duration    // how close to expiry a token may be forwarded on this route
 	cors         cors.Policy
 	answer       contract.Options // how refusals are answered on this route
 
@@ -118,6 +120,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.logger.Debug("reusing token cache", zap.Int("entries", h.state.cache.Len()))
 	}
 	h.timeout, h.expiryMargin = set.Timeout, set.ExpiryMargin
+	h.callerRules = callerauth.Rules{Scopes: set.CallerScopes, Apps: set.CallerApps}
 	if h.cors, err = cors.New(set.AllowedOrigins); err != nil {
 		return fmt.Errorf("token_injector: %w", err)
 	}

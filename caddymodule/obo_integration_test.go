@@ -364,3 +364,50 @@ func TestStepUpIsNotReusedAcrossAuthContexts(t *testing.T) {
 		t.Fatalf("%d OBO calls for one user on one device, want 1", n)
 	}
 }
+
+// caller_scopes and caller_apps restrict which proven callers a route takes: others get 403 before any call to
+// Entra, and the ones allowed still get their token.
+func TestCallerScopesAndApps(t *testing.T) {
+	client := startCaddy(t)
+	loadConfig(t, siteConfig(errorRoutes+`
+	route /admin/* {
+		token_injector {
+			scopes https://graph.microsoft.com/User.Read
+			caller_scopes Admin.All
+		}
+	}
+	route /users/* {
+		token_injector {
+			scopes https://graph.microsoft.com/User.Read
+			caller_scopes Admin.All access_as_user
+			caller_apps `+entraemu.DefaultAddinClientID+`
+		}
+	}
+	route /partner/* {
+		token_injector {
+			scopes https://graph.microsoft.com/User.Read
+			caller_apps 0bd1e000-0000-4000-8000-00000000aaaa
+		}
+	}`))
+	t.Cleanup(func() { loadConfig(t, siteConfig(errorRoutes)) })
+	user := freshUser(t).Key
+	before := tokenRequests()
+	for _, tt := range []struct {
+		path, code string
+		status     int
+	}{{"/admin/me", "insufficient_scope", 403}, {"/partner/me", "access_denied", 403}} {
+		status, h, body := call(t, client, tt.path, ssoToken(t, user, entraemu.MintOptions{}))
+		if status != tt.status || body["error"] != tt.code {
+			t.Errorf("%s: %d %v, want %d %s", tt.path, status, body, tt.status, tt.code)
+		}
+		if tt.code == "insufficient_scope" && !strings.Contains(h.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
+			t.Errorf("WWW-Authenticate %q", h.Get("WWW-Authenticate"))
+		}
+	}
+	if n := tokenRequests() - before; n != 0 {
+		t.Fatalf("%d token requests for refused callers, want 0", n)
+	}
+	if status, _, body := call(t, client, "/users/me", ssoToken(t, user, entraemu.MintOptions{})); status != 200 {
+		t.Fatalf("an allowed caller: %d %v", status, body)
+	}
+}

@@ -70,6 +70,13 @@ type Registration struct {
 	// their preflights are answered and their responses, 401 bodies included, are readable. They are also the
 	// targets of the sign-in popup's message. Default: none.
 	AllowedOrigins []string `json:"allowed_origins,omitempty"`
+	// CallerScopes are delegated scopes of this API of which a caller's token must carry one (its scp), such as
+	// access_as_user; a token with none of them gets 403 insufficient_scope. Default: none required, since the
+	// audience already confines tokens to this API; set it when the API exposes scopes this route must not take.
+	CallerScopes []string `json:"caller_scopes,omitempty"`
+	// CallerApps are the client applications (the azp or appid of callers' tokens) whose tokens are taken, as API
+	// Management's client application ids; others get 403 access_denied. Default: any application.
+	CallerApps []string `json:"caller_apps,omitempty"`
 	// SignIn enables proxy-managed sign-in for callers without a bearer token. Default: off; such callers get 401.
 	SignIn *SignIn `json:"sign_in,omitempty"`
 }
@@ -104,6 +111,12 @@ func (r Registration) overlay(o *Registration) Registration {
 	if len(o.AllowedOrigins) > 0 {
 		r.AllowedOrigins = o.AllowedOrigins
 	}
+	if len(o.CallerScopes) > 0 {
+		r.CallerScopes = o.CallerScopes
+	}
+	if len(o.CallerApps) > 0 {
+		r.CallerApps = o.CallerApps
+	}
 	if o.SignIn != nil {
 		r.SignIn = o.SignIn
 	}
@@ -130,6 +143,8 @@ func (r Registration) resolve() (settings, error) {
 		ClientSecret:   repl.ReplaceKnown(r.ClientSecret, ""),
 		Audiences:      replaceAll(r.Audiences),
 		AllowedOrigins: replaceAll(r.AllowedOrigins),
+		CallerScopes:   replaceAll(r.CallerScopes),
+		CallerApps:     replaceAll(r.CallerApps),
 	}
 	if s.AuthorityHost == "" {
 		s.AuthorityHost = entra.DefaultAuthorityHost

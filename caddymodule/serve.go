@@ -62,6 +62,9 @@ func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
 	// 1a. The caller's bearer token, validated.
 	if assertion, ok := bearerToken(r); ok {
 		id, err := h.callers.Validate(r.Context(), assertion)
+		if err == nil {
+			err = h.callerRules.Authorize(id)
+		}
 		if err != nil {
 			return acquire.Request{}, err
 		}

@@ -26,6 +26,7 @@ import (
 type settings struct {
 	AuthorityHost, Tenant, ClientID, ClientSecret string
 	Audiences, AllowedOrigins                     []string
+	CallerScopes, CallerApps                      []string // the route's, not the registration's
 	CacheMaxEntries                               int
 	Timeout, RefreshBefore, ExpiryMargin          time.Duration
 	ClockSkew                                     time.Duration

@@ -46,11 +46,6 @@ type Config struct {
 	// KeyRefresh is how old the signing keys may get before they are fetched again (default 1h): a key Entra
 	// withdraws stops being trusted within it, for tokens already proven too.
 	KeyRefresh time.Duration
-	// CallerScopes are delegated scopes of this API of which a caller's token must carry one (scp). Default:
-	// none required; the audience already confines tokens to this API.
-	CallerScopes []string
-	// CallerApps are the client applications (azp or appid) whose tokens are accepted. Default: any.
-	CallerApps []string
 }
 
 // Identity is what a valid token says about its caller. Treat Scopes as read-only: it may be shared with the cache.
@@ -73,13 +68,23 @@ type ForbiddenError struct {
 
 func (e *ForbiddenError) Error() string { return "callerauth: forbidden: " + e.Description }
 
-// authorize applies the route's caller rules to a proven identity.
-func (r *rules) authorize(id *Identity) error {
-	if len(r.scopes) > 0 && !slices.ContainsFunc(id.Scopes, func(s string) bool { return slices.Contains(r.scopes, s) }) {
+// Rules are a route's conditions on callers whose tokens the Validator proved: validation asks whether a token is
+// genuine and for this API, the rules which of those callers the route takes.
+type Rules struct {
+	// Scopes are delegated scopes of which the caller's token must carry one (scp). None: any scope of this API,
+	// since the audience already confines tokens to it.
+	Scopes []string
+	// Apps are the client applications (azp or appid) whose tokens are taken. None: any.
+	Apps []string
+}
+
+// Authorize returns a *ForbiddenError unless id meets the rules.
+func (r Rules) Authorize(id *Identity) error {
+	if len(r.Scopes) > 0 && !slices.ContainsFunc(id.Scopes, func(s string) bool { return slices.Contains(r.Scopes, s) }) {
 		return &ForbiddenError{MissingScope: true,
-			Description: "the token carries none of the scopes " + strings.Join(r.scopes, ", ")}
+			Description: "the token carries none of the scopes " + strings.Join(r.Scopes, ", ")}
 	}
-	if len(r.apps) > 0 && !slices.ContainsFunc(r.apps, func(a string) bool { return strings.EqualFold(a, id.ClientID) }) {
+	if len(r.Apps) > 0 && !slices.ContainsFunc(r.Apps, func(a string) bool { return strings.EqualFold(a, id.ClientID) }) {
 		return &ForbiddenError{Description: "tokens of client application " + safe(id.ClientID) + " are not accepted"}
 	}
 	return nil
@@ -119,8 +124,6 @@ type Validator struct {
 type rules struct {
 	audiences []string
 	skew      time.Duration
-	scopes    []string // any one is required; none: any delegated scope of this API
-	apps      []string // the client applications allowed; none: any
 }
 
 type cachedIdentity struct {
@@ -186,8 +189,7 @@ func (v *Validator) Update(cfg Config) error {
 	if cfg.ClockSkew < 0 || cfg.FetchTimeout < 0 || cfg.KeyRefresh < 0 {
 		return errors.New("callerauth: ClockSkew, FetchTimeout and KeyRefresh must not be negative")
 	}
-	v.rules.Store(&rules{audiences: auds, skew: cmpOr(cfg.ClockSkew, defaultClockSkew),
-		scopes: slices.Clone(cfg.CallerScopes), apps: slices.Clone(cfg.CallerApps)})
+	v.rules.Store(&rules{audiences: auds, skew: cmpOr(cfg.ClockSkew, defaultClockSkew)})
 	v.keys.fetcher.Store(&fetcher{client: cfg.HTTPClient, timeout: cmpOr(cfg.FetchTimeout, defaultFetchTimeout),
 		refresh: cmpOr(cfg.KeyRefresh, defaultKeyRefresh)})
 	return nil
@@ -224,7 +226,7 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 		// Keys due for refresh are refreshed here too, and a proven token counts only while its key does.
 		if ks, err := v.keys.current(ctx); err == nil && ks.keys[c.kid] != nil {
 			id := c.id
-			return &id, v.rules.Load().authorize(&id)
+			return &id, nil
 		}
 		v.cache.Remove(sum)
 	}
@@ -261,7 +263,7 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 	}
 	until = until.Add(v.rules.Load().skew)
 	v.cache.Add(sum, &cachedIdentity{id: *id, kid: tok.kid, raw: raw}, until)
-	return id, v.rules.Load().authorize(id)
+	return id, nil
 }
 
 // forgetKeys drops proven tokens signed by keys that were withdrawn from the JWKS (rare: key rollover or revocation).

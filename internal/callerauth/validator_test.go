@@ -286,14 +286,18 @@ func TestCallerRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := newTestValidator(t, ti, clock, func(c *Config) { c.CallerScopes, c.CallerApps = tt.scopes, tt.apps })
+			v := newTestValidator(t, ti, clock)
 			claims := v2Claims(clock.Now())
 			if tt.claims != nil {
 				tt.claims(claims)
 			}
 			raw := ti.mint(t, claims)
-			for range 2 { // the proven-token cache applies the rules too
-				_, err := v.Validate(context.Background(), raw)
+			for range 2 { // a proven token, from the cache the second time, meets the same rules
+				id, err := v.Validate(context.Background(), raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = Rules{Scopes: tt.scopes, Apps: tt.apps}.Authorize(id)
 				var f *ForbiddenError
 				switch {
 				case !tt.wantScope && !tt.wantApp && err != nil:
