@@ -1,9 +1,11 @@
 package caddymodule_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 )
 
@@ -122,4 +125,109 @@ func startDocumentServer(t *testing.T) *documentServer {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// A secret written in the config (not {env.X} or {file./path}) lands in the JSON config, GET /config/ and
+// autosave.json: the load logs one warning naming the field, and never the value.
+func TestInlineSecretIsWarnedAbout(t *testing.T) {
+	startCaddy(t)
+	// Caddy itself logs the JSON config at debug level, inline secrets included: that is why they warrant a
+	// warning. The warning must not repeat the value.
+	const inline = "inline-secret-value-8f3a"
+	warnings := func() (n int) {
+		for _, line := range strings.Split(readLogs(), "\n") {
+			if strings.Contains(line, "a secret is written in the config") && strings.Contains(line, "7d1d0000-0000-4000-8000-0000000000ff") {
+				n++
+				if !strings.Contains(line, `"field":"client_secret"`) || strings.Contains(line, inline) {
+					t.Errorf("warning: %s", line)
+				}
+			}
+		}
+		return n
+	}
+	before := warnings()
+	loadConfig(t, siteConfig(errorRoutes+`
+	route /inline/* {
+		token_injector {
+			scopes https://graph.microsoft.com/User.Read
+			client_id 7d1d0000-0000-4000-8000-0000000000ff
+			client_secret `+inline+`
+		}
+	}
+	route /inline2/* {
+		token_injector {
+			scopes https://graph.microsoft.com/Mail.Read
+			client_id 7d1d0000-0000-4000-8000-0000000000ff
+			client_secret `+inline+`
+		}
+	}`))
+	t.Cleanup(func() { loadConfig(t, siteConfig(errorRoutes)) })
+	if n := warnings() - before; n != 1 {
+		t.Fatalf("%d warnings for one registration with an inline secret in two routes, want 1", n)
+	}
+}
+
+// Secrets passed as {env.X} stay placeholders in the adapted JSON and in what the admin API's GET /config/ (and
+// so autosave.json) holds: neither the client secret nor the cookie key appears.
+func TestNoSecretInAdminConfigOrAdaptOutput(t *testing.T) {
+	startCaddy(t)
+	resp, err := http.Get("http://" + env.caddy.AdminAddr + "/config/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	live, _ := io.ReadAll(resp.Body)
+	adapted, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(siteConfig(errorRoutes)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookieKey := base64.StdEncoding.EncodeToString(testCookieKey)
+	for name, doc := range map[string][]byte{"GET /config/": live, "caddy adapt": adapted} {
+		if resp.StatusCode != 200 || !strings.Contains(string(doc), "{env.TOKEN_INJECTOR_TEST_SECRET}") {
+			t.Fatalf("%s does not hold the config: %d %.200s", name, resp.StatusCode, doc)
+		}
+		for what, secret := range map[string]string{"client secret": env.secret, "rotated secret": rotatedSecret, "cookie key": cookieKey} {
+			if strings.Contains(string(doc), secret) {
+				t.Errorf("%s holds the %s", name, what)
+			}
+		}
+	}
+}
+
+// Every example Caddyfile passes its secrets as placeholders that resolve when the config loads.
+func TestExamplesKeepSecretsOutOfTheConfig(t *testing.T) {
+	files, _ := filepath.Glob("../examples/*/Caddyfile")
+	if len(files) == 0 {
+		t.Fatal("no example Caddyfiles found")
+	}
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		adapted, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, map[string]any{"filename": f})
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		var walk func(key string, v any)
+		walk = func(key string, v any) {
+			switch v := v.(type) {
+			case map[string]any:
+				for k, x := range v {
+					walk(k, x)
+				}
+			case []any:
+				for _, x := range v {
+					walk(key, x)
+				}
+			case string:
+				if (key == "client_secret" || key == "cookie_secrets") && !strings.HasPrefix(v, "{env.") && !strings.HasPrefix(v, "{file.") {
+					t.Errorf("%s: %s is not a run-time placeholder", f, key)
+				}
+			}
+		}
+		var doc any
+		_ = json.Unmarshal(adapted, &doc)
+		walk("", doc)
+	}
 }

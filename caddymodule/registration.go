@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -81,6 +82,19 @@ type Registration struct {
 	SignIn *SignIn `json:"sign_in,omitempty"`
 }
 
+// inlineSecrets names the secret fields written as values rather than placeholders ({env.X}, {file./path}): they
+// end up in the JSON config (and {$X} ones too, since they are replaced when the Caddyfile is adapted).
+func (r Registration) inlineSecrets() []string {
+	var fields []string
+	if r.ClientSecret != "" && !strings.Contains(r.ClientSecret, "{") {
+		fields = append(fields, "client_secret")
+	}
+	if r.SignIn != nil && slices.ContainsFunc(r.SignIn.CookieSecrets, func(s string) bool { return !strings.Contains(s, "{") }) {
+		fields = append(fields, "sign_in: cookie_secret")
+	}
+	return fields
+}
+
 // isZero reports whether r sets nothing.
 func (r Registration) isZero() bool { return reflect.DeepEqual(r, Registration{}) }
 
@@ -145,6 +159,7 @@ func (r Registration) resolve() (settings, error) {
 		AllowedOrigins: replaceAll(r.AllowedOrigins),
 		CallerScopes:   replaceAll(r.CallerScopes),
 		CallerApps:     replaceAll(r.CallerApps),
+		InlineSecrets:  r.inlineSecrets(),
 	}
 	if s.AuthorityHost == "" {
 		s.AuthorityHost = entra.DefaultAuthorityHost

@@ -27,6 +27,7 @@ type settings struct {
 	AuthorityHost, Tenant, ClientID, ClientSecret string
 	Audiences, AllowedOrigins                     []string
 	CallerScopes, CallerApps                      []string // the route's, not the registration's
+	InlineSecrets                                 []string // fields whose secret is written in the config itself
 	CacheMaxEntries                               int
 	Timeout, RefreshBefore, ExpiryMargin          time.Duration
 	ClockSkew                                     time.Duration
@@ -111,6 +112,11 @@ func (s *registrationState) apply(ctx caddy.Context, r settings, roots *x509.Cer
 		}
 	}
 	s.config, s.applied, s.roots = load, r, roots
+	for _, field := range r.InlineSecrets { // once per registration and load
+		logger.Warn("a secret is written in the config: it is kept in the JSON config, GET /config/ and autosave.json; "+
+			"pass it with {env.NAME} or {file./path}, which resolve when the config loads", zap.String("field", field),
+			zap.String("client_id", r.ClientID))
+	}
 	return nil
 }
 
