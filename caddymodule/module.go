@@ -19,6 +19,7 @@ import (
 	"github.com/tokeninjector/caddy-token-injector/internal/callerauth"
 	"github.com/tokeninjector/caddy-token-injector/internal/contract"
 	"github.com/tokeninjector/caddy-token-injector/internal/cors"
+	"github.com/tokeninjector/caddy-token-injector/internal/identity"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
 	"github.com/tokeninjector/caddy-token-injector/internal/signin"
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
@@ -177,7 +178,7 @@ func hasResource(s string) bool {
 		return isScheme(scheme) && i > 0 && i < len(rest)-1
 	}
 	app, perm, ok := strings.Cut(s, "/")
-	return ok && isGUID(app) && perm != ""
+	return ok && identity.IsGUID(app) && perm != ""
 }
 
 func isScheme(s string) bool {
@@ -188,26 +189,6 @@ func isScheme(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// isGUID reports whether s is 8-4-4-4-12 hexadecimal digits.
-func isGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, c := range s {
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // Cleanup releases this config's hold on the shared state. Provision may have stopped half way.

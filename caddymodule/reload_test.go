@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -31,18 +30,12 @@ func randomCookieSecret() string {
 // a config load does, and cleans it up at the end of the test.
 func provisionHandler(t *testing.T, tenant, reg string) *Handler {
 	t.Helper()
-	cfg := fmt.Sprintf(`{"scopes":["https://graph.microsoft.com/User.Read"],"registration":{"tenant":%q,"client_id":"c",%s}}`,
-		tenant, reg)
-	h := new(Handler)
-	if err := json.Unmarshal([]byte(cfg), h); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
 	t.Cleanup(cancel)
-	if err := h.Provision(ctx); err != nil {
-		t.Fatalf("provision %s: %v", cfg, err)
+	h, err := provisionIn(t, ctx, tenant, reg)
+	if err != nil {
+		t.Fatalf("provision %s: %v", reg, err)
 	}
-	t.Cleanup(func() { _ = h.Cleanup() })
 	return h
 }
 

@@ -31,10 +31,10 @@ func TestRoutesOfOneRegistrationAgree(t *testing.T) {
 			ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
 			t.Cleanup(cancel)
 			tenant := fmt.Sprintf("agree-%d", i)
-			if err := provisionIn(t, ctx, tenant, tt.first); err != nil {
+			if _, err := provisionIn(t, ctx, tenant, tt.first); err != nil {
 				t.Fatal(err)
 			}
-			err := provisionIn(t, ctx, tenant, tt.second)
+			_, err := provisionIn(t, ctx, tenant, tt.second)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr+":")) {
 				t.Fatalf("second route: %v, want error naming %q", err, tt.wantErr)
 			}
@@ -42,7 +42,9 @@ func TestRoutesOfOneRegistrationAgree(t *testing.T) {
 	}
 }
 
-func provisionIn(t *testing.T, ctx caddy.Context, tenant, reg string) error {
+// provisionIn provisions a handler of registration reg (JSON, without the tenant) in ctx, as a config load does,
+// and cleans it up at the end of the test.
+func provisionIn(t *testing.T, ctx caddy.Context, tenant, reg string) (*Handler, error) {
 	t.Helper()
 	cfg := fmt.Sprintf(`{"scopes":["https://graph.microsoft.com/User.Read"],"registration":{"tenant":%q,"client_id":"c",%s}}`,
 		tenant, reg)
@@ -52,7 +54,7 @@ func provisionIn(t *testing.T, ctx caddy.Context, tenant, reg string) error {
 	}
 	err := h.Provision(ctx)
 	t.Cleanup(func() { _ = h.Cleanup() })
-	return err
+	return h, err
 }
 
 // Every spelling of a published key decodes to the same bytes, and those are refused; a fresh key is not.

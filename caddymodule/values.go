@@ -23,12 +23,7 @@ type Number string
 
 // UnmarshalJSON takes a JSON string as written or a number of nanoseconds.
 func (d *Duration) UnmarshalJSON(b []byte) error {
-	s, err := stringOrInteger(b)
-	if err != nil {
-		return fmt.Errorf("a duration is a string such as \"10s\" or a number of nanoseconds, not %s", b)
-	}
-	*d = Duration(s)
-	return nil
+	return unmarshalValue(b, (*string)(d), `a duration is a string such as "10s" or a number of nanoseconds`)
 }
 
 // MarshalJSON writes a number of nanoseconds as a number and anything else as a string.
@@ -36,11 +31,16 @@ func (d Duration) MarshalJSON() ([]byte, error) { return integerOrString(string(
 
 // UnmarshalJSON takes a JSON number or string.
 func (n *Number) UnmarshalJSON(b []byte) error {
+	return unmarshalValue(b, (*string)(n), `a number is an integer or a string such as "{env.N}"`)
+}
+
+// unmarshalValue keeps a JSON string as written, or an integer's digits; what says what was expected otherwise.
+func unmarshalValue(b []byte, dst *string, what string) error {
 	s, err := stringOrInteger(b)
 	if err != nil {
-		return fmt.Errorf("a number is an integer or a string such as \"{env.N}\", not %s", b)
+		return fmt.Errorf("%s, not %s", what, b)
 	}
-	*n = Number(s)
+	*dst = s
 	return nil
 }
 

@@ -10,14 +10,46 @@ import (
 	"github.com/caddyserver/caddy/v2"
 )
 
+// valueCase is one JSON value of a Duration or Number field: what it resolves to (with the field's default) or
+// the error it gives, and how it is written back.
+type valueCase[T comparable] struct {
+	json     string
+	want     T
+	wantErr  string
+	marshals string // "" means as given
+}
+
+// runValueCases unmarshals each case into a new V, resolves it and marshals it back.
+func runValueCases[T comparable, V any](t *testing.T, cases []valueCase[T], resolve func(*V) (T, error)) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.json, func(t *testing.T) {
+			v := new(V)
+			err := json.Unmarshal([]byte(tt.json), v)
+			var got T
+			if err == nil {
+				got, err = resolve(v)
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("resolved to %v, %v; want %v", got, err, tt.want)
+			}
+			out, _ := json.Marshal(v)
+			if want := cmp.Or(tt.marshals, tt.json); string(out) != want {
+				t.Fatalf("marshals as %s, want %s", out, want)
+			}
+		})
+	}
+}
+
 func TestDurationJSON(t *testing.T) {
 	t.Setenv("TI_TEST_DURATION", "90s")
-	tests := []struct {
-		json     string
-		want     time.Duration // resolved, with a default of 1m
-		wantErr  string
-		marshals string // "" means as given
-	}{
+	runValueCases(t, []valueCase[time.Duration]{ // the default is 1m
 		{json: `3000000000`, want: 3 * time.Second}, // nanoseconds, as caddy.Duration takes them
 		{json: `"10s"`, want: 10 * time.Second},
 		{json: `"1d"`, want: 24 * time.Hour},
@@ -30,42 +62,15 @@ func TestDurationJSON(t *testing.T) {
 		{json: `"soon"`, wantErr: `f: "soon" is not a duration`},
 		{json: `1.5`, wantErr: "a duration is a string"},
 		{json: `true`, wantErr: "a duration is a string"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.json, func(t *testing.T) {
-			var d Duration
-			err := json.Unmarshal([]byte(tt.json), &d)
-			var got time.Duration
-			if err == nil {
-				got, err = d.resolve(caddy.NewReplacer(), "f", time.Minute)
-			}
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Fatalf("resolved to %v, %v; want %v", got, err, tt.want)
-			}
-			out, _ := json.Marshal(d)
-			if want := cmp.Or(tt.marshals, tt.json); string(out) != want {
-				t.Fatalf("marshals as %s, want %s", out, want)
-			}
-		})
-	}
+	}, func(d *Duration) (time.Duration, error) { return d.resolve(caddy.NewReplacer(), "f", time.Minute) })
 }
 
 func TestNumberJSON(t *testing.T) {
 	t.Setenv("TI_TEST_NUMBER", "5000")
 	t.Setenv("TI_TEST_ZERO", "0")
-	tests := []struct {
-		json    string
-		want    int // resolved, with a default of 100
-		wantErr string
-	}{
+	runValueCases(t, []valueCase[int]{ // the default is 100
 		{json: `20000`, want: 20000},
-		{json: `"20000"`, want: 20000},
+		{json: `"20000"`, want: 20000, marshals: `20000`},
 		{json: `"{env.TI_TEST_NUMBER}"`, want: 5000},
 		{json: `"{env.TI_TEST_UNSET}"`, want: 100},
 		{json: `0`, want: 100},
@@ -73,30 +78,7 @@ func TestNumberJSON(t *testing.T) {
 		{json: `-3`, wantErr: `n: "-3" is not a positive number`},
 		{json: `"lots"`, wantErr: `n: "lots" is not a positive number`},
 		{json: `1e5`, wantErr: "a number is an integer"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.json, func(t *testing.T) {
-			var n Number
-			err := json.Unmarshal([]byte(tt.json), &n)
-			var got int
-			if err == nil {
-				got, err = n.resolve(caddy.NewReplacer(), "n", 100)
-			}
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Fatalf("resolved to %v, %v; want %v", got, err, tt.want)
-			}
-			out, _ := json.Marshal(n)
-			if want := strings.Trim(tt.json, `"`); strings.Trim(string(out), `"`) != want {
-				t.Fatalf("marshals as %s, want %s", out, tt.json)
-			}
-		})
-	}
+	}, func(n *Number) (int, error) { return n.resolve(caddy.NewReplacer(), "n", 100) })
 }
 
 // TestRegistrationJSONRoundTrip is a config written by hand, or by an older version (nanoseconds): it reads, resolves

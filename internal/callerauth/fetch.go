@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/tokeninjector/caddy-token-injector/internal/entra"
+	"github.com/tokeninjector/caddy-token-injector/internal/identity"
 )
 
 const (
@@ -41,7 +42,7 @@ func (s *keyStore) discover(ctx context.Context) (discovery, error) {
 	if err != nil {
 		return discovery{}, s.misconfigured(err, "authority_host does not serve Entra's discovery documents")
 	}
-	if looksLikeGUID(s.tenant) && !strings.EqualFold(s.tenant, tid) {
+	if identity.IsGUID(s.tenant) && !strings.EqualFold(s.tenant, tid) {
 		return discovery{}, s.misconfigured(fmt.Errorf("discovery for tenant %s names tenant %s", s.tenant, tid),
 			"the discovery document does not match the tenant: check tenant and authority_host")
 	}
@@ -91,25 +92,6 @@ func issuerNamesTenant(iss, tid string) bool {
 		return false
 	}
 	return slices.Contains(strings.Split(u.Path, "/"), tid)
-}
-
-func looksLikeGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, r := range s {
-		switch i {
-		case 8, 13, 18, 23:
-			if r != '-' {
-				return false
-			}
-		default:
-			if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // fetchKeys gets the JWKS of both issuers (once if they share a jwks_uri) and merges them by kid. The v1 keys are

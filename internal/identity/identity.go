@@ -41,3 +41,23 @@ func WithoutSignInScopes(scopes []string) []string {
 	}
 	return out
 }
+
+// IsGUID reports whether s is 8-4-4-4-12 hexadecimal digits, the form of Entra's object, tenant and client ids.
+func IsGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -6,31 +6,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 )
 
-// clock is a settable fake time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *testenv.Clock { return testenv.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
 func key(b byte) []byte {
 	k := make([]byte, KeySize)
@@ -63,7 +46,7 @@ func (s *countingStore) Put(ctx context.Context, v Session, ttl time.Duration) e
 	return s.Store.Put(ctx, v, ttl)
 }
 
-func newTestManager(t *testing.T, cfg Config) (*Manager, *countingStore, *clock) {
+func newTestManager(t *testing.T, cfg Config) (*Manager, *countingStore, *testenv.Clock) {
 	t.Helper()
 	c := newClock()
 	if cfg.Keys == nil {

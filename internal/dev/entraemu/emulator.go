@@ -22,6 +22,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/identity"
 )
 
 // User is a demo user of the emulated tenant.
@@ -150,7 +152,7 @@ const (
 
 // New validates cfg and returns an emulator with a fresh RSA-2048 signing key (kid = its thumbprint).
 func New(cfg Config) (*Emulator, error) {
-	if !isGUID(cfg.TenantID) {
+	if !identity.IsGUID(cfg.TenantID) {
 		return nil, fmt.Errorf("entraemu: TenantID %q is not a GUID", cfg.TenantID)
 	}
 	if cfg.TenantDomain == "" {
@@ -207,7 +209,7 @@ func New(cfg Config) (*Emulator, error) {
 func (e *Emulator) loadDirectory() error {
 	for i := range e.cfg.Users {
 		u := &e.cfg.Users[i]
-		if u.Key == "" || !isGUID(u.ObjectID) || u.UPN == "" {
+		if u.Key == "" || !identity.IsGUID(u.ObjectID) || u.UPN == "" {
 			return fmt.Errorf("entraemu: user %d needs Key, a GUID ObjectID and UPN", i)
 		}
 		k := strings.ToLower(u.Key)
@@ -219,7 +221,7 @@ func (e *Emulator) loadDirectory() error {
 	}
 	for i := range e.cfg.Apps {
 		a := &e.cfg.Apps[i]
-		if !isGUID(a.ClientID) {
+		if !identity.IsGUID(a.ClientID) {
 			return fmt.Errorf("entraemu: app %q: ClientID must be a GUID", a.Name)
 		}
 		k := strings.ToLower(a.ClientID)
@@ -233,7 +235,7 @@ func (e *Emulator) loadDirectory() error {
 	}
 	for i := range e.cfg.Resources {
 		r := &e.cfg.Resources[i]
-		if !isGUID(r.AppID) {
+		if !identity.IsGUID(r.AppID) {
 			return fmt.Errorf("entraemu: resource %v: AppID must be a GUID", r.IdentifierURIs)
 		}
 		if slices.ContainsFunc(e.cfg.Resources[:i], func(x Resource) bool { return strings.EqualFold(x.AppID, r.AppID) }) {

@@ -13,10 +13,10 @@ package sessiontest
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
 )
 
@@ -131,39 +131,25 @@ func testDeleteUser(t *testing.T, newStore NewStore) {
 func testConcurrentUse(t *testing.T, newStore NewStore) {
 	s, _ := newStore(t)
 	ctx := t.Context()
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for g := range 8 {
-		wg.Go(func() {
-			for i := range 300 {
-				id, user := fmt.Sprint("s", i%40), []string{alice, bob}[i%2]
-				var err error
-				switch i % 10 {
-				case 9:
-					_, err = s.DeleteUser(ctx, user)
-				case 7:
-					err = s.Delete(ctx, id)
-				case 0, 3, 5:
-					err = s.Put(ctx, session.Session{ID: id, UserKey: user, Name: id}, time.Hour)
-				default:
-					var got session.Session
-					var ok bool
-					if got, ok, err = s.Get(ctx, id); err == nil && ok && got.Name != id {
-						err = fmt.Errorf("Get(%s) returned session %s", id, got.ID)
-					}
-				}
-				if err != nil {
-					errs <- fmt.Errorf("goroutine %d, op %d: %w", g, i, err)
-					return
-				}
+	testenv.Concurrently(t, 8, 300, func(_, i int) error {
+		id, user := fmt.Sprint("s", i%40), []string{alice, bob}[i%2]
+		var err error
+		switch i % 10 {
+		case 9:
+			_, err = s.DeleteUser(ctx, user)
+		case 7:
+			err = s.Delete(ctx, id)
+		case 0, 3, 5:
+			err = s.Put(ctx, session.Session{ID: id, UserKey: user, Name: id}, time.Hour)
+		default:
+			var got session.Session
+			var ok bool
+			if got, ok, err = s.Get(ctx, id); err == nil && ok && got.Name != id {
+				err = fmt.Errorf("Get(%s) returned session %s", id, got.ID)
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+		}
+		return err
+	})
 	put(t, s, session.Session{ID: "after", UserKey: alice, Name: "after"}, time.Hour)
 	want(t, s, "after", "after")
 }

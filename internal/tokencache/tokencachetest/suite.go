@@ -11,11 +11,10 @@
 package tokencachetest
 
 import (
-	"fmt"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
@@ -90,23 +89,4 @@ func account(msal string, expires time.Time) tokencache.Account {
 }
 
 // concurrently runs f(goroutine, i) from 8 goroutines, 300 times each, and fails on the first error.
-func concurrently(t *testing.T, f func(g, i int) error) {
-	t.Helper()
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for g := range 8 {
-		wg.Go(func() {
-			for i := range 300 {
-				if err := f(g, i); err != nil {
-					errs <- fmt.Errorf("goroutine %d, op %d: %w", g, i, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-}
+func concurrently(t *testing.T, f func(g, i int) error) { testenv.Concurrently(t, 8, 300, f) }
