@@ -83,14 +83,12 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
+var sameSiteModes = map[string]http.SameSite{"": http.SameSiteLaxMode, "lax": http.SameSiteLaxMode,
+	"strict": http.SameSiteStrictMode, "none": http.SameSiteNoneMode}
+
 func parseSameSite(v string) (http.SameSite, error) {
-	switch strings.ToLower(v) {
-	case "", "lax":
-		return http.SameSiteLaxMode, nil
-	case "strict":
-		return http.SameSiteStrictMode, nil
-	case "none":
-		return http.SameSiteNoneMode, nil
+	if m, ok := sameSiteModes[strings.ToLower(v)]; ok {
+		return m, nil
 	}
 	return 0, fmt.Errorf("sign_in: same_site: %q is not lax, strict or none", v)
 }

@@ -60,6 +60,18 @@ func (b *browser) api(rawURL string) (int, http.Header, map[string]any) {
 	return page.Status, page.Header, body
 }
 
+// signedIn starts the integration config and signs a fresh user in on site with a new browser.
+func signedIn(t *testing.T, site string) (entraemu.User, *browser) {
+	t.Helper()
+	startCaddy(t)
+	user := freshUser(t)
+	b := newBrowser(t)
+	if status, _, body := b.signIn(site+"/graph/me", user.Key); status != 200 {
+		t.Fatalf("sign-in: %d %.300s", status, body)
+	}
+	return user, b
+}
+
 // signIn navigates to start, picks user on the emulator's page, and returns where the browser ends up.
 func (b *browser) signIn(start, user string) (int, *url.URL, []byte) {
 	return b.must(b.SignIn(start, user))
@@ -212,12 +224,7 @@ func TestConcurrentRequestsWithExpiredTokenRedeemRefreshTokenOnce(t *testing.T) 
 }
 
 func TestRevokedRefreshToken(t *testing.T) {
-	startCaddy(t)
-	user := freshUser(t)
-	b := newBrowser(t)
-	if status, _, _ := b.signIn(expiringSite+"/graph/me", user.Key); status != 200 {
-		t.Fatal(status)
-	}
+	user, b := signedIn(t, expiringSite)
 	env.Emu.RevokeRefreshTokens(user.Key)
 	time.Sleep(1100 * time.Millisecond)
 	status, _, body := b.api(expiringSite + "/graph/me")
@@ -232,12 +239,7 @@ func TestRevokedRefreshToken(t *testing.T) {
 }
 
 func TestIncrementalConsentAndClaimsChallengeGiveALoginURL(t *testing.T) {
-	startCaddy(t)
-	user := freshUser(t)
-	b := newBrowser(t)
-	if status, _, _ := b.signIn(signInSite+"/graph/me", user.Key); status != 200 {
-		t.Fatal(status)
-	}
+	user, b := signedIn(t, signInSite)
 	status, _, body := b.api(signInSite + "/send/mail")
 	loginURL, _ := body["login_url"].(string)
 	if status != 401 || body["reason"] != "consent_required" || !strings.Contains(loginURL, "Mail.Send") {
@@ -259,12 +261,7 @@ func TestIncrementalConsentAndClaimsChallengeGiveALoginURL(t *testing.T) {
 }
 
 func TestLogoutClearsEverything(t *testing.T) {
-	startCaddy(t)
-	user := freshUser(t)
-	b := newBrowser(t)
-	if status, _, _ := b.signIn(signInSite+"/graph/me", user.Key); status != 200 {
-		t.Fatal(status)
-	}
+	_, b := signedIn(t, signInSite)
 	stolen := b.cookie(signInSite, "token_injector")
 	if stolen == nil {
 		t.Fatal("no session cookie")
@@ -303,12 +300,7 @@ func TestOpenRedirectsAreRefused(t *testing.T) {
 }
 
 func TestBadCookiesAreNoSession(t *testing.T) {
-	startCaddy(t)
-	user := freshUser(t)
-	b := newBrowser(t)
-	if status, _, _ := b.signIn(signInSite+"/graph/me", user.Key); status != 200 {
-		t.Fatal(status)
-	}
+	user, b := signedIn(t, signInSite)
 	good := b.cookie(signInSite, "token_injector").Value
 	flip := []byte(good)
 	flip[len(flip)/2] ^= 1
@@ -353,12 +345,7 @@ func mintCookie(t *testing.T, key []byte, now time.Time, s session.Session) stri
 }
 
 func TestReloadKeepsSessions(t *testing.T) {
-	startCaddy(t)
-	user := freshUser(t)
-	b := newBrowser(t)
-	if status, _, _ := b.signIn(signInSite+"/graph/me", user.Key); status != 200 {
-		t.Fatal(status)
-	}
+	user, b := signedIn(t, signInSite)
 	before := tokenRequests()
 	loadConfig(t, siteConfig(errorRoutes+"\n\trespond /health 200"))
 	if status, _, body := b.api(signInSite + "/graph/me"); status != 200 || body["oid"] != user.ObjectID {

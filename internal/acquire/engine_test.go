@@ -274,21 +274,27 @@ func TestSessionWithoutAccountIsLoginRequired(t *testing.T) {
 	}
 }
 
+// userN is alice's request for user-n.
+func userN(n int) Request {
+	req := alice
+	req.Key.User = fmt.Sprintf("user-%d", n)
+	return req
+}
+
+// askForUsers asks the engine for the tokens of user-0 to user-(n-1).
+func askForUsers(e *Engine, n int) {
+	for i := range n {
+		e.Token(context.Background(), userN(i))
+	}
+}
+
 func TestCloseLeavesNoGoroutines(t *testing.T) {
 	baseline := runtime.NumGoroutine()
 	e, p, clock := newTestEngine(t)
-	for i := range 20 {
-		req := alice
-		req.Key.User = fmt.Sprintf("user-%d", i)
-		e.Token(context.Background(), req)
-	}
+	askForUsers(e, 20)
 	clock.Advance(56 * time.Minute)
 	p.release = make(chan struct{}) // renewals block inside the identity provider
-	for i := range 20 {
-		req := alice
-		req.Key.User = fmt.Sprintf("user-%d", i)
-		e.Token(context.Background(), req)
-	}
+	askForUsers(e, 20)
 	if e.Stats().BackgroundRefreshes != 20 {
 		t.Fatalf("%d renewals started", e.Stats().BackgroundRefreshes)
 	}
@@ -298,20 +304,14 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 
 func TestCloseWhileRequestsStartRenewals(t *testing.T) {
 	e, _, clock := newTestEngine(t)
-	for i := range 50 {
-		req := alice
-		req.Key.User = fmt.Sprintf("user-%d", i)
-		e.Token(context.Background(), req)
-	}
+	askForUsers(e, 50)
 	clock.Advance(56 * time.Minute)
 	var wg sync.WaitGroup
 	for i := range 50 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req := alice
-			req.Key.User = fmt.Sprintf("user-%d", i)
-			e.Token(context.Background(), req) // may start a renewal as Close runs; must not panic
+			e.Token(context.Background(), userN(i)) // may start a renewal as Close runs; must not panic
 		}()
 	}
 	e.Close()

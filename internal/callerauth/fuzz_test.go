@@ -14,10 +14,7 @@ import (
 // FuzzValidate: Validate never panics, every error is an InvalidTokenError (the issuer is up), and nothing is
 // accepted unless its signature verifies with the issuer's key.
 func FuzzValidate(f *testing.F) {
-	ti := newTestIssuer(f)
-	clock := newClock()
-	v := newTestValidator(f, ti, clock)
-	mustWarm(f, v)
+	ti, clock, v := newWarmValidator(f)
 	now := clock.Now()
 	pub := &testRSAKey(f, 0).PublicKey
 

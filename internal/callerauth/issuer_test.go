@@ -230,6 +230,15 @@ func warm(v *Validator) error {
 	return err
 }
 
+// newWarmValidator is a validator of a new test issuer with its keys fetched.
+func newWarmValidator(tb testing.TB) (*testIssuer, *testenv.Clock, *Validator) {
+	ti := newTestIssuer(tb)
+	clock := newClock()
+	v := newTestValidator(tb, ti, clock)
+	mustWarm(tb, v)
+	return ti, clock, v
+}
+
 func mustWarm(tb testing.TB, v *Validator) {
 	tb.Helper()
 	if err := warm(v); err != nil {

@@ -89,10 +89,7 @@ func TestHerdOnColdValidator(t *testing.T) {
 }
 
 func TestKidRotation(t *testing.T) {
-	ti := newTestIssuer(t)
-	clock := newClock()
-	v := newTestValidator(t, ti, clock)
-	mustWarm(t, v)
+	ti, clock, v := newWarmValidator(t)
 	wantCounts(t, ti, counts{1, 1, 1, 1})
 
 	newKey := testKey{kid: "key-2", priv: testRSAKey(t, 1)}
@@ -109,10 +106,7 @@ func TestKidRotation(t *testing.T) {
 }
 
 func TestUnknownKidRateLimit(t *testing.T) {
-	ti := newTestIssuer(t)
-	clock := newClock()
-	v := newTestValidator(t, ti, clock)
-	mustWarm(t, v)
+	ti, clock, v := newWarmValidator(t)
 	stranger := testRSAKey(t, 2)
 	random := func(i int) string {
 		return sign(t, jose.RS256, stranger, fmt.Sprintf("random-%d", i), v2Claims(clock.Now()), nil)
@@ -335,10 +329,7 @@ func TestV1DiscoveryDown(t *testing.T) {
 }
 
 func TestStaleKeysRefreshLazily(t *testing.T) {
-	ti := newTestIssuer(t)
-	clock := newClock()
-	v := newTestValidator(t, ti, clock)
-	mustWarm(t, v)
+	ti, clock, v := newWarmValidator(t)
 	clock.Advance(defaultKeyRefresh)
 
 	// Entra is down when the keys go stale: keep using the old ones, try at most every minRefreshInterval.

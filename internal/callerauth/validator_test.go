@@ -22,10 +22,7 @@ import (
 )
 
 func TestValidateClaims(t *testing.T) {
-	ti := newTestIssuer(t)
-	clock := newClock()
-	v := newTestValidator(t, ti, clock)
-	mustWarm(t, v)
+	ti, clock, v := newWarmValidator(t)
 	now := clock.Now()
 
 	with := func(base func(time.Time) map[string]any, f func(c map[string]any)) map[string]any {
@@ -141,10 +138,7 @@ func checkResult(t *testing.T, id *Identity, err error, wantErr string) {
 }
 
 func TestValidateSignatureAndShape(t *testing.T) {
-	ti := newTestIssuer(t)
-	clock := newClock()
-	v := newTestValidator(t, ti, clock)
-	mustWarm(t, v)
+	ti, clock, v := newWarmValidator(t)
 	now := clock.Now()
 	rsaKey := testRSAKey(t, 0)
 	valid := ti.mint(t, v2Claims(now))
