@@ -65,8 +65,10 @@ func stringOrInteger(b []byte) (string, error) {
 	return strconv.FormatInt(i, 10), nil
 }
 
+// integerOrString writes s as a JSON number when it is an integer written canonically ("+5" and "007" are not
+// JSON numbers), else as a string.
 func integerOrString(s string) ([]byte, error) {
-	if _, err := strconv.ParseInt(s, 10, 64); err == nil {
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil && strconv.FormatInt(i, 10) == s {
 		return []byte(s), nil
 	}
 	return json.Marshal(s)

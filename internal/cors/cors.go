@@ -91,7 +91,8 @@ func NormalizeOrigin(origin string) (string, error) {
 		return "", err
 	}
 	scheme := strings.ToLower(u.Scheme)
-	if (scheme != "https" && scheme != "http") || u.Host == "" || u.User != nil || u.Path != "" ||
+	// No zone (fe80::1%eth0): it names an interface of this machine, not a site, and does not survive a round trip.
+	if (scheme != "https" && scheme != "http") || u.Hostname() == "" || strings.Contains(u.Host, "%") || u.User != nil || u.Path != "" ||
 		u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" || strings.ContainsAny(u.Host, "*@/\\") {
 		return "", fmt.Errorf("%q is not an origin (want scheme://host[:port])", origin)
 	}
