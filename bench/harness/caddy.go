@@ -75,6 +75,9 @@ func (s Site) JSON() ([]byte, error) {
 		"apps": map[string]any{"http": map[string]any{"servers": map[string]any{"bench": map[string]any{
 			"listen":          []string{s.Listen},
 			"automatic_https": map[string]any{"disable": true},
+			// The load generator stands for many clients behind a proxy: X-Forwarded-For names each one, so the
+			// sign-in's per-address limit applies per user, as it would behind a load balancer.
+			"trusted_proxies": map[string]any{"source": "static", "ranges": []string{"127.0.0.0/8"}},
 			"routes":          routes,
 		}}}},
 	}

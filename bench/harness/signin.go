@@ -63,7 +63,9 @@ func (e *Env) SignIn(path string, users []entraemu.User, pages int) ([]string, S
 	for range res.Workers {
 		wg.Go(func() {
 			for i := range next {
-				b := testenv.NewBrowser(opts)
+				o := opts
+				o.Transport = forwardedFor{next: tr, client: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)}
+				b := testenv.NewBrowser(o)
 				readPage := i < pages
 				oid, err := signIn(b, e.Origin()+path+"me", users[i].Key, readPage)
 				switch {
@@ -133,4 +135,16 @@ func signIn(b *testenv.Browser, start, user string, readPage bool) (string, erro
 		err = fmt.Errorf("after sign-in: landed at %s, want %s", page.URL, start)
 	}
 	return oid, err
+}
+
+// forwardedFor sends every request as from client, behind a proxy (see Site.JSON's trusted_proxies).
+type forwardedFor struct {
+	next   http.RoundTripper
+	client string
+}
+
+func (f forwardedFor) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Forwarded-For", f.client)
+	return f.next.RoundTrip(r)
 }

@@ -19,9 +19,11 @@ import (
 // valid (a fresh pre-login cookie from /login is free), so redemptions are limited per client address and in
 // total.
 const (
-	perAddressRate  = 2  // redemptions a second, sustained, per client address
-	perAddressBurst = 40 // 50 sign-ins 200 ms apart from one address (a NAT) pass: 40 + 2/s × 9.8 s ≥ 50
-	totalBurst      = 20
+	// Per client address: an office behind one NAT signing in at nine o'clock (100 at once, then 10 a second)
+	// passes, 50 sign-ins 200 ms apart easily; a flood of forged callbacks from one address is cut to a trickle.
+	perAddressRate  = 10
+	perAddressBurst = 100
+	totalBurst      = 200
 	maxAddresses    = 10000 // per-address limiters kept; an evicted one comes back full, the total still holds
 	// usedPerSignIn is what one redemption adds to the replay memory: its state, its code and, later, its handoff.
 	usedPerSignIn = 3
@@ -32,10 +34,10 @@ const (
 
 // totalRate is the total redemption rate that keeps the replay memory from being flushed. Every entry lives at
 // most PreLoginTTL, so within any PreLoginTTL a flood adds at most usedPerSignIn × (totalBurst + rate × TTL)
-// entries; with rate = capacity / (usedPerSignIn × usedHeadroom × TTL) that is 60 + capacity/4. With the defaults:
-// 50000 / (3 × 4 × 600 s) ≈ 6.9 redemptions a second (about 25000 an hour), at most 60 + 12500 entries per
-// 10 minutes, a quarter of the 50000 the memory holds, so no used state, code or handoff is evicted before it
-// expires. A longer PreLoginTTL lowers the rate in proportion (1h: about 4100 sign-ins an hour).
+// entries; with rate = capacity / (usedPerSignIn × usedHeadroom × TTL) that is 600 + capacity/4. With the
+// defaults: 200000 / (3 × 4 × 600 s) ≈ 28 redemptions a second (about 100000 an hour), at most 600 + 50000 entries
+// per 10 minutes, a quarter of the 200000 the memory holds (some 20 MB when full), so no used state, code or
+// handoff is evicted before it expires. A longer PreLoginTTL lowers the rate in proportion.
 func totalRate(capacity int, ttl time.Duration) rate.Limit {
 	return rate.Limit(float64(capacity) / (usedPerSignIn * usedHeadroom * ttl.Seconds()))
 }

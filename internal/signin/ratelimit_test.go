@@ -30,9 +30,10 @@ func TestRedeemFloodIsBounded(t *testing.T) {
 		addr       func(i int) string
 		maxRedeems int
 	}{
-		// 500 pairs in a second, as in the attack: one address, then many.
-		{"one address", func(int) string { return "198.51.100.7:4242" }, 45},
-		{"many addresses", func(i int) string { return fmt.Sprintf("10.%d.%d.1:4242", i/250, i%250) }, 30},
+		// 500 pairs in a second, as in the attack: one address (its burst and a second of its rate), then many
+		// (the total burst and a second of the total rate).
+		{"one address", func(int) string { return "198.51.100.7:4242" }, perAddressBurst + perAddressRate + 5},
+		{"many addresses", func(i int) string { return fmt.Sprintf("10.%d.%d.1:4242", i/250, i%250) }, totalBurst + 35},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,22 +110,22 @@ func TestUsedMemoryNotFlushable(t *testing.T) {
 }
 
 func TestClientAddressKeysTheLimit(t *testing.T) {
-	// 100 sign-ins 200 ms apart: within the total limit, over one address's.
+	// 300 sign-ins 20 ms apart: within the total limit, over one address's.
 	run := func(cfg Config) (limited int) {
 		e := newEnv(t, cfg, session.Config{})
-		for i := range 100 {
+		for i := range 300 {
 			w := attempt(t, e, fmt.Sprintf("10.1.%d.%d:1", i/250, i%250), "c-"+strconv.Itoa(i))
 			if w.Code == http.StatusTooManyRequests {
 				limited++
 			} else if w.Code != http.StatusFound {
 				t.Fatalf("sign-in %d = %d", i, w.Code)
 			}
-			e.clock.Advance(200 * time.Millisecond)
+			e.clock.Advance(20 * time.Millisecond)
 		}
 		return limited
 	}
 	if n := run(Config{}); n != 0 {
-		t.Fatalf("by RemoteAddr: %d of 100 distinct addresses limited", n)
+		t.Fatalf("by RemoteAddr: %d of 300 distinct addresses limited", n)
 	}
 	if n := run(Config{ClientAddress: func(*http.Request) string { return "192.0.2.50" }}); n == 0 {
 		t.Fatal("ClientAddress is not what the limit is kept by")

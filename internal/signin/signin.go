@@ -70,7 +70,7 @@ type Handler struct {
 }
 
 // maxUsed bounds the replay memory; the redemption limit keeps a flood to a quarter of it (see totalRate).
-const maxUsed = 50000
+const maxUsed = 200_000
 
 // maxPreLoginTTL bounds PreLoginTTL, which the total redemption rate shrinks in proportion to.
 const maxPreLoginTTL = time.Hour
