@@ -69,7 +69,7 @@ func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
 			return acquire.Request{}, err
 		}
 		setUserPlaceholders(r, id.User)
-		key.User, key.Context = id.Key(), id.AuthContext
+		key.User, key.Context = id.UserKey, id.AuthContext
 		return acquire.Request{Key: key, Scopes: h.scopes, Assertion: assertion, Timeout: h.timeout,
 			ExpiryMargin: h.expiryMargin}, nil
 	}

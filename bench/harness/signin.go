@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -126,6 +127,15 @@ func signIn(b *testenv.Browser, start, user string, readPage bool) (string, erro
 	}
 	if page, err = b.PickUser(authorize.String(), user); err != nil {
 		return "", err
+	}
+	// The proxy limits code redemptions; a 429 at the callback is honoured as a browser user would, by coming
+	// back after Retry-After (the sign-in attempt is not used up by the refusal).
+	for page.Status == http.StatusTooManyRequests {
+		secs, _ := strconv.Atoi(page.Header.Get("Retry-After"))
+		time.Sleep(time.Duration(max(secs, 1)) * time.Second)
+		if page, err = b.Navigate(page.URL.String()); err != nil {
+			return "", err
+		}
 	}
 	oid, status, err := echoOID(page.Status, page.Body)
 	if err == nil && status != http.StatusOK {

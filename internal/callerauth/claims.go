@@ -139,6 +139,7 @@ func (v *Validator) checkClaims(payload []byte, ks *keySet, now time.Time) (*Ide
 		ExpiresAt:   exp,
 		AuthContext: authContext(&c),
 	}
+	id.UserKey = id.Key()
 	if c.Version == "1.0" {
 		id.ClientID = firstNonEmpty(c.AppID, c.AuthorizedParty)
 	}

@@ -51,6 +51,8 @@ type Config struct {
 // Identity is what a valid token says about its caller. Treat Scopes as read-only: it may be shared with the cache.
 type Identity struct {
 	identity.User
+	// UserKey is User.Key(), computed once per proven token rather than on every request.
+	UserKey   string
 	Scopes    []string // scp split on spaces
 	ClientID  string   // azp (v2) or appid (v1): the app that obtained the token
 	ExpiresAt time.Time

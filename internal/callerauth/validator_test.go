@@ -106,7 +106,7 @@ func TestValidateClaims(t *testing.T) {
 }
 
 func identityEqual(a, b Identity) bool {
-	return a.TenantID == b.TenantID && a.ObjectID == b.ObjectID && a.Username == b.Username && a.Name == b.Name &&
+	return a.TenantID == b.TenantID && a.UserKey == b.ObjectID+"."+b.TenantID && a.ObjectID == b.ObjectID && a.Username == b.Username && a.Name == b.Name &&
 		slices.Equal(a.Scopes, b.Scopes) && a.ClientID == b.ClientID && a.ExpiresAt.Equal(b.ExpiresAt)
 }
 
