@@ -36,7 +36,7 @@ func (f fakeCallers) Validate(_ context.Context, raw string) (*callerauth.Identi
 	if err, ok := f[raw]; ok {
 		return nil, err
 	}
-	return &callerauth.Identity{User: adele}, nil
+	return &callerauth.Identity{User: adele, UserKey: adele.Key()}, nil
 }
 
 type fakeTokens struct {
