@@ -46,9 +46,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if tok, err = h.tokens.Token(r.Context(), req); err == nil {
 			// 3. Forward with the downstream token in place of the caller's credentials.
 			r.Header.Set("Authorization", tok.AuthorizationHeader())
-			if h.sessions != nil {
-				h.sessions.StripCookie(r)
-			}
+			h.sessions.StripCookie(r) // also without sign-in here: another route of the site may have set one
 			return next.ServeHTTP(w, r)
 		}
 	}

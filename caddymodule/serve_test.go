@@ -164,6 +164,11 @@ func TestServeHTTP(t *testing.T) {
 			status: 400, logSkipped: true},
 		{name: "sign-in paths are proxied when sign-in is off", prepare: chain(path("/.auth/me"), bearer("sso")),
 			status: 418, forwarded: "Bearer downstream-for-oid-adele.tid"},
+		{name: "another route's session cookie is stripped where sign-in is off", prepare: chain(bearer("sso"),
+			func(_ *testing.T, _ *Handler, r *http.Request) {
+				r.AddCookie(&http.Cookie{Name: "__Host-token_injector", Value: "sealed-session"})
+				r.AddCookie(&http.Cookie{Name: "theirs", Value: "kept"})
+			}), status: 418, forwarded: "Bearer downstream-for-oid-adele.tid"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

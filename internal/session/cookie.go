@@ -77,7 +77,8 @@ func (m *Manager) cookie(r *http.Request, value string, maxAge int) *http.Cookie
 // StripCookie removes every cookie of the proxy's namespace from r's Cookie headers so upstreams never see one,
 // whatever r's scheme: "token_injector" and the pre-login cookies (PreLoginCookiePrefix...), the configured
 // CookieName, each also with a __Host- or __Secure- prefix. Other cookies keep their bytes and order; a Cookie
-// line without a proxy cookie is left untouched, and the header is deleted when nothing is left.
+// line without a proxy cookie is left untouched, and the header is deleted when nothing is left. A nil Manager (a
+// route without sign-in, whose site may still carry another route's session cookie) strips the default names.
 func (m *Manager) StripCookie(r *http.Request) {
 	lines := r.Header["Cookie"]
 	if len(lines) == 0 {
@@ -109,7 +110,7 @@ func (m *Manager) StripCookie(r *http.Request) {
 func (m *Manager) isProxyCookie(name string) bool {
 	bare := unprefixed(name)
 	return bare == DefaultInsecureCookieName || strings.HasPrefix(bare, PreLoginCookiePrefix) ||
-		m.cfg.CookieName != "" && bare == unprefixed(m.cfg.CookieName)
+		m != nil && m.cfg.CookieName != "" && bare == unprefixed(m.cfg.CookieName)
 }
 
 // unprefixed drops a __Host- or __Secure- prefix, matched without case as browsers do (RFC 6265bis).
