@@ -4,6 +4,7 @@
 package callerauth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -157,7 +158,7 @@ func New(cfg Config) (*Validator, error) {
 	v := &Validator{
 		now:   now,
 		seed:  maphash.MakeSeed(),
-		cache: lru.New[uint64, *cachedIdentity](cmpOr(cfg.MaxCachedTokens, defaultMaxCachedTokens)),
+		cache: lru.New[uint64, *cachedIdentity](cmp.Or(cfg.MaxCachedTokens, defaultMaxCachedTokens)),
 		stop:  stop,
 	}
 	v.keys = &keyStore{
@@ -191,22 +192,14 @@ func (v *Validator) Update(cfg Config) error {
 	if cfg.ClockSkew < 0 || cfg.FetchTimeout < 0 || cfg.KeyRefresh < 0 {
 		return errors.New("callerauth: ClockSkew, FetchTimeout and KeyRefresh must not be negative")
 	}
-	v.rules.Store(&rules{audiences: auds, skew: cmpOr(cfg.ClockSkew, defaultClockSkew)})
-	v.keys.fetcher.Store(&fetcher{client: cfg.HTTPClient, timeout: cmpOr(cfg.FetchTimeout, defaultFetchTimeout),
-		refresh: cmpOr(cfg.KeyRefresh, defaultKeyRefresh)})
+	v.rules.Store(&rules{audiences: auds, skew: cmp.Or(cfg.ClockSkew, defaultClockSkew)})
+	v.keys.fetcher.Store(&fetcher{client: cfg.HTTPClient, timeout: cmp.Or(cfg.FetchTimeout, defaultFetchTimeout),
+		refresh: cmp.Or(cfg.KeyRefresh, defaultKeyRefresh)})
 	return nil
 }
 
 // Close cancels key fetches in flight; Validate fails afterwards.
 func (v *Validator) Close() { v.stop() }
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
-}
 
 // Validate checks raw (the bearer token without the "Bearer " prefix) and returns the caller's identity. A problem
 // with the token is an *InvalidTokenError; any other error wraps ErrKeysUnavailable.
