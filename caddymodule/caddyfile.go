@@ -38,6 +38,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		audience          <aud>...       # accepted aud values besides client_id
 //		tls_trust_pool    <module> ...   # CAs trusted for calls to authority_host
 //		cache_max_entries <n>            # default 100000
+//		caller_cache_max_bytes <size>    # proven callers' tokens kept, e.g. 512MiB; default 192MiB (50k callers)
 //		timeout           <duration>     # default 10s, each call to Entra
 //		refresh_before    <duration>     # default 5m
 //		expiry_margin     <duration>     # default 1m
@@ -143,6 +144,11 @@ func (r *Registration) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		var v string
 		err := checkedArg(d, &v, func(v string) error { _, err := parseNumber(name, v, v); return err })
 		r.CacheMaxEntries = Number(v)
+		return err
+	case "caller_cache_max_bytes":
+		var v string
+		err := checkedArg(d, &v, func(v string) error { _, err := parseSize(name, v, v); return err })
+		r.CallerCacheMaxBytes = Size(v)
 		return err
 	case "timeout":
 		return durationArg(d, &r.Timeout)

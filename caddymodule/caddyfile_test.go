@@ -120,6 +120,7 @@ func TestAdaptTimeErrors(t *testing.T) {
 		{"duration without a unit", "expiry_margin 60", route, `expiry_margin: "60" is not a duration`, 4},
 		{"bad number", "cache_max_entries lots", route, `cache_max_entries: "lots" is not a positive number`, 4},
 		{"zero number", "tenant t\n cache_max_entries 0", route, `cache_max_entries: "0" is not a positive number`, 5},
+		{"bad size", "caller_cache_max_bytes big", route, `caller_cache_max_bytes: "big" is not a positive size`, 4},
 		{"http authority", "authority_host http://localhost:9000", route, "authority_host: \"http://localhost:9000\" is not an https URL", 4},
 		{"authority with a path", "authority_host https://login.microsoftonline.com/tenant", route, "authority_host", 4},
 		{"malformed authority", "authority_host login.microsoftonline.com", route, "authority_host", 4},

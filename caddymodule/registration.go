@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 
+	"github.com/tokeninjector/caddy-token-injector/internal/callerauth"
 	"github.com/tokeninjector/caddy-token-injector/internal/cors"
 	"github.com/tokeninjector/caddy-token-injector/internal/entra"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
@@ -57,6 +58,11 @@ type Registration struct {
 	// CacheMaxEntries bounds the token cache: at most this many (user, scope set) tokens are held, the least
 	// recently used evicted first. A reload that changes it resizes the cache in place. Default: 100000.
 	CacheMaxEntries Number `json:"cache_max_entries,omitempty"`
+	// CallerCacheMaxBytes bounds the memory of the proven-token cache: callers' tokens whose signature was
+	// checked, remembered so that their next requests cost a hash and a lookup instead of an RSA verification.
+	// A token counts its length plus about 640 bytes. A reload that changes it resizes the cache in place.
+	// Default: 192MiB (50,000 active callers with 3 KB tokens).
+	CallerCacheMaxBytes Size `json:"caller_cache_max_bytes,omitempty"`
 	// Timeout bounds every call to Entra, as a duration ("10s") or nanoseconds. Default: 10s.
 	Timeout Duration `json:"timeout,omitempty"`
 	// RefreshBefore is how long before a downstream token expires that an active user's token is renewed in the
@@ -137,6 +143,9 @@ func (r Registration) overlay(o *Registration) Registration {
 	if o.CacheMaxEntries != "" {
 		r.CacheMaxEntries = o.CacheMaxEntries
 	}
+	if o.CallerCacheMaxBytes != "" {
+		r.CallerCacheMaxBytes = o.CallerCacheMaxBytes
+	}
 	for _, d := range []struct{ dst, v *Duration }{{&r.Timeout, &o.Timeout}, {&r.RefreshBefore, &o.RefreshBefore},
 		{&r.ExpiryMargin, &o.ExpiryMargin}, {&r.ClockSkew, &o.ClockSkew}} {
 		if *d.v != "" {
@@ -166,6 +175,10 @@ func (r Registration) resolve() (settings, error) {
 	}
 	var err error
 	if s.CacheMaxEntries, err = r.CacheMaxEntries.resolve(repl, "cache_max_entries", defaultCacheMaxEntries); err != nil {
+		return settings{}, err
+	}
+	if s.CallerCacheMaxBytes, err = r.CallerCacheMaxBytes.resolve(repl, "caller_cache_max_bytes",
+		callerauth.DefaultMaxCachedBytes); err != nil {
 		return settings{}, err
 	}
 	for _, d := range []struct {

@@ -29,6 +29,7 @@ type settings struct {
 	CallerScopes, CallerApps                      []string // the route's, not the registration's
 	InlineSecrets                                 []string // fields whose secret is written in the config itself
 	CacheMaxEntries                               int
+	CallerCacheMaxBytes                           int64
 	Timeout, RefreshBefore, ExpiryMargin          time.Duration
 	ClockSkew                                     time.Duration
 	SignIn                                        *signInSettings
@@ -131,6 +132,7 @@ func conflict(a settings, aRoots *x509.CertPool, b settings, bRoots *x509.CertPo
 		{"audience", slices.Equal(a.Audiences, b.Audiences)},
 		{"tls_trust_pool", aRoots.Equal(bRoots)},
 		{"cache_max_entries", a.CacheMaxEntries == b.CacheMaxEntries},
+		{"caller_cache_max_bytes", a.CallerCacheMaxBytes == b.CallerCacheMaxBytes},
 		{"refresh_before", a.RefreshBefore == b.RefreshBefore},
 		{"clock_skew", a.ClockSkew == b.ClockSkew},
 	} {
@@ -162,7 +164,7 @@ func (s *registrationState) update(r settings, roots *x509.CertPool, logger *zap
 func validatorConfig(r settings, hc *http.Client) callerauth.Config {
 	return callerauth.Config{AuthorityHost: r.AuthorityHost, Tenant: r.Tenant,
 		Audiences: append([]string{r.ClientID}, r.Audiences...), HTTPClient: hc, ClockSkew: r.ClockSkew,
-		FetchTimeout: r.Timeout}
+		FetchTimeout: r.Timeout, MaxCachedBytes: r.CallerCacheMaxBytes}
 }
 
 func entraConfig(r settings, hc *http.Client) entra.Config {
