@@ -54,7 +54,8 @@ type Config struct {
 	KeyRefresh time.Duration
 }
 
-// Identity is what a valid token says about its caller. Treat Scopes as read-only: it may be shared with the cache.
+// Identity is what a valid token says about its caller. Validate returns the one its proven-token cache holds:
+// treat it as read-only.
 type Identity struct {
 	identity.User
 	// UserKey is User.Key(), computed once per proven token rather than on every request.
@@ -64,6 +65,8 @@ type Identity struct {
 	ExpiresAt time.Time
 	// AuthContext partitions the user's downstream tokens by how the caller authenticated (see authContext).
 	AuthContext string
+	// Placeholders names the user for access logs, built once per proven token.
+	Placeholders identity.Placeholders
 }
 
 // ForbiddenError reports a valid token this route does not accept: it lacks every required scope, or it was
@@ -230,8 +233,7 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 		}
 		// Keys due for refresh are refreshed here too, and a proven token counts only while its key does.
 		if ks, err := v.keys.current(ctx); err == nil && ks.keys[c.kid] != nil {
-			id := c.id
-			return &id, nil
+			return &c.id, nil
 		}
 		v.cache.Remove(sum)
 	}
@@ -267,8 +269,10 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 		until = limit
 	}
 	until = until.Add(v.rules.Load().skew)
-	v.remember(sum, &cachedIdentity{id: *id, kid: tok.kid, raw: raw}, until)
-	return id, nil
+	c := &cachedIdentity{id: *id, kid: tok.kid, raw: raw}
+	c.id.Placeholders = identity.NewPlaceholders(c.id.User)
+	v.remember(sum, c, until)
+	return &c.id, nil
 }
 
 // forgetKeys drops proven tokens signed by keys that were withdrawn from the JWKS (rare: key rollover or revocation).

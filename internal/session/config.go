@@ -84,7 +84,7 @@ func NewManager(cfg Config, store Store) (*Manager, error) {
 	if store == nil {
 		store = NewMemoryStore(cfg.MaxSessions, cfg.Now)
 	}
-	m := &Manager{cfg: cfg, store: store}
+	m := &Manager{cfg: cfg, store: store, opened: newOpened(cfg.MaxSessions), cookieAD: additionalData(cookiePurpose)}
 	for _, k := range cfg.Keys {
 		block, err := aes.NewCipher(k)
 		if err != nil {

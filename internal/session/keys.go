@@ -85,7 +85,10 @@ func (m *Manager) Seal(plaintext []byte, purpose string) (string, error) {
 }
 
 // Open reverses Seal with any configured key. Every failure is ErrUnsealable.
-func (m *Manager) Open(v, purpose string) ([]byte, error) {
+func (m *Manager) Open(v, purpose string) ([]byte, error) { return m.open(v, additionalData(purpose)) }
+
+// open is Open with the additional data of a purpose, which the session cookie's path builds once.
+func (m *Manager) open(v string, ad []byte) ([]byte, error) {
 	if len(v) == 0 || len(v) > maxSealed {
 		return nil, ErrUnsealable
 	}
@@ -93,7 +96,6 @@ func (m *Manager) Open(v, purpose string) ([]byte, error) {
 	if err != nil || len(raw) < 1 || raw[0] != sealVersion {
 		return nil, ErrUnsealable
 	}
-	ad := additionalData(purpose)
 	for _, aead := range m.aeads {
 		ns := aead.NonceSize()
 		if len(raw) < 1+ns+aead.Overhead() {

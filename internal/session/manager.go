@@ -16,9 +16,12 @@ var ErrNoSession = errors.New("no valid session")
 
 // Manager issues, reads and ends sessions. It is safe for concurrent use.
 type Manager struct {
-	cfg   Config
-	aeads []cipher.AEAD
-	store Store
+	cfg    Config
+	aeads  []cipher.AEAD
+	store  Store
+	opened *opened // cookies opened before (see Authenticate)
+	// cookieAD is the additional data session cookies are sealed with, built once.
+	cookieAD []byte
 }
 
 // touchInterval is how stale LastSeenAt may get before Load writes it back: one store write a minute per active
@@ -33,47 +36,25 @@ const idBytes = 32
 
 // Load returns the session r's cookie names. A missing, tampered, expired or foreign-key cookie, or one whose
 // session the store no longer has, yields (nil, false), never an error. It refreshes LastSeenAt at most once a
-// minute.
+// minute. Authenticate is the same without the copy of the session, for the request path.
 func (m *Manager) Load(r *http.Request) (*Session, bool) {
-	s, ok := m.lookup(r)
+	s, _, ok := m.find(r, true)
 	if !ok {
 		return nil, false
-	}
-	now := m.cfg.Now()
-	if now.Sub(s.LastSeenAt) >= touchInterval {
-		s.LastSeenAt = now
-		// A failed touch costs the session at most a minute of idle time; the request goes on.
-		_ = m.store.Put(r.Context(), s, m.ttl(s, now))
 	}
 	return &s, true
 }
 
 // lookup finds the valid session behind r's cookie without touching it.
 func (m *Manager) lookup(r *http.Request) (Session, bool) {
-	now := m.cfg.Now()
-	// A sibling host may set a cookie of the same name (not with __Host-), so every one is tried.
-	for _, c := range r.CookiesNamed(m.CookieName(r)) {
-		id, ok := m.openCookie(c.Value, now)
-		if !ok {
-			continue
-		}
-		s, found, err := m.store.Get(r.Context(), id)
-		if err != nil || !found || s.ID != id {
-			continue
-		}
-		if m.expired(s, now) {
-			_ = m.store.Delete(r.Context(), id)
-			continue
-		}
-		return s, true
-	}
-	return Session{}, false
+	s, _, ok := m.find(r, false)
+	return s, ok
 }
 
 // openCookie returns the session ID sealed in v unless v does not open or its absolute expiry has passed, which
 // is decided without a store lookup.
 func (m *Manager) openCookie(v string, now time.Time) (string, bool) {
-	pt, err := m.Open(v, cookiePurpose)
+	pt, err := m.open(v, m.cookieAD)
 	if err != nil || len(pt) != 8+idBytes {
 		return "", false
 	}
@@ -126,6 +107,7 @@ func (m *Manager) Destroy(w http.ResponseWriter, r *http.Request) (*Session, boo
 	s, ok := m.lookup(r)
 	now := m.cfg.Now()
 	for _, c := range r.CookiesNamed(m.CookieName(r)) {
+		m.opened.forget(c.Value) // the store's Get would refuse it anyway
 		if id, valid := m.openCookie(c.Value, now); valid {
 			_ = m.store.Delete(r.Context(), id)
 		}
