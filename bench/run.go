@@ -25,6 +25,7 @@ type Report struct {
 	HerdMany herdResult
 	Expiry   expiryResult
 	Session  sessionResult
+	Scale    scaleResult
 	Roles    map[string]int // goroutines by role label once everything had started
 	Rows     []Row
 	Took     time.Duration
@@ -92,6 +93,11 @@ func run(cfg Config, log io.Writer) (*Report, error) {
 			return nil, err
 		}
 		rep.Rows = append(rep.Rows, rep.Expiry.rows()...)
+	}
+	if cfg.runs("scale") { // before memory: the million entries are dropped after, the fills' heap is not
+		if err := runScale(env, cfg, rep, step); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.runs("memory") {
 		for _, n := range cfg.MemSizes {
@@ -233,6 +239,9 @@ func (r *Report) Violations(cfg Config) []string {
 	}
 	if cfg.runs("herd") {
 		v = append(v, r.herdViolations()...)
+	}
+	if cfg.runs("scale") {
+		v = append(v, r.Scale.violations()...)
 	}
 	if cfg.runs("expiry") {
 		e := r.Expiry
