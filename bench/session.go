@@ -41,6 +41,10 @@ func runSession(env *harness.Env, cfg Config, rep *Report, step func(string, ...
 	if res.Before, err = env.WarmSessions(harness.PathSessCheck, cookies, oids); err != nil {
 		return err
 	}
+	downstream, err := harness.DownstreamHeaders(harness.CaptureSess, oids)
+	if err != nil {
+		return err
+	}
 	for _, conns := range []int{1, cfg.Conns} {
 		step("session steady state, %d connection(s): %d pairs of %s rounds", conns, cfg.Pairs, cfg.Round)
 		stopProfile := func() error { return nil }
@@ -49,7 +53,7 @@ func runSession(env *harness.Env, cfg Config, rep *Report, step func(string, ...
 				return err
 			}
 		}
-		lvl, err := steadyState(env, sessionPlan(env.Addr, cookies), conns, cfg.Pairs, cfg.Round)
+		lvl, err := steadyState(env, sessionPlan(env.Addr, cookies, downstream), conns, cfg.Pairs, cfg.Round)
 		if perr := stopProfile(); err == nil {
 			err = perr
 		}

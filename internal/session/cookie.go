@@ -81,18 +81,19 @@ func (m *Manager) cookie(r *http.Request, value string, maxAge int) *http.Cookie
 // route without sign-in, whose site may still carry another route's session cookie) strips the default names.
 func (m *Manager) StripCookie(r *http.Request) {
 	lines := r.Header["Cookie"]
-	var out []string // made when a line changes: the lines before it are kept as they were
+	var out []string // from the first line that changes: the lines before it, then what is kept
+	changed := false
 	for i, line := range lines {
 		kept, removed := m.stripFromLine(line)
-		if removed && out == nil {
-			out = append(make([]string, 0, len(lines)), lines[:i]...)
+		if removed && !changed {
+			changed, out = true, lines[:i:i] // capped: an append copies, never writes over lines
 		}
-		if out != nil && kept != "" {
+		if changed && kept != "" {
 			out = append(out, kept)
 		}
 	}
 	switch {
-	case out == nil:
+	case !changed:
 	case len(out) == 0:
 		delete(r.Header, "Cookie")
 	default:
