@@ -51,6 +51,9 @@ type Config struct {
 	ScalePasses  int
 	ScaleRound   time.Duration
 	ScaleMillion int
+	// ScaleOBOEvery: one scale user in this many gets a downstream token by On-Behalf-Of (checked to be their
+	// own); the others get a copy (harness.SeedTokens), so that the setup is not 50,000 RSA signatures more.
+	ScaleOBOEvery int
 
 	Profile  string // directory for CPU and allocation profiles of the loaded steady state (items 1 and 6)
 	CaddyLog string // Caddy's log file; "" discards it
@@ -86,7 +89,8 @@ func fullConfig() Config {
 		HerdOne: 1000, HerdUsers: 5000, HerdDelay: 50 * time.Millisecond,
 		ExpiryUsers: 100, ExpiryConns: 8, ExpiryFor: 20 * time.Second, RefreshIn: 5 * time.Second,
 		ExpiryDelay: 500 * time.Millisecond, SignInPages: 10,
-		ScaleSizes: []int{1000, 10_000, 50_000}, ScalePasses: 4, ScaleRound: 750 * time.Millisecond, ScaleMillion: 1_000_000}
+		ScaleSizes: []int{1000, 10_000, 50_000}, ScalePasses: 4, ScaleRound: 750 * time.Millisecond, ScaleMillion: 1_000_000,
+		ScaleOBOEvery: 25}
 }
 
 // smokeConfig exercises every scenario in a few seconds (under -race, too).
@@ -96,7 +100,8 @@ func smokeConfig() Config {
 		HerdOne: 50, HerdUsers: 100, HerdDelay: 50 * time.Millisecond,
 		ExpiryUsers: 5, ExpiryConns: 2, ExpiryFor: 2500 * time.Millisecond, RefreshIn: time.Second,
 		ExpiryDelay: 500 * time.Millisecond, SignInPages: 20,
-		ScaleSizes: []int{20, 50, 100}, ScalePasses: 1, ScaleRound: 100 * time.Millisecond, ScaleMillion: 2000}
+		ScaleSizes: []int{20, 50, 100}, ScalePasses: 1, ScaleRound: 100 * time.Millisecond, ScaleMillion: 2000,
+		ScaleOBOEvery: 5}
 }
 
 func (c Config) String() string {

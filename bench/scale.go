@@ -52,7 +52,9 @@ type scaleResult struct {
 	Users                      int // the largest size: users minted, cached and signed in
 	MintTook, WarmTook         time.Duration
 	SessionsTook, OpenTook     time.Duration
-	Warm, SessionCheck         harness.WarmResult
+	Warm, SessionCheck         harness.WarmResult // through the checking stub: the OBO sample; a sample of sessions
+	Proved                     harness.WarmResult // every caller token once through /inj/
+	Seeded                     int                // users whose downstream token is a copy (SeedTokens)
 	Proven                     int // tokens in the proven-token cache after the warm-up
 	ProvenBytes                int64
 	Levels                     []scaleLevel
@@ -72,9 +74,19 @@ func runScale(env *harness.Env, cfg Config, rep *Report, step func(string, ...an
 		return err
 	}
 	res.MintTook = time.Since(t0)
-	step("scale: caching %d users' downstream tokens through the token-checking stub (minted in %s)", n, res.MintTook.Round(time.Millisecond))
+	// One user in oboEvery gets their token by On-Behalf-Of through the token-checking stub, which proves it is
+	// their own; the others get a copy of one (SeedTokens). Then every caller token is proven once through /inj/.
+	sample, sampleOIDs := everyNth(tokens, oids, cfg.ScaleOBOEvery)
+	step("scale: %d users' downstream tokens by OBO through the checking stub (minted in %s), the other %d seeded",
+		len(sample), res.MintTook.Round(time.Millisecond), n-len(sample))
 	t0 = time.Now()
-	if res.Warm, err = env.Warm(harness.PathCheck, tokens, oids); err != nil {
+	if res.Warm, err = env.Warm(harness.PathCheck, sample, sampleOIDs); err != nil {
+		return err
+	}
+	if res.Seeded, err = harness.SeedTokens(harness.CaptureInj, sampleOIDs[0], oids); err != nil {
+		return err
+	}
+	if res.Proved, err = env.Warm(harness.PathInj, tokens, nil); err != nil {
 		return err
 	}
 	res.WarmTook = time.Since(t0)
@@ -95,8 +107,8 @@ func runScale(env *harness.Env, cfg Config, rep *Report, step func(string, ...an
 		return err
 	}
 	res.OpenTook = time.Since(t0)
-	sample, sampleOIDs := everyNth(cookies, oids, max(1, n/200))
-	if res.SessionCheck, err = env.WarmSessions(harness.PathSessCheck, sample, sampleOIDs); err != nil {
+	sc, scOIDs := everyNth(cookies, oids, cfg.ScaleOBOEvery) // the users whose own token was obtained
+	if res.SessionCheck, err = env.WarmSessions(harness.PathSessCheck, sc, scOIDs); err != nil {
 		return err
 	}
 	downstream, err := harness.DownstreamHeaders(harness.CaptureInj, oids)

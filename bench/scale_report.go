@@ -24,12 +24,13 @@ func (k scaleKindResult) ratio() (med, lo, hi float64) {
 func (s *scaleResult) rows(cfg Config) []Row {
 	w, sc := s.Warm, s.SessionCheck
 	rows := []Row{
-		{"7", fmt.Sprintf("scale setup, %s users: caller tokens minted; downstream tokens cached (OBO, through the checking stub); sessions made; cookies opened once", count(s.Users)),
+		{"7", fmt.Sprintf("scale setup, %s users: caller tokens minted; downstream tokens cached (OBO for %d, %d seeded) and every caller token proven; sessions made; cookies opened once",
+			count(s.Users), w.Requests, s.Seeded),
 			fmt.Sprintf("%s s; %s s; %s s; %s s", secs(s.MintTook), secs(s.WarmTook), secs(s.SessionsTook), secs(s.OpenTook)), "", ""},
-		{"7", "scale: users served their own token (all, bearer); sessions checked through the stub (a sample); tokens of another user",
-			fmt.Sprintf("%d of %d; %d of %d; %d", w.Requests-w.Failures, w.Requests, sc.Requests-sc.Failures, sc.Requests,
-				w.Mismatches+sc.Mismatches), "all; all; 0",
-			verdict(w.Failures+sc.Failures+w.Mismatches+sc.Mismatches == 0)},
+		{"7", "scale: OBO users served their own token through the checking stub, by bearer / by session cookie; every caller token proven; tokens of another user",
+			fmt.Sprintf("%d / %d of %d; %d of %d; %d", w.Requests-w.Failures, sc.Requests-sc.Failures, w.Requests,
+				s.Proved.Requests-s.Proved.Failures, s.Users, w.Mismatches+sc.Mismatches), "all; all; 0",
+			verdict(w.Failures+sc.Failures+w.Mismatches+sc.Mismatches+s.Proved.Failures == 0 && s.Proved.Requests == s.Users)},
 		{"7", "scale: proven-token cache after the warm-up (default bound 192 MiB): tokens, MiB",
 			fmt.Sprintf("%d, %.1f MiB", s.Proven, float64(s.ProvenBytes)/(1<<20)), fmt.Sprintf("all %d", s.Users),
 			verdict(s.Proven >= s.Users)},
@@ -116,7 +117,8 @@ func (s *scaleResult) violations() []string {
 			v = append(v, fmt.Sprintf(format, args...))
 		}
 	}
-	check(s.Warm.Requests == s.Users && s.Warm.Failures+s.Warm.Mismatches == 0, "scale warm-up: %+v", s.Warm)
+	check(s.Warm.Requests > 0 && s.Warm.Failures+s.Warm.Mismatches == 0, "scale OBO warm-up: %+v", s.Warm)
+	check(s.Proved.Requests == s.Users && s.Proved.Failures == 0, "scale: caller tokens proven: %+v", s.Proved)
 	check(s.SessionCheck.Requests > 0 && s.SessionCheck.Failures+s.SessionCheck.Mismatches == 0, "scale session check: %+v", s.SessionCheck)
 	check(len(s.Levels) == 2, "scale: %d levels measured", len(s.Levels))
 	for _, l := range append(slices.Clone(s.Levels), s.Million.Before, s.Million.After) {

@@ -87,3 +87,36 @@ func DownstreamHeaders(name string, oids []string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// SeedTokens caches, for each user (by object id) that has no downstream token yet, a copy of user like's cached
+// token (its bytes, expiry and refresh time) in the captured handler's registration, as On-Behalf-Of would have
+// cached one. It stands in for tens of thousands of On-Behalf-Of calls, each an RSA signature by the emulator on
+// the cores the suite measures; the request path reads a seeded entry exactly as an obtained one. It returns how
+// many it seeded.
+func SeedTokens(name, like string, oids []string) (int, error) {
+	h, err := CapturedHandler(name)
+	if err != nil {
+		return 0, err
+	}
+	ctx := context.Background()
+	key := func(oid string) tokencache.Key {
+		return tokencache.Key{User: tokencache.UserKey(oid, entraemu.DefaultTenantID),
+			Scopes: tokencache.NormalizeScopes([]string{GraphScope})}
+	}
+	tok, ok, err := h.TokenCache().Get(ctx, key(like))
+	if err != nil || !ok {
+		return 0, fmt.Errorf("no cached token for %s to copy (%v)", like, err)
+	}
+	seeded := 0
+	for _, oid := range oids {
+		if _, ok, _ := h.TokenCache().Get(ctx, key(oid)); ok {
+			continue
+		}
+		if err := h.TokenCache().Set(ctx, key(oid), tokencache.Token{AccessToken: tok.AccessToken,
+			ExpiresOn: tok.ExpiresOn, RefreshOn: tok.RefreshOn}); err != nil {
+			return seeded, err
+		}
+		seeded++
+	}
+	return seeded, nil
+}
