@@ -55,7 +55,7 @@ type scaleResult struct {
 	Warm, SessionCheck         harness.WarmResult // through the checking stub: the OBO sample; a sample of sessions
 	Proved                     harness.WarmResult // every caller token once through /inj/
 	Seeded                     int                // users whose downstream token is a copy (SeedTokens)
-	Proven                     int // tokens in the proven-token cache after the warm-up
+	Proven                     int                // tokens in the proven-token cache after the warm-up
 	ProvenBytes                int64
 	Levels                     []scaleLevel
 	Million                    millionResult
