@@ -54,8 +54,7 @@ type Config struct {
 	KeyRefresh time.Duration
 }
 
-// Identity is what a valid token says about its caller. Validate returns the one its proven-token cache holds:
-// treat it as read-only.
+// Identity is what a valid token says about its caller. Treat Scopes as read-only: it may be shared with the cache.
 type Identity struct {
 	identity.User
 	// UserKey is User.Key(), computed once per proven token rather than on every request.
@@ -233,7 +232,8 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 		}
 		// Keys due for refresh are refreshed here too, and a proven token counts only while its key does.
 		if ks, err := v.keys.current(ctx); err == nil && ks.keys[c.kid] != nil {
-			return &c.id, nil
+			id := c.id
+			return &id, nil
 		}
 		v.cache.Remove(sum)
 	}
@@ -271,8 +271,9 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 	until = until.Add(v.rules.Load().skew)
 	c := &cachedIdentity{id: *id, kid: tok.kid, raw: raw}
 	c.id.Placeholders = identity.NewPlaceholders(c.id.User)
+	id.Placeholders = c.id.Placeholders
 	v.remember(sum, c, until)
-	return &c.id, nil
+	return id, nil
 }
 
 // forgetKeys drops proven tokens signed by keys that were withdrawn from the JWKS (rare: key rollover or revocation).
