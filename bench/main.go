@@ -54,6 +54,8 @@ type Config struct {
 	// ScaleOBOEvery: one scale user in this many gets a downstream token by On-Behalf-Of (checked to be their
 	// own); the others get a copy (harness.SeedTokens), so that the setup is not 50,000 RSA signatures more.
 	ScaleOBOEvery int
+	// ScaleRepeat repeats the measurement after the one setup, to show its spread (default 1).
+	ScaleRepeat int
 
 	Profile  string // directory for CPU and allocation profiles of the loaded steady state (items 1 and 6)
 	CaddyLog string // Caddy's log file; "" discards it
@@ -129,6 +131,7 @@ func main() {
 	pairs := flag.Int("pairs", 0, "measured pairs of rounds per steady-state level (default 7)")
 	round := flag.Duration("round", 0, "length of a steady-state round (default 1.5s)")
 	sessionUsers := flag.Int("session-users", 0, "users signed in for the session path (default: as -users)")
+	scaleRepeat := flag.Int("scale-repeat", 1, "repeat the scale item's measurement this many times after its setup, to show its spread")
 	flag.StringVar(&cfg.Profile, "profile", "", "write CPU and allocation profiles of the loaded steady state (and session-*.pprof of the session path's) here")
 	flag.StringVar(&cfg.CaddyLog, "caddy-log", "", "write Caddy's log to this file")
 	only := flag.String("only", "", "comma-separated scenarios to run: steady, hotpath, session, herd, expiry, scale, memory (default all)")
@@ -146,6 +149,7 @@ func main() {
 			*o.dst = o.v
 		}
 	}
+	cfg.ScaleRepeat = *scaleRepeat
 	if *round > 0 {
 		cfg.Round = *round
 	}

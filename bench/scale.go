@@ -43,7 +43,8 @@ type scaleKindResult struct {
 
 // scaleLevel is the passes at one number of connections.
 type scaleLevel struct {
-	Conns int
+	Repeat int // which repetition of the measurement (Config.ScaleRepeat) after the one setup
+	Conns  int
 	Kinds []scaleKindResult
 }
 
@@ -117,10 +118,29 @@ func runScale(env *harness.Env, cfg Config, rep *Report, step func(string, ...an
 	}
 	kinds := scaleKinds(env.Addr, cfg.ScaleSizes, tokens, cookies, downstream)
 	before := env.Trivial.Requests()
+	for rep := range max(cfg.ScaleRepeat, 1) {
+		if err := scaleLevels(env, cfg, kinds, rep, res, step); err != nil {
+			return err
+		}
+	}
+	res.UpstreamReq = env.Trivial.Requests() - before
+	if cfg.ScaleMillion > 0 {
+		if res.Million, err = millionUnderLoad(env, cfg, kinds, step); err != nil {
+			return err
+		}
+	}
+	rep.Rows = append(rep.Rows, res.rows(cfg)...)
+	return nil
+}
+
+// scaleLevels measures every kind at one connection and at cfg.Conns, profiling the loaded level of the first
+// repetition when asked.
+func scaleLevels(env *harness.Env, cfg Config, kinds []*scaleKind, rep int, res *scaleResult, step func(string, ...any)) error {
+	var err error
 	for _, conns := range []int{1, cfg.Conns} {
-		step("scale: %d connection(s), %d passes of %d kinds × %s", conns, cfg.ScalePasses, len(kinds), cfg.ScaleRound)
+		step("scale (repetition %d): %d connection(s), %d passes of %d kinds × %s", rep+1, conns, cfg.ScalePasses, len(kinds), cfg.ScaleRound)
 		stop := func() error { return nil }
-		if conns == cfg.Conns && cfg.Profile != "" {
+		if conns == cfg.Conns && cfg.Profile != "" && rep == 0 {
 			if stop, err = startProfiles(cfg.Profile, "scale-"); err != nil {
 				return err
 			}
@@ -132,18 +152,12 @@ func runScale(env *harness.Env, cfg Config, rep *Report, step func(string, ...an
 		if err != nil {
 			return err
 		}
+		lvl.Repeat = rep
 		res.Levels = append(res.Levels, lvl)
 		for _, k := range lvl.Kinds {
 			res.MeasuredTotal += int64(k.Requests)
 		}
 	}
-	res.UpstreamReq = env.Trivial.Requests() - before
-	if cfg.ScaleMillion > 0 {
-		if res.Million, err = millionUnderLoad(env, cfg, kinds, step); err != nil {
-			return err
-		}
-	}
-	rep.Rows = append(rep.Rows, res.rows(cfg)...)
 	return nil
 }
 

@@ -36,7 +36,12 @@ func (s *scaleResult) rows(cfg Config) []Row {
 			verdict(s.Proven >= s.Users)},
 	}
 	for _, l := range s.Levels {
-		rows = append(rows, l.rows()...)
+		if l.Repeat == 0 {
+			rows = append(rows, l.rows()...)
+		}
+	}
+	if len(s.Levels) > 2 {
+		rows = append(rows, s.spreadRows()...)
 	}
 	if s.Million.Entries > 0 {
 		rows = append(rows, s.Million.rows()...)
@@ -82,6 +87,32 @@ func (l scaleLevel) rows() []Row {
 	return rows
 }
 
+// spreadRows show each kind's median ratio in every repetition of the measurement: the spread between runs.
+func (s *scaleResult) spreadRows() []Row {
+	var rows []Row
+	for li := 0; li < 2; li++ {
+		for ki, k := range s.Levels[li].Kinds {
+			if k.Control < 0 {
+				continue
+			}
+			var meds []float64
+			var vals string
+			for _, l := range s.Levels {
+				if l.Conns != s.Levels[li].Conns {
+					continue
+				}
+				m, _, _ := l.Kinds[ki].ratio()
+				meds = append(meds, m)
+				vals += fmt.Sprintf("%.3f ", m)
+			}
+			rows = append(rows, Row{"7", fmt.Sprintf("scale spread, %d conn(s): %s, %s users: median ratio of each repetition (range)",
+				s.Levels[li].Conns, k.Name, count(k.Users)),
+				fmt.Sprintf("%s(%.3f)", vals, slices.Max(meds)-slices.Min(meds)), "", ""})
+		}
+	}
+	return rows
+}
+
 func maxUsers(kinds []scaleKindResult, bearer bool) int {
 	m := 0
 	for _, k := range kinds {
@@ -120,7 +151,7 @@ func (s *scaleResult) violations() []string {
 	check(s.Warm.Requests > 0 && s.Warm.Failures+s.Warm.Mismatches == 0, "scale OBO warm-up: %+v", s.Warm)
 	check(s.Proved.Requests == s.Users && s.Proved.Failures == 0, "scale: caller tokens proven: %+v", s.Proved)
 	check(s.SessionCheck.Requests > 0 && s.SessionCheck.Failures+s.SessionCheck.Mismatches == 0, "scale session check: %+v", s.SessionCheck)
-	check(len(s.Levels) == 2, "scale: %d levels measured", len(s.Levels))
+	check(len(s.Levels) >= 2 && len(s.Levels)%2 == 0, "scale: %d levels measured", len(s.Levels))
 	for _, l := range append(slices.Clone(s.Levels), s.Million.Before, s.Million.After) {
 		for _, k := range l.Kinds {
 			check(k.NotOK == 0, "scale %d conns, %s %d users: %d of %d not 200", l.Conns, k.Name, k.Users, k.NotOK, k.Requests)
