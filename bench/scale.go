@@ -45,7 +45,7 @@ type scaleKindResult struct {
 type scaleLevel struct {
 	Repeat int // which repetition of the measurement (Config.ScaleRepeat) after the one setup
 	Conns  int
-	Kinds []scaleKindResult
+	Kinds  []scaleKindResult
 }
 
 // scaleResult is item 7.
