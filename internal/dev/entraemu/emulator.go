@@ -14,6 +14,7 @@ package entraemu
 
 import (
 	"crypto/subtle"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -65,6 +66,16 @@ type App struct {
 	// OtherSecrets are more client secrets of a confidential app: Entra keeps several at once, which is how a
 	// secret is rotated without downtime.
 	OtherSecrets []string
+	// Certificates are the app's certificate credentials (keyCredentials): client assertions signed with their
+	// keys authenticate it (see assertion.go).
+	Certificates []*x509.Certificate
+	// FederatedCredentials are its federated identity credentials (see federated.go).
+	FederatedCredentials []FederatedCredential
+}
+
+// confidential reports whether the app has any credential: a secret, a certificate or a federated credential.
+func (a *App) confidential() bool {
+	return a.Secret != "" || len(a.Certificates) > 0 || len(a.FederatedCredentials) > 0
 }
 
 // hasSecret reports whether s is one of the app's client secrets.
@@ -99,6 +110,11 @@ type Config struct {
 
 	// SigningKey optionally supplies the RSA key (>= 2048 bits) used to sign tokens; New generates one otherwise.
 	SigningKey any
+
+	// ManagedIdentities are the identities the managed identity endpoint serves (managedidentity.go), and
+	// IdentityHeader the X-IDENTITY-HEADER it requires (default: derived from the tenant id).
+	ManagedIdentities []ManagedIdentity
+	IdentityHeader    string
 }
 
 // Emulator is the emulated tenant. It is an http.Handler and safe for concurrent use.
@@ -131,7 +147,9 @@ type Emulator struct {
 	mfaSIDs   map[string]bool // sign-in sessions that satisfied MFA
 	sweepTick int
 
-	counters counterState
+	counters    counterState
+	credentials credentialLog  // client authentications, managed identity tokens, used jti values
+	federated   federatedState // federated credentials added at run time, hosted workload issuers
 }
 
 // Grant names used in Counters.
@@ -265,7 +283,10 @@ func cloneDirectory(cfg Config) Config {
 		a.RedirectURIs = slices.Clone(a.RedirectURIs)
 		a.RequiredPermissions = cloneListMap(a.RequiredPermissions)
 		a.ApplicationPermissions = cloneListMap(a.ApplicationPermissions)
+		a.Certificates = slices.Clone(a.Certificates)
+		a.FederatedCredentials = slices.Clone(a.FederatedCredentials)
 	}
+	cfg.ManagedIdentities = slices.Clone(cfg.ManagedIdentities)
 	cfg.Resources = slices.Clone(cfg.Resources)
 	for i := range cfg.Resources {
 		r := &cfg.Resources[i]
@@ -341,6 +362,7 @@ func (e *Emulator) routes() *http.ServeMux {
 	m.HandleFunc("GET /error", e.handleErrorPage)
 
 	e.controlRoutes(m)
+	e.credentialRoutes(m)
 	return m
 }
 

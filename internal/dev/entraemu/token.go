@@ -101,10 +101,16 @@ func (e *Emulator) authenticateClient(tr *tokenRequest) *aadError {
 		return e.errUnknownClient(clientID)
 	}
 	tr.app = app
-	if tr.form.Get("client_assertion") != "" {
-		return errClientAssertionUnsupported()
+	if tr.form.Has("client_assertion") || tr.form.Has("client_assertion_type") {
+		if !app.confidential() {
+			return errPublicClientWithSecret()
+		}
+		if hasSecret {
+			return &aadError{400, "invalid_request", 9002313, "Invalid request. Request is malformed or invalid: both client_secret and client_assertion are present.", "", ""}
+		}
+		return e.authenticateAssertion(tr)
 	}
-	if app.Secret == "" {
+	if !app.confidential() {
 		if hasSecret {
 			return errPublicClientWithSecret()
 		}
@@ -117,6 +123,7 @@ func (e *Emulator) authenticateClient(tr *tokenRequest) *aadError {
 	if !app.hasSecret(secret) {
 		return errBadSecret(app.ClientID)
 	}
+	e.credentials.saw(app.ClientID, func(s *ClientCredentialsSeen) { s.Secret++ })
 	tr.acr = "1"
 	return nil
 }
@@ -299,7 +306,7 @@ func (e *Emulator) grantClientCredentials(w http.ResponseWriter, tr *tokenReques
 		e.tokenError(w, tr.r, errGrantOverCommon())
 		return
 	}
-	if tr.app.Secret == "" {
+	if tr.acr == "0" {
 		e.tokenError(w, tr.r, &aadError{401, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.", "", ""})
 		return
 	}
