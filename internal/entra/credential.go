@@ -1,7 +1,9 @@
 package entra
 
 import (
+	"crypto"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -144,8 +146,8 @@ func loadCertificate(c Credential) (*credentialSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client_certificate: key file: %w", err)
 	}
-	certs, _, err := confidential.CertFromPEM(certPEM, "")
-	if err != nil || len(certs) == 0 {
+	certs := pemCertificates(certPEM)
+	if len(certs) == 0 {
 		return nil, fmt.Errorf("client_certificate: %s holds no PEM certificate", c.CertificateFile)
 	}
 	_, key, err := confidential.CertFromPEM(append(append([]byte{}, certPEM...), keyPEM...), "")
@@ -163,13 +165,30 @@ func loadCertificate(c Credential) (*credentialSource, error) {
 	return &credentialSource{cred: cred, x5c: c.SendX5C, notAfter: certs[0].NotAfter}, nil
 }
 
+// pemCertificates parses the file's CERTIFICATE blocks, leaf first.
+func pemCertificates(b []byte) []*x509.Certificate {
+	var certs []*x509.Certificate
+	for {
+		var block *pem.Block
+		if block, b = pem.Decode(b); block == nil {
+			return certs
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		if c, err := x509.ParseCertificate(block.Bytes); err == nil {
+			certs = append(certs, c)
+		}
+	}
+}
+
 // matchesKey reports whether key is the private key of cert's public key.
 func matchesKey(cert *x509.Certificate, key any) bool {
-	pub, ok := key.(interface{ Public() any })
+	pub, ok := key.(crypto.Signer)
 	if !ok {
 		return false
 	}
-	eq, ok := pub.Public().(interface{ Equal(any) bool })
+	eq, ok := pub.Public().(interface{ Equal(crypto.PublicKey) bool })
 	return ok && eq.Equal(cert.PublicKey)
 }
 
