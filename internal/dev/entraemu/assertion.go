@@ -106,7 +106,7 @@ func (e *Emulator) checkCertificateAssertion(tr *tokenRequest, p *parsedAssertio
 	if x5t == "" && x5t256 == "" {
 		return &aadError{400, "invalid_request", 50027, "Invalid JWT token. No certificate thumbprint specified in token header.", "", ""}
 	}
-	cert, thumb := tr.app.certificateByThumbprint(x5t, x5t256)
+	cert, thumb := certificateByThumbprint(e.appCertificates(tr.app), x5t, x5t256)
 	if cert == nil {
 		return errCertificateNotRegistered(thumb, tr.app.ClientID)
 	}
@@ -170,9 +170,9 @@ func (e *Emulator) isTokenEndpoint(tr *tokenRequest, aud []string) bool {
 
 // certificateByThumbprint finds a registered certificate by its SHA-1 (x5t) or SHA-256 (x5t#S256) thumbprint,
 // base64url or standard base64 (MSAL Go sends the latter). It returns the thumbprint as Entra prints it.
-func (a *App) certificateByThumbprint(x5t, x5t256 string) (*x509.Certificate, string) {
+func certificateByThumbprint(certs []*x509.Certificate, x5t, x5t256 string) (*x509.Certificate, string) {
 	want1, want256 := decodeThumb(x5t), decodeThumb(x5t256)
-	for _, c := range a.Certificates {
+	for _, c := range certs {
 		s1, s256 := sha1.Sum(c.Raw), sha256.Sum256(c.Raw)
 		if (want1 != nil && string(want1) == string(s1[:])) || (want256 != nil && string(want256) == string(s256[:])) {
 			return c, strings.ToUpper(hex.EncodeToString(s1[:]))

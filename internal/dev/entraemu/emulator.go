@@ -73,10 +73,7 @@ type App struct {
 	FederatedCredentials []FederatedCredential
 }
 
-// confidential reports whether the app has any credential: a secret, a certificate or a federated credential.
-func (a *App) confidential() bool {
-	return a.Secret != "" || len(a.Certificates) > 0 || len(a.FederatedCredentials) > 0
-}
+
 
 // hasSecret reports whether s is one of the app's client secrets.
 func (a *App) hasSecret(s string) bool {

@@ -3,6 +3,7 @@ package entraemu
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"net/http"
 	"slices"
 	"strings"
@@ -22,12 +23,35 @@ type FederatedCredential struct {
 // DefaultTokenExchangeAudience is the audience of federated tokens in the public cloud.
 const DefaultTokenExchangeAudience = "api://AzureADTokenExchange"
 
-// federatedState holds federated credentials added at run time (Graph's POST federatedIdentityCredentials) and
+// federatedState holds credentials added at run time (as Graph's addKey and federatedIdentityCredentials do) and
 // the OIDC issuers the emulator hosts.
 type federatedState struct {
 	mu      sync.Mutex
 	byApp   map[string][]FederatedCredential // by lower-case client id
+	certs   map[string][]*x509.Certificate   // by lower-case client id
 	issuers map[string]*WorkloadIssuer       // by name
+}
+
+// AddCertificate registers a certificate credential on an app, as an administrator uploading it would.
+func (e *Emulator) AddCertificate(clientID string, cert *x509.Certificate) {
+	e.federated.mu.Lock()
+	defer e.federated.mu.Unlock()
+	if e.federated.certs == nil {
+		e.federated.certs = map[string][]*x509.Certificate{}
+	}
+	k := strings.ToLower(clientID)
+	e.federated.certs[k] = append(e.federated.certs[k], cert)
+}
+
+// confidential reports whether the app has any credential: a secret, a certificate or a federated credential.
+func (e *Emulator) confidential(a *App) bool {
+	return a.Secret != "" || len(e.appCertificates(a)) > 0 || len(e.federatedCredentials(a)) > 0
+}
+
+func (e *Emulator) appCertificates(a *App) []*x509.Certificate {
+	e.federated.mu.Lock()
+	defer e.federated.mu.Unlock()
+	return append(slices.Clone(a.Certificates), e.federated.certs[strings.ToLower(a.ClientID)]...)
 }
 
 // AddFederatedCredential adds a federated identity credential to an app, as an administrator would; it applies

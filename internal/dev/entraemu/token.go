@@ -102,7 +102,7 @@ func (e *Emulator) authenticateClient(tr *tokenRequest) *aadError {
 	}
 	tr.app = app
 	if tr.form.Has("client_assertion") || tr.form.Has("client_assertion_type") {
-		if !app.confidential() {
+		if !e.confidential(app) {
 			return errPublicClientWithSecret()
 		}
 		if hasSecret {
@@ -110,7 +110,7 @@ func (e *Emulator) authenticateClient(tr *tokenRequest) *aadError {
 		}
 		return e.authenticateAssertion(tr)
 	}
-	if !app.confidential() {
+	if !e.confidential(app) {
 		if hasSecret {
 			return errPublicClientWithSecret()
 		}
