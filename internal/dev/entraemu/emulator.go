@@ -73,8 +73,6 @@ type App struct {
 	FederatedCredentials []FederatedCredential
 }
 
-
-
 // hasSecret reports whether s is one of the app's client secrets.
 func (a *App) hasSecret(s string) bool {
 	ok := subtle.ConstantTimeCompare([]byte(s), []byte(a.Secret)) == 1
