@@ -136,6 +136,10 @@ func TestAdaptTimeErrors(t *testing.T) {
 		{"scope without a resource in scopes", fullRegistration, "{\n scopes https://graph.microsoft.com/User.Read Mail.Read\n }", `scopes: "Mail.Read" names no resource`, 11},
 		{"resource without a permission", fullRegistration, "https://graph.microsoft.com", `scopes: "https://graph.microsoft.com" is not <resource>/<permission>`, 10},
 		{"inline registration", fullRegistration, route + " {\n timeout {env.T}\n expiry_margin soon\n }", `expiry_margin: "soon" is not a duration`, 12},
+		{"certificate without a key", "client_certificate cert.pem", route, "client_certificate: want <certificate.pem> <key.pem>, got 1 arguments", 4},
+		{"certificate option unknown", "client_certificate c.pem k.pem {\n send_chain\n }", route, `client_certificate: unknown option "send_chain"`, 5},
+		{"two managed identities", "managed_identity a b", route, "wrong argument count", 4},
+		{"two token files", "client_assertion_file a b", route, "wrong argument count", 4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

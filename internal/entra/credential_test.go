@@ -2,6 +2,7 @@ package entra
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -175,5 +176,40 @@ func TestTokenExchangeAudiencePerCloud(t *testing.T) {
 		if got := TokenExchangeAudience(host); got != want {
 			t.Errorf("%s: %s, want %s", host, got, want)
 		}
+	}
+}
+
+// A reload (Update) reads the certificate files again: a renewed certificate written over the old files signs
+// the next request.
+func TestUpdateRereadsTheCertificate(t *testing.T) {
+	dir := t.TempDir()
+	rec := newAssertionRecorder(t)
+	first, err := testenv.NewClientCertificate(dir, "cert", time.Now().Add(24*time.Hour), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred := Credential{CertificateFile: first.CertFile, KeyFile: first.KeyFile}
+	c, err := rec.client(t, cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := testenv.NewClientCertificate(dir, "cert", time.Now().Add(48*time.Hour), false) // same paths
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Update(Config{Credential: cred, HTTPClient: c.conn.Load().http}); err != nil {
+		t.Fatal(err)
+	}
+	if !c.CertificateNotAfter().Equal(renewed.Cert.NotAfter) {
+		t.Fatalf("after the reload the client still uses the certificate expiring %v", c.CertificateNotAfter())
+	}
+	if _, err := c.OnBehalfOf(context.Background(), "ua", []string{"api://x/.default"}); err != nil {
+		t.Fatal(err)
+	}
+	header, _ := base64.RawURLEncoding.DecodeString(strings.Split(rec.last(), ".")[0])
+	sum := sha256.Sum256(renewed.Cert.Raw)
+	if !strings.Contains(string(header), base64.StdEncoding.EncodeToString(sum[:])) &&
+		!strings.Contains(string(header), base64.RawURLEncoding.EncodeToString(sum[:])) {
+		t.Fatalf("the assertion is not signed by the renewed certificate: %s", header)
 	}
 }
