@@ -150,7 +150,11 @@ func loadCertificate(c Credential) (*credentialSource, error) {
 	if len(certs) == 0 {
 		return nil, fmt.Errorf("client_certificate: %s holds no PEM certificate", c.CertificateFile)
 	}
-	_, key, err := confidential.CertFromPEM(append(append([]byte{}, certPEM...), keyPEM...), "")
+	both := append(append([]byte{}, certPEM...), keyPEM...)
+	if c.KeyFile == c.CertificateFile { // one file holding both, as Key Vault exports it
+		both = certPEM
+	}
+	_, key, err := confidential.CertFromPEM(both, "")
 	if err != nil || key == nil {
 		// CertFromPEM's error may quote the key's PEM block type only; still, say it in words of our own.
 		return nil, fmt.Errorf("client_certificate: %s holds no unencrypted PKCS#8 or PKCS#1 private key", c.KeyFile)
