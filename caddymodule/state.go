@@ -129,7 +129,7 @@ func conflict(a settings, aRoots *x509.CertPool, b settings, bRoots *x509.CertPo
 		name string
 		same bool
 	}{
-		{"credential (" + a.Credential.Kind() + ")", a.Credential == b.Credential},
+		{a.Credential.Kind(), a.Credential == b.Credential}, // the kinds are equal: they are in the pool key
 		{"audience", slices.Equal(a.Audiences, b.Audiences)},
 		{"tls_trust_pool", aRoots.Equal(bRoots)},
 		{"cache_max_entries", a.CacheMaxEntries == b.CacheMaxEntries},

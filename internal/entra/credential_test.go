@@ -213,3 +213,25 @@ func TestUpdateRereadsTheCertificate(t *testing.T) {
 		t.Fatalf("the assertion is not signed by the renewed certificate: %s", header)
 	}
 }
+
+// One PEM file with the certificate and its key (Key Vault's PEM export) serves as both paths.
+func TestCertificateAndKeyInOneFile(t *testing.T) {
+	dir := t.TempDir()
+	c, err := testenv.NewClientCertificate(dir, "both", time.Now().Add(24*time.Hour), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, _ := os.ReadFile(c.CertFile)
+	keyPEM, _ := os.ReadFile(c.KeyFile)
+	both := filepath.Join(dir, "both.pem")
+	if err := os.WriteFile(both, append(keyPEM, certPEM...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	client, err := newAssertionRecorder(t).client(t, Credential{CertificateFile: both, KeyFile: both})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !client.CertificateNotAfter().Equal(c.Cert.NotAfter) {
+		t.Fatal("the certificate was not loaded")
+	}
+}
