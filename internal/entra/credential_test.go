@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
 	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 )
 
@@ -82,7 +83,7 @@ func TestAssertionFileFollowsRotation(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := c.OnBehalfOf(ctx, "user-assertion-"+want, []string{"api://x/.default"}); err != nil {
+		if _, err := c.OnBehalfOf(ctx, "user-assertion-"+want, acquire.Grant{Scopes: []string{"api://x/.default"}}); err != nil {
 			t.Fatal(err)
 		}
 		if rec.last() != jwtFor(want) {
@@ -92,7 +93,7 @@ func TestAssertionFileFollowsRotation(t *testing.T) {
 	if err := os.RemoveAll(vol.Dir); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.OnBehalfOf(ctx, "user-assertion-gone", []string{"api://x/.default"})
+	_, err = c.OnBehalfOf(ctx, "user-assertion-gone", acquire.Grant{Scopes: []string{"api://x/.default"}})
 	var mis *MisconfiguredError
 	if !errors.As(err, &mis) || !strings.Contains(err.Error(), "client_assertion_file") {
 		t.Fatalf("a vanished token file: got %v, want a MisconfiguredError naming client_assertion_file", err)
@@ -152,7 +153,7 @@ func TestCertificateCredential(t *testing.T) {
 			if !c.CertificateNotAfter().Equal(cert.Cert.NotAfter) {
 				t.Errorf("CertificateNotAfter %v, want %v", c.CertificateNotAfter(), cert.Cert.NotAfter)
 			}
-			if _, err := c.OnBehalfOf(context.Background(), "ua", []string{"api://x/.default"}); err != nil {
+			if _, err := c.OnBehalfOf(context.Background(), "ua", acquire.Grant{Scopes: []string{"api://x/.default"}}); err != nil {
 				t.Fatal(err)
 			}
 			header, _ := base64.RawURLEncoding.DecodeString(strings.Split(rec.last(), ".")[0])
@@ -203,7 +204,7 @@ func TestUpdateRereadsTheCertificate(t *testing.T) {
 	if !c.CertificateNotAfter().Equal(renewed.Cert.NotAfter) {
 		t.Fatalf("after the reload the client still uses the certificate expiring %v", c.CertificateNotAfter())
 	}
-	if _, err := c.OnBehalfOf(context.Background(), "ua", []string{"api://x/.default"}); err != nil {
+	if _, err := c.OnBehalfOf(context.Background(), "ua", acquire.Grant{Scopes: []string{"api://x/.default"}}); err != nil {
 		t.Fatal(err)
 	}
 	header, _ := base64.RawURLEncoding.DecodeString(strings.Split(rec.last(), ".")[0])
