@@ -19,6 +19,11 @@ import (
 // client id is signed by one of the app's registered certificates (found by x5t or x5t#S256); any other is a
 // federated credential: a token of another issuer (a Kubernetes service account, a managed identity) that one of
 // the app's federated identity credentials names by issuer, subject and audience.
+//
+// The messages of AADSTS700027, 700024 and 70021 are Entra's, as users have quoted them. Entra's words for a
+// wrong aud or a replayed jti are not documented: the emulator answers those with AADSTS50027 (invalid JWT) and
+// says which check failed. Federated tokens, unlike certificate-signed assertions, may be presented many times
+// (a projected token serves for its lifetime), so their jti is not tracked.
 
 const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 

@@ -4,6 +4,9 @@
 // flows a middle tier needs: OpenID discovery (v1 and v2), signing keys, the token endpoint
 // (on-behalf-of, refresh_token, authorization_code with PKCE, client_credentials), an interactive
 // authorize endpoint with a "pick a demo user" page, logout, fault injection and a control API.
+// Clients authenticate with a secret, a client assertion signed by a registered certificate, or a federated
+// credential (assertion.go, federated.go); an App Service style managed identity endpoint (managedidentity.go)
+// issues the host's identity tokens. The cloud follows the host the emulator is reached as (cloud.go).
 //
 // It mints real, signed tokens for a fake tenant, so it is a development and test tool only: never
 // expose it beyond the loopback interface (Start refuses to unless told otherwise).
