@@ -129,6 +129,11 @@ func TestCertificateAssertions(t *testing.T) {
 		if seen.Certificate != 1 || seen.Secret != 0 || seen.X5C != 0 {
 			t.Errorf("seen %+v, want one certificate assertion, no secret, no x5c", seen)
 		}
+		var viaAPI ClientCredentialsSeen
+		getJSON(t, r.http, r.srv.URL+"/_emulator/credentials/"+DefaultAddinClientID, &viaAPI)
+		if viaAPI.Certificate != 1 || viaAPI.Secret != 0 {
+			t.Errorf("the control API says %+v", viaAPI)
+		}
 	})
 	t.Run("x5c is sent when asked", func(t *testing.T) {
 		before := r.e.ClientCredentials(DefaultAddinClientID).X5C

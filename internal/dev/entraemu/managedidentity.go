@@ -111,8 +111,12 @@ func (e *Emulator) managedIdentity(clientID string) *ManagedIdentity {
 	return nil
 }
 
-// credentialRoutes serves the managed identity endpoint and the hosted workload issuers.
+// credentialRoutes serves the managed identity endpoint, the hosted workload issuers, and the record of how an
+// app authenticated (GET /_emulator/credentials/{client id}: {"secret":0,"certificate":3,...}).
 func (e *Emulator) credentialRoutes(m *http.ServeMux) {
+	m.HandleFunc("GET /_emulator/credentials/{client}", func(w http.ResponseWriter, r *http.Request) {
+		writeControlJSON(w, http.StatusOK, e.ClientCredentials(r.PathValue("client")))
+	})
 	m.HandleFunc("GET "+managedIdentityPath, e.handleManagedIdentityToken)
 	m.HandleFunc("GET "+workloadIssuerPath+"{name}/.well-known/openid-configuration", e.handleWorkloadDiscovery)
 	m.HandleFunc("GET "+workloadIssuerPath+"{name}/openid/v1/jwks", e.handleWorkloadJWKS)
