@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -80,8 +81,14 @@ func overlayCredential(r *Registration, o *Registration) {
 		o.ClientSecret, o.ClientCertificate, o.ClientAssertionFile, o.ManagedIdentity
 }
 
-// warnCertificateExpiry logs, at each load, a client certificate that expires within 30 days or has expired.
-func warnCertificateExpiry(logger *zap.Logger, c *entra.Client, r settings) {
+// logCredential logs, at each load, where managed identity tokens come from, and a client certificate that
+// expires within 30 days or has expired.
+func logCredential(logger *zap.Logger, c *entra.Client, r settings) {
+	if r.Credential.ManagedIdentity {
+		logger.Info("the app's credential is the host's managed identity", zap.String("client_id", r.ClientID),
+			zap.String("source", entra.ManagedIdentitySource()), zap.String("identity", cmp.Or(r.Credential.ManagedIdentityClientID, "system-assigned")),
+			zap.String("audience", entra.TokenExchangeAudience(r.AuthorityHost)))
+	}
 	notAfter := c.CertificateNotAfter()
 	if notAfter.IsZero() {
 		return

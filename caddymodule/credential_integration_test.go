@@ -210,8 +210,12 @@ func TestManagedIdentityTokenIsSharedByAllUsers(t *testing.T) {
 	rememberCredential(header)
 	env.Emu.AddFederatedCredential(credsAppID, entraemu.FederatedCredential{Issuer: env.Emu.Issuer(),
 		Subject: testManagedIdentity.ObjectID})
+	logsBefore := len(readLogs())
 	loadConfig(t, siteConfig(errorRoutes+credentialRoute("mi", "managed_identity "+managedIdentityID)))
 	t.Cleanup(func() { loadConfig(t, siteConfig(errorRoutes)) })
+	if logs := readLogs()[logsBefore:]; !strings.Contains(logs, `"source":"AppService"`) || !strings.Contains(logs, `"identity":"`+managedIdentityID+`"`) {
+		t.Errorf("the load does not say where managed identity tokens come from")
+	}
 
 	before, miBefore, oboBefore := env.Emu.ClientCredentials(credsAppID), env.Emu.ManagedIdentityTokens(managedIdentityID), oboCalls()
 	const users = 8

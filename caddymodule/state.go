@@ -113,7 +113,7 @@ func (s *registrationState) apply(ctx caddy.Context, r settings, roots *x509.Cer
 		}
 	}
 	s.config, s.applied, s.roots = load, r, roots
-	warnCertificateExpiry(logger, s.entra, r)
+	logCredential(logger, s.entra, r)
 	for _, field := range r.InlineSecrets { // once per registration and load
 		logger.Warn("a secret is written in the config: it is kept in the JSON config, GET /config/ and autosave.json; "+
 			"pass it with {env.NAME} or {file./path}, which resolve when the config loads", zap.String("field", field),

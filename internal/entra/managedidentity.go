@@ -114,6 +114,17 @@ func (m *managedIdentityAssertion) failed(ctx context.Context, err error) error 
 	return callFailed(ctx, op, "managed identity endpoint", err)
 }
 
+// ManagedIdentitySource names where the host's managed identity tokens come from, as MSAL detects it from the
+// environment: AppService (IDENTITY_ENDPOINT and IDENTITY_HEADER, also Container Apps), DefaultToIMDS (a VM's
+// or a node's 169.254.169.254), AzureArc, CloudShell, ...
+func ManagedIdentitySource() string {
+	s, err := managedidentity.GetSource()
+	if err != nil {
+		return "unknown"
+	}
+	return string(s)
+}
+
 // swappableClient lets a reload give a kept managed identity client the new HTTP client (a new trust pool).
 type swappableClient struct{ c atomic.Pointer[http.Client] }
 
