@@ -55,7 +55,8 @@ type App struct {
 	ClientID, Secret, Name string              // Secret "" makes it a public client (no client authentication)
 	IdentifierURIs         []string            // e.g. api://localhost/<client id>; the app's own API
 	ExposedScopes          []string            // e.g. access_as_user
-	RedirectURIs           []string            // registered reply URLs (exact match)
+	RedirectURIs           []string            // registered reply URLs of the web platform (platforms.go: matching)
+	SPARedirectURIs        []string            // registered reply URLs of the single-page-application platform
 	AccessTokenVersion     int                 // version of tokens issued FOR this app as a resource; default 1
 	RequiredPermissions    map[string][]string // resource identifier (URI or app id) -> static delegated scopes (what .default means)
 	PreConsented           bool                // admin consent granted for RequiredPermissions for all users
@@ -65,6 +66,9 @@ type App struct {
 	// OtherSecrets are more client secrets of a confidential app: Entra keeps several at once, which is how a
 	// secret is rotated without downtime.
 	OtherSecrets []string
+	// KnownClientApplications are client apps (by client id) whose consent to this app's API also consents this
+	// app's RequiredPermissions (Entra's combined consent for a client and its middle tier).
+	KnownClientApplications []string
 }
 
 // hasSecret reports whether s is one of the app's client secrets.
@@ -263,6 +267,8 @@ func cloneDirectory(cfg Config) Config {
 		a.IdentifierURIs = slices.Clone(a.IdentifierURIs)
 		a.ExposedScopes = slices.Clone(a.ExposedScopes)
 		a.RedirectURIs = slices.Clone(a.RedirectURIs)
+		a.SPARedirectURIs = slices.Clone(a.SPARedirectURIs)
+		a.KnownClientApplications = slices.Clone(a.KnownClientApplications)
 		a.RequiredPermissions = cloneListMap(a.RequiredPermissions)
 		a.ApplicationPermissions = cloneListMap(a.ApplicationPermissions)
 	}
