@@ -25,6 +25,8 @@ func (e *Emulator) controlRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /_emulator/counters", e.handleCounters)
 	m.HandleFunc("POST /_emulator/counters/reset", e.handleResetCounters)
 	m.HandleFunc("POST /_emulator/revoke/{user}", e.handleRevoke)
+	m.HandleFunc("GET /_emulator/apps", e.handleListApps) // directory.go
+	m.HandleFunc("GET /_emulator/users", e.handleListUsers)
 }
 
 func writeControlJSON(w http.ResponseWriter, status int, v any) {
@@ -201,7 +203,9 @@ curl -sk -X POST '{{.Base}}/_emulator/token?user=megan&amp;lifetime=10m&amp;mfa=
 curl -sk -X PUT '{{.Base}}/_emulator/faults/*' -d '{"kind":"throttled","retry_after":"5s","count":3}'
 curl -sk -X DELETE {{.Base}}/_emulator/faults
 curl -sk {{.Base}}/_emulator/counters
-curl -sk -X POST {{.Base}}/_emulator/counters/reset</pre>
+curl -sk -X POST {{.Base}}/_emulator/counters/reset
+curl -sk {{.Base}}/_emulator/apps      # client ids, redirect URIs (web, spa), permissions
+curl -sk {{.Base}}/_emulator/users</pre>
 <p>Fault kinds: mfa_required, consent_required, refresh_token_expired, refresh_token_revoked,
 blocked_by_conditional_access, down, slow (delay), throttled (retry_after), connection_reset, bad_gateway, insufficient_claims.</p>
 </body></html>`))
