@@ -179,6 +179,8 @@ export interface PopupInteractionOptions {
   height?: number;
   /** Give up after this many milliseconds; default 10 minutes. */
   timeout?: number;
+  /** Milliseconds to wait for the completion message once the popup is closed; default 1000. */
+  closedGrace?: number;
   /** Extra query parameters for login_url (a handoff binding). */
   params?: Record<string, string>;
 }

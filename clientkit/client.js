@@ -316,6 +316,7 @@ function interactionError(code, message) {
  * after a grace period in case the message is still on its way.
  *   options.width, options.height   the popup's size (default 483 x 600, as MSAL)
  *   options.timeout                 give up after this many ms (default 10 minutes)
+ *   options.closedGrace             ms to wait for the message once the popup is closed (default 1000)
  *   options.params                  extra query parameters for login_url (e.g. a binding)
  */
 export function popupInteraction(options = {}) {
@@ -335,7 +336,7 @@ export function popupInteraction(options = {}) {
       const poll = setInterval(() => {
         if (!popup.closed) return;
         closedAt ||= Date.now();
-        if (Date.now() - closedAt > 1000) finish(reject, interactionError("user_cancelled", "The sign-in window was closed."));
+        if (Date.now() - closedAt >= (options.closedGrace ?? 1000)) finish(reject, interactionError("user_cancelled", "The sign-in window was closed."));
       }, 200);
       const timer = setTimeout(() => finish(reject, interactionError("timed_out", "Sign-in took too long.")),
         options.timeout || 600000);
