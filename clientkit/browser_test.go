@@ -101,6 +101,10 @@ http://localhost:%[8]s {
 		root * %[10]s
 		file_server
 	}
+	handle_path /demo/* {
+		root * %[12]s
+		file_server
+	}
 	handle {
 		root * %[11]s
 		file_server
@@ -134,7 +138,8 @@ func TestBrowser(t *testing.T) {
 	here, _ := os.Getwd()
 	caddyfile := fmt.Sprintf(e2eCaddyfile, env.Server.URL, entraemu.DefaultTenantDomain, entraemu.DefaultAddinClientID,
 		entraemu.DefaultAddinSecret, entraemu.DefaultAddinIdentifierURI, env.CAFile, base64.StdEncoding.EncodeToString(key),
-		port, env.Upstream.URL, filepath.Join(here, "node_modules"), filepath.Join(here, "e2e"))
+		port, env.Upstream.URL, filepath.Join(here, "node_modules"), filepath.Join(here, "e2e"),
+		filepath.Join(here, "..", "examples", "demo"))
 	if err := c.LoadCaddyfile(caddyfile); err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +201,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the browser suite took over %s (screenshots in %s)\n%s", 110*time.Second, shots, stderr.String())
 	case !finished || (err != nil && failed == 0):
 		t.Errorf("run.mjs ended early: %v\n%s", err, stderr.String())
-	case scenarios < 19:
+	case scenarios < 20:
 		t.Errorf("only %d scenarios ran", scenarios)
 	}
 	if failed == 0 && !t.Failed() {

@@ -187,6 +187,17 @@ const t0 = Date.now();
     }
     assert(lost.length === 0, `${lost.length} of ${RUNS} sign-ins lost`, lost.slice(0, 3));
   });
+  await scenario(ctx, "popup/the demo page's client kit button", async () => {
+    await page.evaluate(() => window.e2e.logout());
+    const demo = await ctx.newPage();
+    await demo.goto(BASE + "/demo/");
+    await demo.click("#kit");
+    await demo.waitForFunction(() => document.getElementById("out").textContent.includes("through the client kit"),
+      null, { timeout: 15000 });
+    const text = await demo.textContent("#out");
+    assert(text.startsWith("200") && text.includes("Adele Vance"), "the demo page's call", text);
+    await demo.close();
+  });
   await ctx.close();
 }
 {
