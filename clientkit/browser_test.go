@@ -25,8 +25,8 @@ import (
 // installHint is what a machine without the browser tests' tools needs.
 const installHint = "apt-get install -y chromium && (cd clientkit && npm ci)"
 
-// browserTools finds node, the npm packages (node_modules from npm ci) and Chromium, or skips (fails in CI).
-func browserTools(t *testing.T) (node, chromium string) {
+// nodeTools finds node and the npm packages (node_modules from npm ci), or skips (fails in CI).
+func nodeTools(t *testing.T) (node string) {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -37,7 +37,15 @@ func browserTools(t *testing.T) (node, chromium string) {
 			testenv.SkipUnlessAllowed(t, "clientkit/%s is missing: run %s", p, installHint)
 		}
 	}
+	return node
+}
+
+// browserTools finds node, the npm packages and Chromium, or skips (fails in CI).
+func browserTools(t *testing.T) (node, chromium string) {
+	t.Helper()
+	node = nodeTools(t)
 	chromium = os.Getenv("E2E_CHROMIUM")
+	var err error
 	if chromium == "" {
 		if chromium, err = exec.LookPath("chromium"); err != nil {
 			testenv.SkipUnlessAllowed(t, "chromium is not installed (%s)", installHint)
@@ -48,8 +56,8 @@ func browserTools(t *testing.T) (node, chromium string) {
 
 // TestTypeDeclarations type-checks client.d.ts against the usage sample with TypeScript from npm (pinned).
 func TestTypeDeclarations(t *testing.T) {
-	browserTools(t)
-	out, err := exec.Command("node", "node_modules/typescript/bin/tsc", "--noEmit", "-p", ".").CombinedOutput()
+	node := nodeTools(t)
+	out, err := exec.Command(node, "node_modules/typescript/bin/tsc", "--noEmit", "-p", ".").CombinedOutput()
 	if err != nil {
 		t.Fatalf("tsc --noEmit: %v\n%s", err, out)
 	}
