@@ -209,7 +209,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the browser suite took over %s (screenshots in %s)\n%s", 110*time.Second, shots, stderr.String())
 	case !finished || (err != nil && failed == 0):
 		t.Errorf("run.mjs ended early: %v\n%s", err, stderr.String())
-	case scenarios < 20:
+	case scenarios < 21:
 		t.Errorf("only %d scenarios ran", scenarios)
 	}
 	if failed == 0 && !t.Failed() {

@@ -18,5 +18,7 @@ exposeCall({
   session: createFetch({ interact: popupInteraction(), fetch: countingFetch }),
   // A page that reads "closed" as "cancelled" at once: only the completion page's wait for the acknowledgement
   // keeps its sign-ins from being lost.
+  // Waits at most 0.5 s whatever Retry-After says, and retries twice.
+  bounded: createFetch({ getToken, fetch: countingFetch, maxRetryAfter: 0.5, maxRetries: 2 }),
   strict: createFetch({ interact: popupInteraction({ closedGrace: 0 }), fetch: countingFetch }),
 }, { setStale: (t) => { stale = t; } });

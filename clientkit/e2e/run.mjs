@@ -160,6 +160,15 @@ async function bearerScenarios(mode, ctx, page, user, name) {
     assert(r.status === 200 && r.calls.length === 2 && r.calls[0].status === 503, "one 503, then 200", r);
     assert(r.ms >= 1000, "waited for Retry-After", r.ms);
   });
+  if (mode === "popup") {
+    await scenario(ctx, `${mode}/temporarily_unavailable: bounded wait and retries, then the typed error`, async () => {
+      await fault("*", { kind: "throttled", retry_after: "30s" });
+      const r = await call(page, "bounded", "/contacts/me");
+      assert(r.error?.isContractError && r.error.error === "temporarily_unavailable" && r.error.status === 503,
+        "a ContractError", r);
+      assert(r.calls.length === 3 && r.ms >= 1000 && r.ms < 5000, "three calls, each wait capped at 0.5 s (+20%)", r);
+    });
+  }
   await scenario(ctx, `${mode}/abort: an AbortSignal ends the wait`, async () => {
     await fault("*", { kind: "down" });
     const r = await call(page, "bearer", "/contacts/me", { abortAfterMs: 300 });
