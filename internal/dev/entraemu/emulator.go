@@ -3,7 +3,10 @@
 // It serves the same paths, JSON shapes and AADSTS error bodies as login.microsoftonline.com for the
 // flows a middle tier needs: OpenID discovery (v1 and v2), signing keys, the token endpoint
 // (on-behalf-of, refresh_token, authorization_code with PKCE, client_credentials), an interactive
-// authorize endpoint with a "pick a demo user" page, logout, fault injection and a control API.
+// authorize endpoint with a "pick a demo user" page followed by distinct MFA and consent steps, logout, fault
+// injection and a control API. App registrations follow Entra's rules for browsers (platforms.go): spa and web
+// redirect URIs, public and confidential clients, loopback redirect URIs that match whatever their port, and
+// combined consent through knownClientApplications (steps.go).
 //
 // It mints real, signed tokens for a fake tenant, so it is a development and test tool only: never
 // expose it beyond the loopback interface (Start refuses to unless told otherwise).
