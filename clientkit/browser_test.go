@@ -63,6 +63,16 @@ func TestTypeDeclarations(t *testing.T) {
 	}
 }
 
+func freePort(t *testing.T) string {
+	t.Helper()
+	addr, err := testenv.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	return port
+}
+
 // e2eTenant is the demo tenant, whose add-in API may also ask for the scopes the scenarios' routes use.
 func e2eTenant() entraemu.Config {
 	cfg := entraemu.DefaultConfig()
@@ -118,6 +128,31 @@ http://localhost:%[8]s {
 		file_server
 	}
 }
+
+# The add-in framed cross-site: partitioned session cookies (CHIPS), a host page on another site.
+http://localhost:%[13]s {
+	bind 127.0.0.1
+	@graph path /graph/* /.auth/*
+	token_injector @graph https://graph.microsoft.com/User.Read {
+		sign_in {
+			cookie_secret %[7]s
+			partitioned
+		}
+	}
+	handle /graph/* {
+		reverse_proxy %[9]s
+	}
+	handle {
+		root * %[11]s
+		file_server
+	}
+}
+
+http://127.0.0.1:%[14]s {
+	bind 127.0.0.1
+	root * %[11]s
+	file_server
+}
 `
 
 // TestBrowser runs clientkit/e2e/run.mjs: real Chromium, real MSAL.js and the kit the proxy serves, against this
@@ -141,13 +176,14 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, port, _ := net.SplitHostPort(addr)
+	framedPort, hostPort := freePort(t), freePort(t)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	here, _ := os.Getwd()
 	caddyfile := fmt.Sprintf(e2eCaddyfile, env.Server.URL, entraemu.DefaultTenantDomain, entraemu.DefaultAddinClientID,
 		entraemu.DefaultAddinSecret, entraemu.DefaultAddinIdentifierURI, env.CAFile, base64.StdEncoding.EncodeToString(key),
 		port, env.Upstream.URL, filepath.Join(here, "node_modules"), filepath.Join(here, "e2e"),
-		filepath.Join(here, "..", "examples", "demo"))
+		filepath.Join(here, "..", "examples", "demo"), framedPort, hostPort)
 	if err := c.LoadCaddyfile(caddyfile); err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +197,7 @@ func TestBrowser(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "e2e/run.mjs")
 	cmd.Env = append(os.Environ(),
-		"E2E_BASE=http://localhost:"+port, "E2E_IDP="+env.Server.URL, "E2E_TENANT="+entraemu.DefaultTenantID,
+		"E2E_BASE=http://localhost:"+port, "E2E_FRAMED=http://localhost:"+framedPort, "E2E_FRAME_HOST=http://127.0.0.1:"+hostPort, "E2E_IDP="+env.Server.URL, "E2E_TENANT="+entraemu.DefaultTenantID,
 		"E2E_CLIENT_ID="+entraemu.DefaultSPAClientID, "E2E_SCOPE="+entraemu.DefaultAddinIdentifierURI+"/access_as_user",
 		"E2E_CHROMIUM="+chromium, "E2E_SCREENSHOTS="+shots, "NODE_EXTRA_CA_CERTS="+env.CAFile)
 	var stderr strings.Builder
@@ -209,7 +245,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the browser suite took over %s (screenshots in %s)\n%s", 110*time.Second, shots, stderr.String())
 	case !finished || (err != nil && failed == 0):
 		t.Errorf("run.mjs ended early: %v\n%s", err, stderr.String())
-	case scenarios < 21:
+	case scenarios < 22:
 		t.Errorf("only %d scenarios ran", scenarios)
 	}
 	if failed == 0 && !t.Failed() {

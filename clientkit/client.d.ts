@@ -181,7 +181,7 @@ export interface PopupInteractionOptions {
   timeout?: number;
   /** Milliseconds to wait for the completion message once the popup is closed; default 1000. */
   closedGrace?: number;
-  /** Extra query parameters for login_url (a handoff binding). */
+  /** Extra query parameters for login_url (the kit adds mode and the handoff binding itself). */
   params?: Record<string, string>;
 }
 

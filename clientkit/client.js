@@ -303,6 +303,34 @@ function withMode(loginUrl, mode, extra) {
   return u;
 }
 
+// A binding ties a sign-in window's session handoff to this page: with partitioned cookies (an add-in framed by
+// Office on the web) the window's session cookie lands in another partition, so the completion page hands the
+// sign-in over sealed to this binding, and the page redeems it at <sign-in path>/handoff.
+function newBinding() {
+  const b = crypto.getRandomValues(new Uint8Array(24));
+  return btoa(String.fromCharCode(...b)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+async function redeemHandoff(loginUrl, data, binding) {
+  if (typeof data.handoff !== "string" || !data.handoff) return;
+  const r = await fetch(new URL("handoff", loginUrl), {
+    method: "POST", credentials: "include", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ handoff: data.handoff, binding }),
+  });
+  if (!r.ok) throw interactionError("handoff_failed", `The session handoff failed (${r.status}).`);
+}
+
+// completed redeems a handoff if the message carries one, then settles: resolve with the message (without the
+// handoff), or reject with the sign-in's error.
+function completed(loginUrl, data, binding, finish, resolve, reject) {
+  if (data.type !== MSG_SIGNED_IN) {
+    finish(reject, interactionError(data.error || "sign_in_failed", "Sign-in failed: " + (data.error || "unknown error")));
+    return;
+  }
+  const { handoff, ...result } = data;
+  redeemHandoff(loginUrl, data, binding).then(() => finish(resolve, result), (e) => finish(reject, e));
+}
+
 function interactionError(code, message) {
   const e = new Error(message);
   e.name = "InteractionError";
@@ -317,11 +345,12 @@ function interactionError(code, message) {
  *   options.width, options.height   the popup's size (default 483 x 600, as MSAL)
  *   options.timeout                 give up after this many ms (default 10 minutes)
  *   options.closedGrace             ms to wait for the message once the popup is closed (default 1000)
- *   options.params                  extra query parameters for login_url (e.g. a binding)
+ *   options.params                  extra query parameters for login_url (the kit adds mode and a binding)
  */
 export function popupInteraction(options = {}) {
   return function interact(challenge, { signal } = {}) {
-    const url = withMode(challenge.loginUrl, "popup", options.params);
+    const binding = newBinding();
+    const url = withMode(challenge.loginUrl, "popup", { binding, ...options.params });
     const w = options.width || 483;
     const h = options.height || 600;
     const top = Math.max(0, (globalThis.screen?.height || h) / 2 - h / 2);
@@ -333,8 +362,9 @@ export function popupInteraction(options = {}) {
       let channel = null;
       let closedAt = 0;
       let settled = false;
+      let heard = false;
       const poll = setInterval(() => {
-        if (!popup.closed) return;
+        if (!popup.closed || heard) return;
         closedAt ||= Date.now();
         if (Date.now() - closedAt >= (options.closedGrace ?? 1000)) finish(reject, interactionError("user_cancelled", "The sign-in window was closed."));
       }, 200);
@@ -356,8 +386,9 @@ export function popupInteraction(options = {}) {
         const ack = { type: MSG_ACK, id: data.id };
         try { popup.postMessage(ack, url.origin); } catch { /* gone */ }
         try { channel?.postMessage(ack); } catch { /* closed */ }
-        if (data.type === MSG_SIGNED_IN) finish(resolve, data);
-        else finish(reject, interactionError(data.error || "sign_in_failed", "Sign-in failed: " + (data.error || "unknown error")));
+        if (heard) return; // the page sends until acknowledged
+        heard = true;
+        completed(url, data, binding, finish, resolve, reject);
       }
       function onMessage(e) {
         if (e.origin === url.origin && e.source === popup) handle(e.data);
@@ -385,11 +416,13 @@ export function popupInteraction(options = {}) {
  */
 export function officeDialogInteraction(Office, options = {}) {
   return function interact(challenge, { signal } = {}) {
-    const url = withMode(challenge.loginUrl, "dialog", options.params);
+    const binding = newBinding();
+    const url = withMode(challenge.loginUrl, "dialog", { binding, ...options.params });
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(abortReason(signal));
       let dialog = null;
       let settled = false;
+      let heard = false;
       function finish(fn, value) {
         if (settled) return;
         settled = true;
@@ -414,10 +447,12 @@ export function officeDialogInteraction(Office, options = {}) {
           try { data = JSON.parse(arg.message); } catch { return; }
           if (!data || (data.type !== MSG_SIGNED_IN && data.type !== MSG_FAILED)) return;
           try { dialog.messageChild(JSON.stringify({ type: MSG_ACK, id: data.id })); } catch { /* DialogApi < 1.2 */ }
-          if (data.type === MSG_SIGNED_IN) finish(resolve, data);
-          else finish(reject, interactionError(data.error || "sign_in_failed", "Sign-in failed: " + (data.error || "unknown error")));
+          if (heard) return;
+          heard = true;
+          completed(url, data, binding, finish, resolve, reject);
         });
         dialog.addEventHandler(Office.EventType.DialogEventReceived, (arg) => {
+          if (heard) return; // closed by us once the message came
           // 12006: the user closed the dialog; 12002/12003: it could not load the page.
           finish(reject, interactionError(arg.error === 12006 ? "user_cancelled" : String(arg.error),
             arg.error === 12006 ? "The sign-in dialog was closed." : "The sign-in dialog failed (" + arg.error + ")."));

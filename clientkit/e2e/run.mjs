@@ -210,6 +210,19 @@ const t0 = Date.now();
   await ctx.close();
 }
 {
+  const ctx = await newUserContext("lee");
+  await scenario(ctx, "popup/partitioned cookies in a cross-site frame: the session handoff", async () => {
+    const host = await ctx.newPage();
+    await host.goto(env.E2E_FRAME_HOST + "/frame-host.html?addin=" + encodeURIComponent(env.E2E_FRAMED));
+    const frame = await (await host.waitForSelector("iframe")).contentFrame();
+    await frame.waitForFunction(() => window.e2eReady === true, null, { timeout: 15000 });
+    const r = await frame.evaluate(() => window.e2e.call("session", "/graph/me"));
+    assert(r.status === 200 && r.body?.name === "Lee Gu", "the framed add-in's call after sign-in", r);
+    assert(r.calls.length === 2 && r.calls[0].status === 401, "401, sign-in with handoff, 200", r.calls);
+  });
+  await ctx.close();
+}
+{
   const ctx = await newUserContext("megan");
   const page = await openApp(ctx, "/office.html");
   await bearerScenarios("dialog", ctx, page, "megan", "Megan Bowen");
