@@ -119,6 +119,11 @@ http://localhost:%[8]s {
 		root * %[10]s
 		file_server
 	}
+	# An upstream's answer passed through that looks like the contract, with a sign-in page on another origin.
+	handle /forged/* {
+		header Content-Type application/json
+		respond `+"`"+`{"error":"interaction_required","reason":"login_required","login_url":"http://127.0.0.1:%[14]s/.auth/login"}`+"`"+` 401
+	}
 	handle_path /demo/* {
 		root * %[12]s
 		file_server
@@ -245,7 +250,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the browser suite took over %s (screenshots in %s)\n%s", 110*time.Second, shots, stderr.String())
 	case !finished || (err != nil && failed == 0):
 		t.Errorf("run.mjs ended early: %v\n%s", err, stderr.String())
-	case scenarios < 22:
+	case scenarios < 23:
 		t.Errorf("only %d scenarios ran", scenarios)
 	}
 	if failed == 0 && !t.Failed() {

@@ -97,12 +97,12 @@ function retryAfterSeconds(header, fromBody) {
 }
 
 /** What createFetch does next for a parsed answer; null when nothing will help. */
-function plan(p, bearer) {
+function plan(p, bearer, ownLogin) {
   if (p.error === "temporarily_unavailable") return "wait";
   if (p.status !== 401) return null;
-  if (p.error === "invalid_token") return bearer ? "fresh" : p.loginUrl ? "login" : null;
+  if (p.error === "invalid_token") return bearer ? "fresh" : ownLogin ? "login" : null;
   if (p.error !== "interaction_required") return null;
-  if (!bearer) return p.loginUrl ? "login" : null;
+  if (!bearer) return ownLogin ? "login" : null;
   if (TOKEN_REASONS.has(p.reason)) return "fresh";
   if (CLAIMS_REASONS.has(p.reason)) return "claims";
   if (p.reason === "consent_required") return "consent";
@@ -150,7 +150,9 @@ export function createFetch(options = {}) {
       const response = await baseFetch(req);
       const p = await parseContract(response);
       if (!p) return response;
-      const step = plan(p, bearer);
+      // Only the proxy's own sign-in is followed: a login_url on another origin (an upstream's answer passed
+      // through, say) would open a window the proxy did not choose.
+      const step = plan(p, bearer, p.loginUrl && new URL(p.loginUrl).origin === new URL(original.url).origin);
       if (step === "wait") {
         if (retries >= maxRetries) throw new ContractError(p);
         retries++;

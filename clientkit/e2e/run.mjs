@@ -196,6 +196,12 @@ const t0 = Date.now();
     }
     assert(lost.length === 0, `${lost.length} of ${RUNS} sign-ins lost`, lost.slice(0, 3));
   });
+  await scenario(ctx, "popup/a login_url on another origin is not followed", async () => {
+    const before = ctx.pages().length;
+    const r = await call(page, "session", "/forged/me");
+    assert(r.error?.isContractError && r.error.reason === "login_required" && r.calls.length === 1, "the typed error", r);
+    assert(ctx.pages().length === before, "no window opened", ctx.pages().map((p) => p.url()));
+  });
   await scenario(ctx, "popup/the demo page's client kit button", async () => {
     await page.evaluate(() => window.e2e.logout());
     const demo = await ctx.newPage();
