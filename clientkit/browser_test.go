@@ -122,7 +122,7 @@ http://localhost:%[8]s {
 	# An upstream's answer passed through that looks like the contract, with a sign-in page on another origin.
 	handle /forged/* {
 		header Content-Type application/json
-		respond `+"`"+`{"error":"interaction_required","reason":"login_required","login_url":"http://127.0.0.1:%[14]s/.auth/login"}`+"`"+` 401
+		respond ` + "`" + `{"error":"interaction_required","reason":"login_required","login_url":"http://127.0.0.1:%[14]s/.auth/login"}` + "`" + ` 401
 	}
 	handle_path /demo/* {
 		root * %[12]s
