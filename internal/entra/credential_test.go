@@ -236,3 +236,21 @@ func TestCertificateAndKeyInOneFile(t *testing.T) {
 		t.Fatal("the certificate was not loaded")
 	}
 }
+
+// The token file's identity is checked before every token request: a stat, which must stay cheap next to the
+// token request it precedes.
+func BenchmarkAssertionFileUnchanged(b *testing.B) {
+	vol, err := testenv.NewProjectedToken(b.TempDir(), jwtFor("bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := newAssertionFile(vol.Path())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := f.read(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
