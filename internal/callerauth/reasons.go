@@ -8,20 +8,20 @@ import (
 // Rejection reasons: a bounded name for each way a caller's token is refused, for metrics. They name the rule,
 // never a claim value.
 const (
-	ReasonMissing            = "missing"        // no bearer token, or an empty one
-	ReasonTooLarge           = "too_large"      // over maxTokenBytes
-	ReasonMalformed          = "malformed"      // not a compact JWS with a kid, or claims that do not decode
-	ReasonAlgorithm          = "algorithm"      // alg none, HMAC, anything but RS256
-	ReasonUnknownKey         = "unknown_key"    // kid not in the tenant's keys
-	ReasonSignature          = "signature"      // the signature does not verify
-	ReasonVersion            = "version"        // ver is neither 1.0 nor 2.0
-	ReasonMissingClaim       = "missing_claim"  // no exp, tid or oid
-	ReasonExpired            = "expired"        // exp passed (with skew)
-	ReasonNotYetValid        = "not_yet_valid"  // nbf ahead (with skew)
-	ReasonTenant             = "tenant"         // another tenant's token
-	ReasonIssuer             = "issuer"         // an issuer that is not the tenant's
-	ReasonAudience           = "audience"       // not for this API
-	ReasonAppOnly            = "app_only"       // no scp: not a delegated user token
+	ReasonMissing            = "missing"       // no bearer token, or an empty one
+	ReasonTooLarge           = "too_large"     // over maxTokenBytes
+	ReasonMalformed          = "malformed"     // not a compact JWS with a kid, or claims that do not decode
+	ReasonAlgorithm          = "algorithm"     // alg none, HMAC, anything but RS256
+	ReasonUnknownKey         = "unknown_key"   // kid not in the tenant's keys
+	ReasonSignature          = "signature"     // the signature does not verify
+	ReasonVersion            = "version"       // ver is neither 1.0 nor 2.0
+	ReasonMissingClaim       = "missing_claim" // no exp, tid or oid
+	ReasonExpired            = "expired"       // exp passed (with skew)
+	ReasonNotYetValid        = "not_yet_valid" // nbf ahead (with skew)
+	ReasonTenant             = "tenant"        // another tenant's token
+	ReasonIssuer             = "issuer"        // an issuer that is not the tenant's
+	ReasonAudience           = "audience"      // not for this API
+	ReasonAppOnly            = "app_only"      // no scp: not a delegated user token
 	ReasonInsufficientScope  = "insufficient_scope"
 	ReasonClientAppForbidden = "client_app_not_allowed"
 	ReasonKeysUnavailable    = "keys_unavailable" // the tenant's keys could not be fetched: the token was not judged
