@@ -21,12 +21,8 @@ func registerMetrics(ctx caddy.Context) error {
 
 // registrationMetrics reports each live registration's cache entries and sessions at a scrape.
 func registrationMetrics(yield func(prom.RegistrationState)) {
-	registrations.Range(func(_, v any) bool {
-		s := v.(*registrationState)
-		if id := s.id(); id != "" {
-			yield(prom.RegistrationState{Registration: id, CacheEntries: s.cache.Len(), Sessions: countSessions(s.sessions)})
-		}
-		return true
+	eachRegistration(func(id string, s *registrationState) {
+		yield(prom.RegistrationState{Registration: id, CacheEntries: s.cache.Len(), Sessions: countSessions(s.sessions)})
 	})
 }
 

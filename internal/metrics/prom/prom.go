@@ -20,6 +20,15 @@ const namespace, subsystem = "caddy", "token_injector"
 var outcomes = []string{contract.OutcomeOK, contract.OutcomeInteractionRequired, contract.OutcomeUnavailable,
 	contract.OutcomeServerError, contract.OutcomeAccessDenied, contract.OutcomeOther}
 
+// outcomeIndex is each outcome's index in outcomes.
+var outcomeIndex = func() map[string]int {
+	m := map[string]int{}
+	for i, o := range outcomes {
+		m[o] = i
+	}
+	return m
+}()
+
 // Metrics implements metrics.Observer. The methods called per request (a cache hit) use label children resolved
 // in New: an atomic add each, no allocation.
 type Metrics struct {
@@ -134,13 +143,8 @@ func (m *Metrics) Waiting(delta int) { m.waiters.Add(float64(delta)) }
 
 // Called implements metrics.IdentityProvider.
 func (m *Metrics) Called(grant metrics.Grant, d time.Duration, err error) {
-	i := 0
-	if err != nil {
-		outcome, _ := contract.Outcome(err)
-		for i = 1; i < len(outcomes)-1 && outcomes[i] != outcome; i++ {
-		}
-	}
-	m.idpObserver[grant][i].Observe(d.Seconds())
+	outcome, _ := contract.Outcome(err)
+	m.idpObserver[grant][outcomeIndex[outcome]].Observe(d.Seconds())
 }
 
 // Evicted implements metrics.Cache.
