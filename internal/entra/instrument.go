@@ -43,18 +43,25 @@ type instrumented struct {
 	obs              metrics.IdentityProvider
 }
 
-func (i *instrumented) OnBehalfOf(ctx context.Context, assertion string, scopes []string) (tokencache.Token, error) {
+func (i *instrumented) OnBehalfOf(ctx context.Context, assertion string, g acquire.Grant) (tokencache.Token, error) {
 	ctx, done := i.start(ctx, metrics.GrantOnBehalfOf)
-	t, err := i.Provider.OnBehalfOf(ctx, assertion, scopes)
+	t, err := i.Provider.OnBehalfOf(ctx, assertion, g)
 	done(err)
 	return t, err
 }
 
-func (i *instrumented) Refresh(ctx context.Context, account tokencache.Account, user string, scopes []string) (tokencache.Token, tokencache.Account, error) {
+func (i *instrumented) Refresh(ctx context.Context, account tokencache.Account, user string, g acquire.Grant) (tokencache.Token, tokencache.Account, error) {
 	ctx, done := i.start(ctx, metrics.GrantRefreshToken)
-	t, a, err := i.Provider.Refresh(ctx, account, user, scopes)
+	t, a, err := i.Provider.Refresh(ctx, account, user, g)
 	done(err)
 	return t, a, err
+}
+
+func (i *instrumented) AppToken(ctx context.Context, g acquire.Grant) (tokencache.Token, error) {
+	ctx, done := i.start(ctx, metrics.GrantClientCredentials)
+	t, err := i.Provider.AppToken(ctx, g)
+	done(err)
+	return t, err
 }
 
 func (i *instrumented) RedeemCode(ctx context.Context, p acquire.RedeemParams) (acquire.SignedIn, error) {
