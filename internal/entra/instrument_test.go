@@ -77,14 +77,17 @@ func TestIdentityProviderCallsAreSpansOfTheRequestsTrace(t *testing.T) {
 	if _, err := engine.Token(context.Background(), req("untraced-user")); err == nil {
 		t.Fatal("want the refusal")
 	}
-	request.End()
-
-	var idp []sdktrace.ReadOnlySpan
-	for _, s := range rec.Ended() {
-		if s.Name() == "entra on_behalf_of" {
-			idp = append(idp, s)
-		}
+	refuse.Store(false)
+	if _, err := engine.Token(ctx, acquire.Request{Key: tokencache.Key{User: "app", Scopes: "api://x/.default"},
+		Scopes: []string{"api://x/.default"}, AppOnly: true}); err != nil {
+		t.Fatal(err)
 	}
+	request.End()
+	if n := len(spansNamed(rec, "entra client_credentials")); n != 1 {
+		t.Errorf("%d client-credentials spans, want 1", n)
+	}
+
+	idp := spansNamed(rec, "entra on_behalf_of")
 	if len(idp) != 2 {
 		t.Fatalf("%d identity-provider spans, want 2 (the untraced call makes none)", len(idp))
 	}
@@ -121,7 +124,19 @@ func TestIdentityProviderCallsAreSpansOfTheRequestsTrace(t *testing.T) {
 	}
 	observed.mu.Lock()
 	defer observed.mu.Unlock()
-	if len(observed.grants) != 3 || observed.errs[0] != nil || observed.errs[2] == nil {
-		t.Fatalf("observed %v %v, want 3 on_behalf_of calls, the first successful", observed.grants, observed.errs)
+	if len(observed.grants) != 4 || observed.errs[0] != nil || observed.errs[2] == nil ||
+		observed.grants[3] != metrics.GrantClientCredentials {
+		t.Fatalf("observed %v %v, want 3 on_behalf_of calls (the first successful) and 1 client_credentials",
+			observed.grants, observed.errs)
 	}
+}
+
+func spansNamed(rec *tracetest.SpanRecorder, name string) []sdktrace.ReadOnlySpan {
+	var out []sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		if s.Name() == name {
+			out = append(out, s)
+		}
+	}
+	return out
 }
