@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -288,15 +289,7 @@ func TestMetricsSurviveReload(t *testing.T) {
 	if after[hitsKey]-before[hitsKey] != 1 {
 		t.Fatalf("cache hits across the reload: %v then %v, want one more", before[hitsKey], after[hitsKey])
 	}
-	if !slices.ContainsFunc(mapsKeys(after), func(k string) bool { return strings.HasPrefix(k, "caddy_token_injector_cache_entries{") }) {
+	if !slices.ContainsFunc(slices.Collect(maps.Keys(after)), func(k string) bool { return strings.HasPrefix(k, "caddy_token_injector_cache_entries{") }) {
 		t.Fatal("no cache_entries gauge after the reload")
 	}
-}
-
-func mapsKeys(m map[string]float64) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	return keys
 }
