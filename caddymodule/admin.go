@@ -60,7 +60,7 @@ func (a adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		return allow(r, http.MethodDelete, func() error { return signOutEverywhere(ctx, w, parts[1]) })
 	}
 	return apiError(http.StatusNotFound, "no such token_injector endpoint: GET registrations, "+
-		"DELETE registrations/<id>/tokens, DELETE users/<oid>.<tid>")
+		"DELETE registrations/ID/tokens, DELETE users/OID.TID")
 }
 
 func allow(r *http.Request, method string, serve func() error) error {
@@ -138,7 +138,7 @@ func flushRegistration(ctx context.Context, w http.ResponseWriter, id string) er
 func signOutEverywhere(ctx context.Context, w http.ResponseWriter, user string) error {
 	oid, tid, ok := strings.Cut(user, ".")
 	if !ok || !identity.IsGUID(oid) || !identity.IsGUID(tid) {
-		return apiError(http.StatusBadRequest, "a user is <oid>.<tid>: the object id and the tenant id, both GUIDs")
+		return apiError(http.StatusBadRequest, "a user is OID.TID: the object id and the tenant id, both GUIDs, joined by a dot")
 	}
 	user = identity.Key(strings.ToLower(oid), strings.ToLower(tid))
 	regs, sessions := 0, 0

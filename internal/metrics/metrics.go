@@ -32,11 +32,7 @@ const (
 	GrantRefreshToken                   // a session's refresh token redeemed
 	GrantAuthorizationCode              // a sign-in's code redeemed
 	GrantClientCredentials              // the app's own token
-	numGrants
 )
-
-// NumGrants is the number of Grant values.
-const NumGrants = int(numGrants)
 
 var grantNames = [...]string{"on_behalf_of", "refresh_token", "authorization_code", "client_credentials"}
 
@@ -87,11 +83,7 @@ const (
 	RedisUnlock
 	RedisPing
 	RedisOther
-	numRedisOps
 )
-
-// NumRedisOps is the number of RedisOp values.
-const NumRedisOps = int(numRedisOps)
 
 var redisOpNames = [...]string{"get", "set", "delete", "delete_user", "scan", "publish", "subscribe", "lock",
 	"unlock", "ping", "other"}

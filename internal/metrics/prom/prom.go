@@ -16,27 +16,14 @@ import (
 
 const namespace, subsystem = "caddy", "token_injector"
 
-// outcomes are the identity-provider latency histogram's outcome label values, pre-resolved per grant.
-var outcomes = []string{contract.OutcomeOK, contract.OutcomeInteractionRequired, contract.OutcomeUnavailable,
-	contract.OutcomeServerError, contract.OutcomeAccessDenied, contract.OutcomeOther}
-
-// outcomeIndex is each outcome's index in outcomes.
-var outcomeIndex = func() map[string]int {
-	m := map[string]int{}
-	for i, o := range outcomes {
-		m[o] = i
-	}
-	return m
-}()
-
 // Metrics implements metrics.Observer. The methods called per request (a cache hit) use label children resolved
-// in New: an atomic add each, no allocation.
+// in New: an atomic add each, no allocation. The histograms resolve theirs when first used, so a grant or Redis
+// operation that never happens exports no empty series.
 type Metrics struct {
 	acquisitions *prometheus.CounterVec
 	acquiredOK   [metrics.NumSources]prometheus.Counter
 
 	idpDuration *prometheus.HistogramVec
-	idpObserver [metrics.NumGrants][]prometheus.Observer // by outcomes' index
 
 	cacheHits, cacheMisses, evictions prometheus.Counter
 	waiters                           prometheus.Gauge
@@ -45,8 +32,6 @@ type Metrics struct {
 
 	redisErrors   *prometheus.CounterVec
 	redisDuration *prometheus.HistogramVec
-	redisError    [metrics.NumRedisOps]prometheus.Counter
-	redisObserver [metrics.NumRedisOps]prometheus.Observer
 
 	state *stateCollector
 }
@@ -85,16 +70,6 @@ func New(state StateFunc) *Metrics {
 	}
 	for s := range metrics.NumSources {
 		m.acquiredOK[s] = m.acquisitions.WithLabelValues(metrics.Source(s).String(), contract.OutcomeOK, "")
-	}
-	for g := range metrics.NumGrants {
-		for _, o := range outcomes {
-			m.idpObserver[g] = append(m.idpObserver[g], m.idpDuration.WithLabelValues(metrics.Grant(g).String(), o))
-		}
-	}
-	for op := range metrics.NumRedisOps {
-		name := metrics.RedisOp(op).String()
-		m.redisError[op] = m.redisErrors.WithLabelValues(name)
-		m.redisObserver[op] = m.redisDuration.WithLabelValues(name)
 	}
 	return m
 }
@@ -144,7 +119,7 @@ func (m *Metrics) Waiting(delta int) { m.waiters.Add(float64(delta)) }
 // Called implements metrics.IdentityProvider.
 func (m *Metrics) Called(grant metrics.Grant, d time.Duration, err error) {
 	outcome, _ := contract.Outcome(err)
-	m.idpObserver[grant][outcomeIndex[outcome]].Observe(d.Seconds())
+	m.idpDuration.WithLabelValues(grant.String(), outcome).Observe(d.Seconds())
 }
 
 // Evicted implements metrics.Cache.
@@ -161,12 +136,10 @@ func (m *Metrics) Rejected(err error) {
 
 // RedisCalled implements metrics.Redis.
 func (m *Metrics) RedisCalled(op metrics.RedisOp, d time.Duration, err error) {
-	if int(op) >= metrics.NumRedisOps {
-		op = metrics.RedisOther
-	}
-	m.redisObserver[op].Observe(d.Seconds())
+	name := op.String() // "other" beyond the enum
+	m.redisDuration.WithLabelValues(name).Observe(d.Seconds())
 	if err != nil {
-		m.redisError[op].Inc()
+		m.redisErrors.WithLabelValues(name).Inc()
 	}
 }
 
