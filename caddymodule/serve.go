@@ -29,6 +29,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	h.cors.Decorate(w, r)
+	if h.serveClientKit(w, r) { // /.auth/client.js
+		return nil
+	}
 	if h.signIn != nil {
 		h.signIn.StripCallbackReferer(r)
 		if h.signIn.Owns(r) {
@@ -64,6 +67,7 @@ func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
 			err = h.callerRules.Authorize(id)
 		}
 		if err != nil {
+			observer.Rejected(err)
 			return acquire.Request{}, err
 		}
 		p := id.Placeholders
@@ -77,6 +81,7 @@ func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
 	}
 	// 1b. Or the caller's sign-in session; its cookie holds only a sealed session id.
 	if h.sessions == nil {
+		observer.Rejected(errMissingBearer)
 		return acquire.Request{}, errMissingBearer
 	}
 	c, ok := h.sessions.Authenticate(r)

@@ -29,7 +29,11 @@ type Config struct {
 	AuthorityHost string
 	Tenant        string
 	ClientID      string
-	ClientSecret  string
+	// Credential is how the app proves itself: exactly one kind of it is set.
+	Credential Credential
+	// Capabilities are the client capabilities declared on every token request (cp1: the app handles CAE
+	// claims challenges, so Entra issues long-lived CAE tokens). Default: none.
+	Capabilities []string
 	// HTTPClient carries every call to Entra (see NewHTTPClient); its transport decides which CAs are trusted.
 	HTTPClient *http.Client
 }
@@ -48,8 +52,9 @@ type Client struct {
 // connection is what a reload may change without making it another registration: the credential and the HTTP
 // client (a new trust pool).
 type connection struct {
-	cred confidential.Credential
-	http *http.Client
+	cred         *credentialSource
+	http         *http.Client
+	capabilities []string
 }
 
 // New checks the configuration. It makes no network calls.
@@ -68,17 +73,24 @@ func New(c Config) (*Client, error) {
 // Update applies a new credential and HTTP client to the registration; calls already under way finish with the
 // old ones.
 func (m *Client) Update(c Config) error {
-	cred, err := confidential.NewCredFromSecret(c.ClientSecret)
-	if err != nil {
-		return fmt.Errorf("client_secret: %w", err)
+	var prev *credentialSource
+	if old := m.conn.Load(); old != nil {
+		prev = old.cred
 	}
-	conn := &connection{cred: cred, http: c.HTTPClient}
+	cred, err := buildCredential(c.Credential, m.host, prev, credentialDeps{http: c.HTTPClient})
+	if err != nil {
+		return err
+	}
+	conn := &connection{cred: cred, http: c.HTTPClient, capabilities: c.Capabilities}
 	if _, err := m.newMSAL(conn, nil); err != nil {
 		return err
 	}
 	m.conn.Store(conn)
 	return nil
 }
+
+// CertificateNotAfter is when the client certificate expires; zero for other credentials.
+func (m *Client) CertificateNotAfter() time.Time { return m.conn.Load().cred.notAfter }
 
 // msal returns a new MSAL client; store, when set, is the external cache MSAL loads from and exports to.
 func (m *Client) msal(store cache.ExportReplace) (confidential.Client, error) {
@@ -95,21 +107,57 @@ func (m *Client) newMSAL(conn *connection, store cache.ExportReplace) (confident
 	if store != nil {
 		opts = append(opts, confidential.WithCache(store))
 	}
-	c, err := confidential.New(m.authority, m.clientID, conn.cred, opts...)
+	if conn.cred.x5c {
+		opts = append(opts, confidential.WithX5C())
+	}
+	if len(conn.capabilities) > 0 {
+		// MSAL merges them into every request's claims parameter as xms_cc, with any claims challenge.
+		opts = append(opts, confidential.WithClientCapabilities(conn.capabilities))
+	}
+	c, err := confidential.New(m.authority, m.clientID, conn.cred.cred, opts...)
 	if err != nil {
 		return c, fmt.Errorf("authority %q: %w", m.authority, err)
 	}
 	return c, nil
 }
 
-// OnBehalfOf implements acquire.Provider with the jwt-bearer grant.
-func (m *Client) OnBehalfOf(ctx context.Context, assertion string, scopes []string) (tokencache.Token, error) {
+// OnBehalfOf implements acquire.Provider with the jwt-bearer grant, in g.Tenant when set (the caller's tenant on
+// a multi-tenant registration).
+func (m *Client) OnBehalfOf(ctx context.Context, assertion string, g acquire.Grant) (tokencache.Token, error) {
 	client, err := m.msal(nil)
 	if err != nil {
 		return tokencache.Token{}, err
 	}
 	const op = "on-behalf-of token request"
-	r, err := client.AcquireTokenOnBehalfOf(ctx, assertion, scopes)
+	var opts []confidential.AcquireOnBehalfOfOption
+	if g.Tenant != "" {
+		opts = append(opts, confidential.WithTenantID(g.Tenant))
+	}
+	if g.Claims != "" {
+		opts = append(opts, confidential.WithClaims(g.Claims))
+	}
+	r, err := client.AcquireTokenOnBehalfOf(ctx, assertion, g.Scopes, opts...)
+	if err != nil {
+		return tokencache.Token{}, m.failed(ctx, op, err)
+	}
+	return m.token(op, r.AccessToken, r.ExpiresOn, r.Metadata.RefreshOn)
+}
+
+// AppToken implements acquire.Provider with the client credentials grant: the app's own token.
+func (m *Client) AppToken(ctx context.Context, g acquire.Grant) (tokencache.Token, error) {
+	client, err := m.msal(nil)
+	if err != nil {
+		return tokencache.Token{}, err
+	}
+	const op = "client credentials token request"
+	var opts []confidential.AcquireByCredentialOption
+	if g.Tenant != "" {
+		opts = append(opts, confidential.WithTenantID(g.Tenant))
+	}
+	if g.Claims != "" {
+		opts = append(opts, confidential.WithClaims(g.Claims))
+	}
+	r, err := client.AcquireTokenByCredential(ctx, g.Scopes, opts...)
 	if err != nil {
 		return tokencache.Token{}, m.failed(ctx, op, err)
 	}

@@ -18,6 +18,7 @@ type tokenRequest struct {
 	grant string // counter name of the grant
 	app   *App
 	acr   string // "0" public client, "1" client secret
+	spa   bool   // a browser's redemption of a spa code or refresh token (platforms.go)
 }
 
 const maxTokenBody = 1 << 20
@@ -101,10 +102,24 @@ func (e *Emulator) authenticateClient(tr *tokenRequest) *aadError {
 		return e.errUnknownClient(clientID)
 	}
 	tr.app = app
-	if tr.form.Get("client_assertion") != "" {
-		return errClientAssertionUnsupported()
+	if tr.form.Has("client_assertion") || tr.form.Has("client_assertion_type") {
+		if !e.confidential(app) {
+			return errPublicClientWithSecret()
+		}
+		if hasSecret {
+			return &aadError{400, "invalid_request", 9002313, "Invalid request. Request is malformed or invalid: both client_secret and client_assertion are present.", "", ""}
+		}
+		return e.authenticateAssertion(tr)
 	}
-	if app.Secret == "" {
+	spa, a := e.browserRedemption(tr)
+	if a != nil {
+		return a
+	}
+	if tr.spa = spa; spa && !hasSecret { // a browser holds no secret: a spa redemption needs none
+		tr.acr = "0"
+		return nil
+	}
+	if !e.confidential(app) {
 		if hasSecret {
 			return errPublicClientWithSecret()
 		}
@@ -117,6 +132,7 @@ func (e *Emulator) authenticateClient(tr *tokenRequest) *aadError {
 	if !app.hasSecret(secret) {
 		return errBadSecret(app.ClientID)
 	}
+	e.credentials.saw(app.ClientID, func(s *ClientCredentialsSeen) { s.Secret++ })
 	tr.acr = "1"
 	return nil
 }
@@ -225,6 +241,9 @@ func (e *Emulator) issueUser(w http.ResponseWriter, tr *tokenRequest, is issued)
 	}
 	if is.newRefresh || tr.v1 {
 		resp.RefreshToken = e.newRefreshToken(is.subject, tr.app.ClientID)
+		if tr.spa {
+			e.markSPARefresh(resp.RefreshToken)
+		}
 	}
 	if !tr.v1 && is.sr.has("openid") {
 		if resp.IDToken, err = e.idToken(tr.r, is.subject, tr.app.ClientID, is.nonce); err != nil {
@@ -299,7 +318,7 @@ func (e *Emulator) grantClientCredentials(w http.ResponseWriter, tr *tokenReques
 		e.tokenError(w, tr.r, errGrantOverCommon())
 		return
 	}
-	if tr.app.Secret == "" {
+	if tr.acr == "0" {
 		e.tokenError(w, tr.r, &aadError{401, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.", "", ""})
 		return
 	}
