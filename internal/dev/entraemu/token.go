@@ -60,6 +60,7 @@ func (e *Emulator) handleToken(w http.ResponseWriter, r *http.Request, v1 bool) 
 		return
 	}
 	e.counters.grant(tr.grant)
+	e.recordTokenRequest(tr)
 	if a := e.authenticateClient(tr); a != nil {
 		e.tokenError(w, r, a)
 		return
@@ -217,6 +218,7 @@ func (e *Emulator) issueUser(w http.ResponseWriter, tr *tokenRequest, is issued)
 		e.tokenError(w, tr.r, &aadError{500, "server_error", 50000, "There was an error issuing a token.", "", ""})
 		return
 	}
+	e.noteIssued(is.subject.user, at, now)
 	resp := tokenResponse{TokenType: "Bearer", AccessToken: at, expiresAt: exp, now: now}
 	if tr.v1 {
 		resp.Scope, resp.Resource = strings.Join(is.values, " "), resID
