@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -319,7 +320,8 @@ func (e *Emulator) grantClientCredentials(w http.ResponseWriter, tr *tokenReques
 			e.tokenError(w, tr.r, errMissingParam("scope"))
 			return
 		}
-		fields := strings.Fields(raw)
+		// MSAL adds openid, profile and offline_access to every request; Entra ignores them here.
+		fields := slices.DeleteFunc(strings.Fields(raw), func(s string) bool { return oidcScopes[strings.ToLower(s)] })
 		if len(fields) != 1 || !strings.HasSuffix(fields[0], "/.default") {
 			e.tokenError(w, tr.r, errClientCredentialsScope(raw))
 			return
