@@ -126,6 +126,12 @@ func caeConfig() string {
 		scopes https://graph.microsoft.com/.default
 		app_only
 	}
+	# A sidecar's route, here on every interface: the config loads with a warning.
+	token_injector /sidecar/* {
+		scopes api://downstream/.default
+		app_only
+		allow_anonymous
+	}
 	handle /always/* {
 		reverse_proxy %s
 	}
@@ -336,5 +342,20 @@ func TestEveryTokenRequestDeclaresCP1(t *testing.T) {
 		if len(r.Capabilities) != 1 || r.Capabilities[0] != "cp1" {
 			t.Fatalf("a %s request without xms_cc cp1: claims %q", r.Grant, r.Claims)
 		}
+	}
+}
+
+func TestAnonymousAppOnlyRouteForwardsTheAppsTokenAndWarnsOffLoopback(t *testing.T) {
+	client := startCAE(t)
+	status, _, raw := send(t, client, "GET", "/sidecar/items", "", nil)
+	if body := jsonBody(t, raw); status != 200 || body["roles"] == nil || body["oid"] == nil {
+		t.Fatalf("anonymous app-only: %d %s", status, raw)
+	}
+	// A caller that does send a token still has it checked.
+	if status, _, _ := send(t, client, "GET", "/sidecar/items", tamper(ssoToken(t, "adele", entraemu.MintOptions{})), nil); status != 401 {
+		t.Fatalf("a forged caller token on an anonymous route: %d", status)
+	}
+	if !strings.Contains(readLogs(), "allow_anonymous: an app_only route takes callers without a token on a non-loopback listener") {
+		t.Fatal("no warning for allow_anonymous on a listener of every interface")
 	}
 }
