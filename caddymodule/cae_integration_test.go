@@ -135,10 +135,23 @@ func caeConfig() string {
 	handle /always/* {
 		reverse_proxy %s
 	}
-	reverse_proxy %s
+	reverse_proxy %[11]s
+}
+
+# Sessions: the refresh token answers a challenge.
+%[12]s {
+	@graph path /graph/* /.auth/*
+	token_injector @graph {
+		scopes api://downstream/Data.Read
+		sign_in {
+			cookie_secret {env.TOKEN_INJECTOR_TEST_COOKIE_SECRET}
+		}
+	}
+	reverse_proxy %[11]s
 }
 `, httpsPort, env.logPath, env.Server.URL, entraemu.DefaultTenantDomain, entraemu.DefaultAddinClientID,
-		entraemu.DefaultAddinIdentifierURI, env.CAFile, siteBase, env.accessPath, caeEnv.always.Addr, caeEnv.recording.Addr)
+		entraemu.DefaultAddinIdentifierURI, env.CAFile, siteBase, env.accessPath, caeEnv.always.Addr, caeEnv.recording.Addr,
+		signInSite)
 }
 
 // send makes a request through Caddy and returns the status, headers and body.
@@ -357,5 +370,26 @@ func TestAnonymousAppOnlyRouteForwardsTheAppsTokenAndWarnsOffLoopback(t *testing
 	}
 	if !strings.Contains(readLogs(), "allow_anonymous: an app_only route takes callers without a token on a non-loopback listener") {
 		t.Fatal("no warning for allow_anonymous on a listener of every interface")
+	}
+}
+
+func TestCAESessionIsRetriedWithANewTokenFromItsRefreshToken(t *testing.T) {
+	startCAE(t)
+	user := freshUser(t)
+	b := newBrowser(t)
+	if status, _, body := b.signIn(signInSite+"/graph/me", user.Key); status != 200 {
+		t.Fatalf("sign-in: %d %.300s", status, body)
+	}
+	env.Emu.RevokeCAE(user.Key, false)
+	refreshes, seen := env.Emu.Counters().ByGrant[entraemu.GrantRefreshToken], caeEnv.upstream.count()
+	status, _, body := b.api(signInSite + "/graph/me")
+	if status != 200 || body["oid"] != user.ObjectID {
+		t.Fatalf("after the revocation: %d %v", status, body)
+	}
+	if n := caeEnv.upstream.count() - seen; n != 2 {
+		t.Fatalf("%d upstream requests, want the challenged one and its retry", n)
+	}
+	if n := env.Emu.Counters().ByGrant[entraemu.GrantRefreshToken] - refreshes; n != 1 {
+		t.Fatalf("%d refresh token redemptions, want 1", n)
 	}
 }
