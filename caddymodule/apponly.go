@@ -22,14 +22,10 @@ import (
 func (h *Handler) proveForApp(r *http.Request) (acquire.Request, error) {
 	tenant := h.tenant
 	if assertion, ok := bearerToken(r); ok {
-		id, err := h.callers.Validate(r.Context(), assertion)
-		if err == nil {
-			err = h.callerRules.Authorize(id)
-		}
+		id, err := h.proveToken(r, assertion)
 		if err != nil {
 			return acquire.Request{}, err
 		}
-		setUserPlaceholders(r, id.User)
 		if h.multiTenant {
 			tenant = id.TenantID // the app's token in the caller's tenant, where its admin consented
 		}

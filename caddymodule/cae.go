@@ -82,10 +82,14 @@ func bufferBody(r *http.Request, limit int64) (replayBody, bool, error) {
 	if r.ContentLength > limit {
 		return nil, false, nil
 	}
-	buf, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
+	var b bytes.Buffer
+	if r.ContentLength > 0 {
+		b.Grow(int(r.ContentLength) + bytes.MinRead) // one allocation; ReadFrom wants MinRead spare at EOF
+	}
+	if _, err := b.ReadFrom(io.LimitReader(r.Body, limit+1)); err != nil {
 		return nil, false, bodyReadError(err)
 	}
+	buf := b.Bytes()
 	if int64(len(buf)) > limit { // unknown length, beyond the bound: stream it on
 		r.Body = readCloser{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
 		return nil, false, nil
@@ -120,14 +124,14 @@ func isUpgrade(r *http.Request) bool {
 // challengeCatcher passes the upstream's answer to the client unless it is a CAE claims challenge, which it
 // swallows (headers undone, body discarded) and remembers, so the request can be retried.
 type challengeCatcher struct {
-	*caddyhttp.ResponseWriterWrapper
+	caddyhttp.ResponseWriterWrapper
 	before http.Header // the response's headers before the upstream answered (CORS, ...)
 	claims string      // the challenge's claims, once caught
 	wrote  bool        // the answer is going to the client
 }
 
 func newChallengeCatcher(w http.ResponseWriter) *challengeCatcher {
-	return &challengeCatcher{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, before: w.Header().Clone()}
+	return &challengeCatcher{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, before: w.Header().Clone()}
 }
 
 func (c *challengeCatcher) WriteHeader(status int) {

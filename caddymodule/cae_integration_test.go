@@ -87,7 +87,8 @@ func startCAE(t *testing.T) *http.Client {
 	return env.client
 }
 
-func caeConfig() string {
+// globalOptions is the integration config's global block with the tenant (and registration lines) given.
+func globalOptions(tenant, registration string) string {
 	return fmt.Sprintf(`{
 	https_port %s
 	skip_install_trust
@@ -103,13 +104,18 @@ func caeConfig() string {
 		audience %s
 		tls_trust_pool file %s
 		timeout 3s
-		client_capabilities cp1
+		%s
 	}
 }
+`, httpsPort, env.logPath, env.Server.URL, tenant, entraemu.DefaultAddinClientID, entraemu.DefaultAddinIdentifierURI,
+		env.CAFile, registration)
+}
 
-%s {
+func caeConfig() string {
+	return globalOptions(entraemu.DefaultTenantDomain, "client_capabilities cp1") + fmt.Sprintf(`
+%[1]s {
 	log {
-		output file %s
+		output file %[2]s
 	}
 	token_injector /api/* api://downstream/Data.Read
 	token_injector /small/* {
@@ -133,13 +139,13 @@ func caeConfig() string {
 		allow_anonymous
 	}
 	handle /always/* {
-		reverse_proxy %s
+		reverse_proxy %[3]s
 	}
-	reverse_proxy %[11]s
+	reverse_proxy %[4]s
 }
 
 # Sessions: the refresh token answers a challenge.
-%[12]s {
+%[5]s {
 	@graph path /graph/* /.auth/*
 	token_injector @graph {
 		scopes api://downstream/Data.Read
@@ -147,11 +153,9 @@ func caeConfig() string {
 			cookie_secret {env.TOKEN_INJECTOR_TEST_COOKIE_SECRET}
 		}
 	}
-	reverse_proxy %[11]s
+	reverse_proxy %[4]s
 }
-`, httpsPort, env.logPath, env.Server.URL, entraemu.DefaultTenantDomain, entraemu.DefaultAddinClientID,
-		entraemu.DefaultAddinIdentifierURI, env.CAFile, siteBase, env.accessPath, caeEnv.always.Addr, caeEnv.recording.Addr,
-		signInSite)
+`, siteBase, env.accessPath, caeEnv.always.Addr, caeEnv.recording.Addr, signInSite)
 }
 
 // send makes a request through Caddy and returns the status, headers and body.

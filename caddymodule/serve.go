@@ -62,14 +62,10 @@ func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
 	key := tokencache.Key{Scopes: h.scopeKey}
 	// 1a. The caller's bearer token, validated.
 	if assertion, ok := bearerToken(r); ok {
-		id, err := h.callers.Validate(r.Context(), assertion)
-		if err == nil {
-			err = h.callerRules.Authorize(id)
-		}
+		id, err := h.proveToken(r, assertion)
 		if err != nil {
 			return acquire.Request{}, err
 		}
-		setUserPlaceholders(r, id.User)
 		key.User, key.Context = id.UserKey, id.AuthContext
 		return acquire.Request{Key: key, Scopes: h.scopes, Assertion: assertion, Timeout: h.timeout,
 			ExpiryMargin: h.expiryMargin, Tenant: h.callerTenant(id.TenantID)}, nil
@@ -86,6 +82,19 @@ func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
 	key.User = s.UserKey
 	return acquire.Request{Key: key, Scopes: h.scopes, Timeout: h.timeout, ExpiryMargin: h.expiryMargin,
 		Tenant: h.callerTenant(s.TenantID)}, nil
+}
+
+// proveToken validates the caller's token and applies the route's caller rules.
+func (h *Handler) proveToken(r *http.Request, assertion string) (*callerauth.Identity, error) {
+	id, err := h.callers.Validate(r.Context(), assertion)
+	if err == nil {
+		err = h.callerRules.Authorize(id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	setUserPlaceholders(r, id.User)
+	return id, nil
 }
 
 // callerValidator proves callers' tokens; *callerauth.Validator implements it.

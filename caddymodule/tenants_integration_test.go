@@ -40,25 +40,8 @@ func startMultiTenant(t *testing.T) {
 	if tenantsEnv.err != nil {
 		t.Fatal(tenantsEnv.err)
 	}
-	loadConfig(t, fmt.Sprintf(`{
-	https_port %s
-	skip_install_trust
-	log {
-		output file %s
-		level DEBUG
-	}
-	token_injector {
-		authority_host %s
-		tenant organizations
-		allowed_tenants %s %s
-		client_id %s
-		client_secret {env.TOKEN_INJECTOR_TEST_SECRET}
-		audience %s
-		tls_trust_pool file %s
-		timeout 3s
-	}
-}
-
+	allowed := "allowed_tenants " + entraemu.DefaultTenantID + " " + entraemu.SecondTenantID
+	loadConfig(t, globalOptions("organizations", allowed)+fmt.Sprintf(`
 %s {
 	log {
 		output file %s
@@ -70,8 +53,7 @@ func startMultiTenant(t *testing.T) {
 	}
 	reverse_proxy %s
 }
-`, httpsPort, env.logPath, env.Server.URL, entraemu.DefaultTenantID, entraemu.SecondTenantID, entraemu.DefaultAddinClientID,
-		entraemu.DefaultAddinIdentifierURI, env.CAFile, siteBase, env.accessPath, env.Upstream.Addr))
+`, siteBase, env.accessPath, env.Upstream.Addr))
 }
 
 // tenantSSOToken mints a caller token in tenant emu, remembered for the log check.
