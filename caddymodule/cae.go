@@ -125,13 +125,49 @@ func isUpgrade(r *http.Request) bool {
 // swallows (headers undone, body discarded) and remembers, so the request can be retried.
 type challengeCatcher struct {
 	caddyhttp.ResponseWriterWrapper
-	before http.Header // the response's headers before the upstream answered (CORS, ...)
-	claims string      // the challenge's claims, once caught
-	wrote  bool        // the answer is going to the client
+	before headerSnapshot // the response's headers before the upstream answered (CORS, Server, ...)
+	claims string         // the challenge's claims, once caught
+	wrote  bool           // the answer is going to the client
 }
 
 func newChallengeCatcher(w http.ResponseWriter) *challengeCatcher {
-	return &challengeCatcher{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, before: w.Header().Clone()}
+	c := &challengeCatcher{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	c.before.take(w.Header())
+	return c
+}
+
+// headerSnapshot keeps a header's entries so they can be put back. The few a response has before the upstream
+// answers are kept inline, which spares the request path a map per request; the value slices are shared, as
+// handlers replace (Set) or append to (Add) them rather than write into them.
+type headerSnapshot struct {
+	small [4]struct {
+		key    string
+		values []string
+	}
+	n    int
+	more http.Header // when there are more entries than small holds
+}
+
+func (s *headerSnapshot) take(h http.Header) {
+	if len(h) > len(s.small) {
+		s.more = h.Clone()
+		return
+	}
+	for k, v := range h {
+		s.small[s.n].key, s.small[s.n].values = k, v
+		s.n++
+	}
+}
+
+// restore makes h what it was when the snapshot was taken.
+func (s *headerSnapshot) restore(h http.Header) {
+	clear(h)
+	for k, v := range s.more {
+		h[k] = v
+	}
+	for _, e := range s.small[:s.n] {
+		h[e.key] = e.values
+	}
 }
 
 func (c *challengeCatcher) WriteHeader(status int) {
@@ -144,11 +180,7 @@ func (c *challengeCatcher) WriteHeader(status int) {
 	}
 	if claims, ok := contract.UpstreamChallenge(status, c.Header()); ok {
 		c.claims = claims
-		h := c.Header()
-		clear(h)
-		for k, v := range c.before {
-			h[k] = v
-		}
+		c.before.restore(c.Header())
 		return
 	}
 	c.wrote = true

@@ -175,7 +175,8 @@ func (e *Engine) Token(ctx context.Context, req Request) (tokencache.Token, erro
 			return t, nil
 		}
 	}
-	ch := e.flights.DoChan(flightKey(req), func() (any, error) { return e.fetch(req) })
+	miss := req // captured by the flight: a copy of its own, so that the cache-hit path keeps req on the stack
+	ch := e.flights.DoChan(flightKey(miss), func() (any, error) { return e.fetch(miss) })
 	select {
 	case r := <-ch:
 		if r.Err != nil {
