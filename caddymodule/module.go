@@ -83,6 +83,7 @@ type Handler struct {
 	expiryMargin time.Duration    // how close to expiry a token may be forwarded on this route
 	cors         cors.Policy
 	answer       contract.Options // how refusals are answered on this route
+	kitPath      string           // where the client kit is served (clientkit.go)
 
 	retryBodyLimit   int64  // RetryBodyLimit resolved
 	clientID, tenant string // the registration's, for app-only keys
@@ -145,6 +146,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("token_injector: %w", err)
 	}
 	h.answer = contract.Options{Scopes: h.scopes}
+	h.kitPath = kitPath(set.SignIn)
 	if set.SignIn != nil {
 		return h.provisionSignIn(set.SignIn, set.AuthorityHost)
 	}
