@@ -27,7 +27,7 @@ const defaultRetryBodyLimit = 1 << 20
 //
 // Requests that cannot be replayed go upstream once, as they stream: upgrades (WebSocket), and bodies larger
 // than the route's retry_body_limit or of unknown length beyond it. Their answers reach the client as the
-// upstream sent them.
+// upstream sent them; a challenge still gets the cached token replaced, so the client's own retry goes through.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, req acquire.Request, tok tokencache.Token) error {
 	r.Header.Set("Authorization", tok.AuthorizationHeader())
 	body, replayable, err := bufferBody(r, h.retryBodyLimit)
@@ -35,7 +35,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 		return err
 	}
 	if !replayable {
-		return next.ServeHTTP(w, r)
+		return h.forwardOnce(w, r, next, req)
 	}
 	first := newChallengeCatcher(w)
 	if err := next.ServeHTTP(first, r); err != nil || first.claims == "" {
@@ -55,6 +55,22 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	h.refuse(w, r, &contract.ChallengedAgainError{Claims: second.claims})
 	return nil
+}
+
+// forwardOnce sends a request that cannot be replayed. Should the upstream challenge its token, the challenge
+// reaches the client as it is, and a token for the claims replaces the cached one, so the client's own retry does
+// not meet the revoked token again. An upgrade goes through untouched: its connection is hijacked.
+func (h *Handler) forwardOnce(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, req acquire.Request) error {
+	if isUpgrade(r) {
+		return next.ServeHTTP(w, r)
+	}
+	seen := &challengeCatcher{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, observeOnly: true}
+	err := next.ServeHTTP(seen, r)
+	if seen.claims != "" {
+		req.Claims = seen.claims
+		_, _ = h.tokens.Token(r.Context(), req) // a failure is met, and answered, by the client's next request
+	}
+	return err
 }
 
 // replayBody is a request body kept in memory so the request can be sent again.
@@ -122,12 +138,15 @@ func isUpgrade(r *http.Request) bool {
 }
 
 // challengeCatcher passes the upstream's answer to the client unless it is a CAE claims challenge, which it
-// swallows (headers undone, body discarded) and remembers, so the request can be retried.
+// swallows (headers undone, body discarded) and remembers, so the request can be retried; or, observeOnly, lets
+// through and remembers.
 type challengeCatcher struct {
 	caddyhttp.ResponseWriterWrapper
-	before headerSnapshot // the response's headers before the upstream answered (CORS, Server, ...)
-	claims string         // the challenge's claims, once caught
-	wrote  bool           // the answer is going to the client
+	before      headerSnapshot // the response's headers before the upstream answered (CORS, Server, ...)
+	observeOnly bool           // note a challenge's claims, but let it through (a request that cannot be replayed)
+	claims      string         // the challenge's claims, once seen
+	swallowed   bool           // the answer was a challenge, held back from the client
+	wrote       bool           // the answer is going to the client
 }
 
 func newChallengeCatcher(w http.ResponseWriter) *challengeCatcher {
@@ -172,7 +191,7 @@ func (s *headerSnapshot) restore(h http.Header) {
 
 func (c *challengeCatcher) WriteHeader(status int) {
 	switch {
-	case c.wrote || c.claims != "":
+	case c.wrote || c.swallowed:
 		return
 	case status >= 100 && status < 200: // informational: the final answer is still to come
 		c.ResponseWriterWrapper.WriteHeader(status)
@@ -180,8 +199,11 @@ func (c *challengeCatcher) WriteHeader(status int) {
 	}
 	if claims, ok := contract.UpstreamChallenge(status, c.Header()); ok {
 		c.claims = claims
-		c.before.restore(c.Header())
-		return
+		if !c.observeOnly {
+			c.swallowed = true
+			c.before.restore(c.Header())
+			return
+		}
 	}
 	c.wrote = true
 	c.ResponseWriterWrapper.WriteHeader(status)
@@ -189,7 +211,7 @@ func (c *challengeCatcher) WriteHeader(status int) {
 
 func (c *challengeCatcher) Write(p []byte) (int, error) {
 	c.WriteHeader(http.StatusOK) // a no-op once the status is known
-	if c.claims != "" {
+	if c.swallowed {
 		return len(p), nil
 	}
 	return c.ResponseWriterWrapper.Write(p)
@@ -198,7 +220,7 @@ func (c *challengeCatcher) Write(p []byte) (int, error) {
 // ReadFrom keeps io.Copy (reverse_proxy's body copy) going through Write's decision.
 func (c *challengeCatcher) ReadFrom(r io.Reader) (int64, error) {
 	c.WriteHeader(http.StatusOK)
-	if c.claims != "" {
+	if c.swallowed {
 		return io.Copy(io.Discard, r)
 	}
 	return c.ResponseWriterWrapper.ReadFrom(r)
@@ -207,7 +229,7 @@ func (c *challengeCatcher) ReadFrom(r io.Reader) (int64, error) {
 // FlushError is what http.ResponseController calls: flushing a swallowed answer must not send anything.
 func (c *challengeCatcher) FlushError() error {
 	c.WriteHeader(http.StatusOK)
-	if c.claims != "" {
+	if c.swallowed {
 		return nil
 	}
 	return http.NewResponseController(c.ResponseWriterWrapper.ResponseWriter).Flush()

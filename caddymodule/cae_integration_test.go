@@ -270,6 +270,14 @@ func TestCAEBodyOverTheBoundIsNotRetriedAndReachesTheUpstreamIntact(t *testing.T
 		if len(got) != 1 || !bytes.Equal(got[0].body, body) {
 			t.Fatalf("%d upstream requests; body intact: %v", len(got), len(got) == 1 && bytes.Equal(got[0].body, body))
 		}
+		// The proxy got a token for the claims meanwhile: the client's own retry goes through.
+		seen = caeEnv.upstream.count()
+		if status, _, raw := send(t, client, "POST", "/small/items", sso, bytes.NewReader(body)); status != 200 {
+			t.Fatalf("the client's retry: %d %s", status, raw)
+		}
+		if got := caeEnv.upstream.since(seen); len(got) != 1 || !bytes.Equal(got[0].body, body) {
+			t.Fatalf("the client's retry: %d upstream requests", len(got))
+		}
 	}
 }
 
