@@ -32,7 +32,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		# An inline registration, for a single route. Without one, the global
 //		# token_injector option's registration (same subdirectives) is used.
 //		authority_host    <url>          # default https://login.microsoftonline.com
-//		tenant            <tenant id or domain>
+//		tenant            <tenant id or domain>  # or organizations, common: a multi-tenant app (allowed_tenants)
 //		client_id         <application id>
 //		client_secret     <secret>       # e.g. {env.CLIENT_SECRET}
 //		audience          <aud>...       # accepted aud values besides client_id
