@@ -389,6 +389,7 @@ func TestCAESessionIsRetriedWithANewTokenFromItsRefreshToken(t *testing.T) {
 	startCAE(t)
 	user := freshUser(t)
 	b := newBrowser(t)
+	requests := len(env.Emu.TokenRequests())
 	if status, _, body := b.signIn(signInSite+"/graph/me", user.Key); status != 200 {
 		t.Fatalf("sign-in: %d %.300s", status, body)
 	}
@@ -403,5 +404,11 @@ func TestCAESessionIsRetriedWithANewTokenFromItsRefreshToken(t *testing.T) {
 	}
 	if n := env.Emu.Counters().ByGrant[entraemu.GrantRefreshToken] - refreshes; n != 1 {
 		t.Fatalf("%d refresh token redemptions, want 1", n)
+	}
+	// The code redemption and the refresh declared cp1 too.
+	for _, r := range env.Emu.TokenRequests()[requests:] {
+		if len(r.Capabilities) != 1 || r.Capabilities[0] != "cp1" {
+			t.Fatalf("a %s request without xms_cc cp1: claims %q", r.Grant, r.Claims)
+		}
 	}
 }
