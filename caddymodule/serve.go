@@ -67,6 +67,7 @@ func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
 	if assertion, ok := bearerToken(r); ok {
 		id, err := h.proveToken(r, assertion)
 		if err != nil {
+			observer.Rejected(err)
 			return acquire.Request{}, err
 		}
 		key.User, key.Context = id.UserKey, id.AuthContext
@@ -75,6 +76,7 @@ func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
 	}
 	// 1b. Or the caller's sign-in session; its cookie holds only a sealed session id.
 	if h.sessions == nil {
+		observer.Rejected(errMissingBearer)
 		return acquire.Request{}, errMissingBearer
 	}
 	s, ok := h.sessions.Load(r)
