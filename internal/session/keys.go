@@ -59,7 +59,7 @@ func allZero(b []byte) bool {
 	return true
 }
 
-// sealVersion prefixes every sealed value so the format can change without misreading old cookies.
+// sealVersion is the seal package's format version, bound into the additional data as before.
 const sealVersion = 1
 
 // maxSealed bounds what Open decodes: cookies are at most ~4 KB, so anything longer is not ours.
@@ -69,19 +69,11 @@ const maxSealed = 8192
 // key or for another purpose. The causes are deliberately not told apart.
 var ErrUnsealable = errors.New("session: the value cannot be opened")
 
-// Seal encrypts and authenticates plaintext with Keys[0] (AES-256-GCM) and returns it as unpadded base64url. The
-// purpose is authenticated as additional data, so a value sealed for one purpose (a session cookie) cannot be
-// opened as another (a pre-login cookie).
+// Seal encrypts and authenticates plaintext with Keys[0] (AES-256-GCM, package seal) and returns it as unpadded
+// base64url. The purpose is authenticated as additional data, so a value sealed for one purpose (a session
+// cookie) cannot be opened as another (a pre-login cookie).
 func (m *Manager) Seal(plaintext []byte, purpose string) (string, error) {
-	aead := m.aeads[0]
-	out := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(plaintext)+aead.Overhead())
-	out[0] = sealVersion
-	// Random 96-bit nonces: safe for well under 2^32 values per key, which a key rotation schedule keeps.
-	if _, err := rand.Read(out[1:]); err != nil {
-		return "", err
-	}
-	out = aead.Seal(out, out[1:1+aead.NonceSize()], plaintext, additionalData(purpose))
-	return base64.RawURLEncoding.EncodeToString(out), nil
+	return base64.RawURLEncoding.EncodeToString(m.keys.Seal(plaintext, additionalData(purpose))), nil
 }
 
 // Open reverses Seal with any configured key. Every failure is ErrUnsealable.
@@ -90,20 +82,14 @@ func (m *Manager) Open(v, purpose string) ([]byte, error) {
 		return nil, ErrUnsealable
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(v)
-	if err != nil || len(raw) < 1 || raw[0] != sealVersion {
+	if err != nil {
 		return nil, ErrUnsealable
 	}
-	ad := additionalData(purpose)
-	for _, aead := range m.aeads {
-		ns := aead.NonceSize()
-		if len(raw) < 1+ns+aead.Overhead() {
-			return nil, ErrUnsealable
-		}
-		if pt, err := aead.Open(nil, raw[1:1+ns], raw[1+ns:], ad); err == nil {
-			return pt, nil
-		}
+	pt, _, err := m.keys.Open(raw, additionalData(purpose))
+	if err != nil {
+		return nil, ErrUnsealable
 	}
-	return nil, ErrUnsealable
+	return pt, nil
 }
 
 func additionalData(purpose string) []byte {

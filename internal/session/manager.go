@@ -2,12 +2,13 @@ package session
 
 import (
 	"context"
-	"crypto/cipher"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/seal"
 )
 
 // ErrNoSession means a request carries no valid session cookie: none, tampered, expired, or one whose session
@@ -17,7 +18,7 @@ var ErrNoSession = errors.New("no valid session")
 // Manager issues, reads and ends sessions. It is safe for concurrent use.
 type Manager struct {
 	cfg   Config
-	aeads []cipher.AEAD
+	keys  *seal.Keys
 	store Store
 }
 
