@@ -5,6 +5,7 @@ package tokencache
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -192,3 +193,7 @@ var (
 	_ AccountStore = (*Memory)(nil)
 	_ Cache        = (*Memory)(nil)
 )
+
+// ErrStoreUnavailable is wrapped by the errors of a shared tier (Redis) that did not answer: a transient failure
+// that must never sign anyone out. The contract answers it with 503 temporarily_unavailable.
+var ErrStoreUnavailable = errors.New("the shared store is unavailable")
