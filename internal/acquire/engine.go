@@ -109,6 +109,8 @@ type Engine struct {
 	flights  singleflight.Group
 	// accounts serializes the use of each account's refresh token: a rotated refresh token is redeemed once.
 	accounts keyedMutex
+	// lease extends the single-flight and accounts across replicas (see UseLease).
+	lease leases
 	// refreshBackoff remembers keys whose background renewal failed recently, so a failing renewal is not
 	// retried on every request.
 	refreshBackoff *lru.Cache[tokencache.Key, struct{}]
@@ -181,6 +183,15 @@ func (e *Engine) fetch(req Request) (_ tokencache.Token, err error) {
 	if t, ok := e.cached(ctx, req, cfg.Now()); ok && cfg.Now().Before(t.RefreshOn) {
 		return t, nil
 	}
+	release, held, err := e.hold(ctx, "token\x00"+flightKey(req), cmp.Or(req.Timeout, cfg.CallTimeout))
+	if err != nil {
+		return tokencache.Token{}, err
+	}
+	defer release()
+	// Another replica may have held the lease and left its token in the shared tier.
+	if t, ok := e.cached(ctx, req, cfg.Now()); held && ok && cfg.Now().Before(t.RefreshOn) {
+		return t, nil
+	}
 	e.providerCalls.Add(1)
 	var t tokencache.Token
 	if req.Assertion != "" {
@@ -211,6 +222,12 @@ func (e *Engine) refreshAccount(ctx context.Context, req Request) (tokencache.To
 		return tokencache.Token{}, err
 	}
 	defer unlock()
+	// Across replicas too: the account read below then has the refresh token the last redemption left.
+	release, _, err := e.hold(ctx, "account\x00"+req.Key.User, cmp.Or(req.Timeout, e.cfg().CallTimeout))
+	if err != nil {
+		return tokencache.Token{}, err
+	}
+	defer release()
 	account, ok, err := e.cache.GetAccount(ctx, req.Key.User)
 	if err != nil {
 		return tokencache.Token{}, err

@@ -60,6 +60,7 @@ type Client struct {
 	timeout time.Duration
 	now     func() time.Time
 	breaker breaker
+	bus     *bus
 }
 
 // Open checks cfg and connects lazily (go-redis reconnects by itself). Errors never contain the URL's password.
@@ -86,6 +87,7 @@ func Open(cfg Config) (*Client, error) {
 	opts.ContextTimeoutEnabled = true
 	c := &Client{rdb: redis.NewUniversalClient(opts), keys: keys, prefix: cfg.Prefix, timeout: cfg.Timeout,
 		now: cfg.Now}
+	c.bus = newBus(c)
 	for _, k := range cfg.Keys {
 		m := hmac.New(sha256.New, k)
 		m.Write([]byte("token_injector redis key names v1"))
@@ -123,8 +125,11 @@ func universalOptions(cfg Config) (*redis.UniversalOptions, error) {
 	return u, nil
 }
 
-// Close closes the connections.
-func (c *Client) Close() error { return c.rdb.Close() }
+// Close stops listening for invalidations and closes the connections.
+func (c *Client) Close() error {
+	c.bus.close()
+	return c.rdb.Close()
+}
 
 // Ping checks that Redis answers within the timeout.
 func (c *Client) Ping(ctx context.Context) error {

@@ -50,3 +50,21 @@ func TestSessionsConformance(t *testing.T) {
 		return redisstore.NewSessions(newClient(t, srv, clock)), clock
 	})
 }
+
+func TestTieredCacheConformance(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	tokencachetest.RunCacheTests(t, func(t *testing.T, cfg tokencachetest.Config) (tokencache.Cache, tokencachetest.Clock) {
+		clock := testenv.NewClock(time.Time{})
+		l1 := tokencache.NewMemory(cfg.MaxEntries, cfg.Margin, clock.Now)
+		return redisstore.NewTieredCache(l1, redisstore.NewTokens(newClient(t, srv, clock), cfg.Margin)), clock
+	}, tokencachetest.Options{})
+}
+
+func TestTieredSessionsConformance(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	sessiontest.RunStoreTests(t, func(t *testing.T) (session.Store, sessiontest.Clock) {
+		clock := testenv.NewClock(time.Time{})
+		return redisstore.NewTieredSessions(session.NewMemoryStore(0, clock.Now),
+			redisstore.NewSessions(newClient(t, srv, clock))), clock
+	})
+}

@@ -34,15 +34,21 @@ func (s *Sessions) indexName(user string) func(int) string {
 
 // Get returns the session with id unless it ended.
 func (s *Sessions) Get(ctx context.Context, id string) (session.Session, bool, error) {
+	v, _, ok, err := s.get(ctx, id)
+	return v, ok, err
+}
+
+// get returns the session with id and its end.
+func (s *Sessions) get(ctx context.Context, id string) (session.Session, time.Time, bool, error) {
 	pt, ok, err := s.c.get(ctx, s.sessionName(id))
 	if err != nil || !ok {
-		return session.Session{}, false, err
+		return session.Session{}, time.Time{}, false, err
 	}
 	var v storedSession
 	if json.Unmarshal(pt, &v) != nil || v.ID != id || !s.c.now().Before(v.Until) {
-		return session.Session{}, false, nil
+		return session.Session{}, time.Time{}, false, nil
 	}
-	return v.Session, true, nil
+	return v.Session, v.Until, true, nil
 }
 
 // Put stores v for ttl and lists it under its user.

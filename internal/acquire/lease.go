@@ -1,0 +1,51 @@
+package acquire
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+)
+
+// Lease is the cross-replica lock every identity-provider grant goes through (On-Behalf-Of, refresh-token
+// redemption, client credentials), so that replicas sharing a cache make one call per key: a waiter, once it
+// holds the lease, finds the winner's result in the shared cache. redisstore.Leases implements it.
+type Lease interface {
+	// Acquire waits until this process holds the lease for key or ctx ends. The lease ends by itself after ttl
+	// (a holder that died). fence grows with every grant of key. An error other than ctx's means the lock's
+	// store is unavailable; the caller then goes on with its in-process single-flight only.
+	Acquire(ctx context.Context, key string, ttl time.Duration) (release func(), fence int64, err error)
+}
+
+// leaseHolder boxes a Lease for atomic.Pointer.
+type leaseHolder struct{ Lease }
+
+// leases is the engine's lease lock, nil without a shared tier.
+type leases struct{ p atomic.Pointer[leaseHolder] }
+
+// UseLease makes every identity-provider call of e hold l's lease for its key; nil goes back to in-process only.
+func (e *Engine) UseLease(l Lease) {
+	if l == nil {
+		e.lease.p.Store(nil)
+		return
+	}
+	e.lease.p.Store(&leaseHolder{l})
+}
+
+// hold takes the lease for key, bounded by ctx (the call's timeout). The lease lasts half the timeout, so that
+// when its holder dies a waiter still has half of its own for the call. held is false without a lease lock or
+// while its store is down; err is ctx's end.
+func (e *Engine) hold(ctx context.Context, key string, timeout time.Duration) (release func(), held bool, err error) {
+	h := e.lease.p.Load()
+	if h == nil {
+		return func() {}, false, nil
+	}
+	release, _, err = h.Acquire(ctx, key, timeout/2)
+	switch {
+	case err == nil:
+		return release, true, nil
+	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return nil, false, context.DeadlineExceeded
+	}
+	return func() {}, false, nil
+}
