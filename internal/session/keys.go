@@ -5,58 +5,27 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/seal"
 )
 
 // KeySize is the length of a cookie key: AES-256.
-const KeySize = 32
+const KeySize = seal.KeySize
 
 // ParseKeys decodes base64 keys (standard or URL alphabet, padded or not), as written in configuration.
 func ParseKeys(b64 []string) ([][]byte, error) {
-	if len(b64) == 0 {
-		return nil, errNoKeys
-	}
-	keys := make([][]byte, 0, len(b64))
-	for i, s := range b64 {
-		s = strings.TrimSpace(s)
-		s = strings.TrimRight(s, "=")
-		s = strings.NewReplacer("-", "+", "_", "/").Replace(s)
-		k, err := base64.RawStdEncoding.DecodeString(s)
-		if err != nil {
-			return nil, fmt.Errorf("cookie_secret: key %d is not base64 (want base64 of %d random bytes, e.g. `openssl rand -base64 %d`)", i+1, KeySize, KeySize)
-		}
-		keys = append(keys, k)
-	}
-	if err := checkKeys(keys); err != nil {
-		return nil, err
+	keys, err := seal.ParseKeys(b64)
+	if err != nil {
+		return nil, fmt.Errorf("cookie_secret: %w", err)
 	}
 	return keys, nil
 }
 
-var errNoKeys = fmt.Errorf("cookie_secret: at least one key is required (base64 of %d random bytes, e.g. `openssl rand -base64 %d`)", KeySize, KeySize)
-
 func checkKeys(keys [][]byte) error {
-	if len(keys) == 0 {
-		return errNoKeys
-	}
-	for i, k := range keys {
-		if len(k) != KeySize {
-			return fmt.Errorf("cookie_secret: key %d is %d bytes, want %d (base64 of %d random bytes)", i+1, len(k), KeySize, KeySize)
-		}
-		if allZero(k) {
-			return fmt.Errorf("cookie_secret: key %d is all zero bytes; generate a random one", i+1)
-		}
+	if err := seal.CheckKeys(keys); err != nil {
+		return fmt.Errorf("cookie_secret: %w", err)
 	}
 	return nil
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // sealVersion is the seal package's format version, bound into the additional data as before.
