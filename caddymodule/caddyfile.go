@@ -101,6 +101,14 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 		return nil, d.ArgErr()
 	}
 	for d.NextBlock(0) {
+		if d.Val() == "redis" { // global only: every route shares the tier
+			r, err := unmarshalRedis(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Redis = r
+			continue
+		}
 		if err := app.Registration.unmarshalSubdirective(d); err != nil {
 			return nil, err
 		}

@@ -32,15 +32,18 @@ func (e *Engine) UseLease(l Lease) {
 	e.lease.p.Store(&leaseHolder{l})
 }
 
-// hold takes the lease for key, bounded by ctx (the call's timeout). The lease lasts half the timeout, so that
-// when its holder dies a waiter still has half of its own for the call. held is false without a lease lock or
-// while its store is down; err is ctx's end.
+// leaseTTL is how long a lease outlives a holder that died: its holder renews it while the call runs. A third
+// of the call's timeout, so that a waiter still has most of its own for the call.
+func leaseTTL(timeout time.Duration) time.Duration { return max(timeout/3, 100*time.Millisecond) }
+
+// hold takes the lease for key, bounded by ctx (the call's timeout). held is false without a lease lock or while
+// its store is down; err is ctx's end.
 func (e *Engine) hold(ctx context.Context, key string, timeout time.Duration) (release func(), held bool, err error) {
 	h := e.lease.p.Load()
 	if h == nil {
 		return func() {}, false, nil
 	}
-	release, _, err = h.Acquire(ctx, key, timeout/2)
+	release, _, err = h.Acquire(ctx, key, leaseTTL(timeout))
 	switch {
 	case err == nil:
 		return release, true, nil

@@ -57,7 +57,9 @@ func (l *Leases) Acquire(ctx context.Context, key string, ttl time.Duration) (re
 			return nil, 0, err
 		}
 		if fence > 0 {
+			stop := l.keepAlive(keys[0], holder, ttl)
 			return func() {
+				stop()
 				// Detached: the request's context may be over, and the next waiter should not wait for expiry.
 				rctx, cancel := context.WithTimeout(context.Background(), l.c.timeout)
 				defer cancel()
@@ -72,4 +74,34 @@ func (l *Leases) Acquire(ctx context.Context, key string, ttl time.Duration) (re
 		case <-time.After(leasePoll):
 		}
 	}
+}
+
+// extendLease renews the lease if this holder still has it.
+var extendLease = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`)
+
+// keepAlive renews a held lease every third of its ttl until stop is called, so a slow but live holder keeps
+// it while a dead one loses it within ttl.
+func (l *Leases) keepAlive(key, holder string, ttl time.Duration) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(ttl / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				ctx, cancel := context.WithTimeout(context.Background(), l.c.timeout)
+				_ = l.c.do(ctx, func(ctx context.Context) error {
+					return extendLease.Run(ctx, l.c.rdb, []string{key}, holder, ttl.Milliseconds()).Err()
+				})
+				cancel()
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }

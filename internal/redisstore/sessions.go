@@ -79,7 +79,9 @@ func (s *Sessions) Put(ctx context.Context, v session.Session, ttl time.Duration
 }
 
 // Delete forgets id.
-func (s *Sessions) Delete(ctx context.Context, id string) error { return s.c.del(ctx, s.sessionName(id)) }
+func (s *Sessions) Delete(ctx context.Context, id string) error {
+	return s.c.del(ctx, s.sessionName(id))
+}
 
 // DeleteUser forgets every session of userKey and returns how many it deleted.
 func (s *Sessions) DeleteUser(ctx context.Context, userKey string) (int, error) {
