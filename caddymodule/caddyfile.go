@@ -147,6 +147,8 @@ func (r *Registration) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		}
 		r.SignIn = s
 		return nil
+	case "redis":
+		return d.Err("redis: set it in the global token_injector option; every route shares it")
 	case "cache_max_entries":
 		var v string
 		err := checkedArg(d, &v, func(v string) error { _, err := parseNumber(name, v, v); return err })
