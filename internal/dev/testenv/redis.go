@@ -36,21 +36,34 @@ const redisInstallHint = "redis-server is not installed (apt-get install redis-s
 // fails it under CI=true.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
+	if _, err := exec.LookPath("redis-server"); err != nil {
 		SkipUnlessAllowed(t, redisInstallHint)
 	}
-	addr, err := FreeAddr()
+	r, err := NewRedis(t.TempDir())
 	if err != nil {
-		t.Fatal(err)
-	}
-	port, _ := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:])
-	r := &Redis{Addr: addr, URL: "redis://" + addr + "/0", dir: t.TempDir(), port: port}
-	if err := r.start(bin); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.Kill)
 	return r
+}
+
+// NewRedis starts a redis-server on a free loopback port with its files in dir, for programs that are not tests
+// (the benchmarks). Kill stops it.
+func NewRedis(dir string) (*Redis, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("%s", redisInstallHint)
+	}
+	addr, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	port, _ := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:])
+	r := &Redis{Addr: addr, URL: "redis://" + addr + "/0", dir: dir, port: port}
+	if err := r.start(bin); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // Start starts the server again at the same address, empty (after Kill or Stop).
