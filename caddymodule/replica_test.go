@@ -176,6 +176,7 @@ func startReplicas(t *testing.T) *replicas {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	rs := &replicas{a: signInSite, srv: srv, key: base64.StdEncoding.EncodeToString(key)}
+	rememberCredential(rs.key) // the log check looks for it in every replica's log
 	t.Setenv("TOKEN_INJECTOR_TEST_REDIS_URL", srv.URL)
 	t.Setenv("TOKEN_INJECTOR_TEST_REDIS_KEY", rs.key)
 	rs.loadA(t)

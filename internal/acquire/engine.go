@@ -242,7 +242,7 @@ func (e *Engine) refreshAccount(ctx context.Context, req Request) (tokencache.To
 	// A rotated refresh token is kept even when the access token that came with it is refused: the old one is
 	// spent.
 	updated.ExpiresOn = e.cfg().Now().Add(accountLifetime)
-	if serr := e.cache.SetAccount(ctx, req.Key.User, updated); serr != nil && err == nil {
+	if serr := e.storeAccount(ctx, req.Key.User, account, updated); serr != nil && err == nil {
 		err = serr
 	}
 	if err != nil {

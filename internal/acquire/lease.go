@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync/atomic"
 	"time"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
 // Lease is the cross-replica lock every identity-provider grant goes through (On-Behalf-Of, refresh-token
@@ -51,4 +53,15 @@ func (e *Engine) hold(ctx context.Context, key string, timeout time.Duration) (r
 		return nil, false, context.DeadlineExceeded
 	}
 	return func() {}, false, nil
+}
+
+// storeAccount keeps the account as a redemption left it. A shared store swaps it only if it still holds the one
+// redeemed: when another replica rotated it meanwhile (its lease expired, or Redis was down), its newer refresh
+// token is kept, and the token this call got is still served.
+func (e *Engine) storeAccount(ctx context.Context, user string, old, next tokencache.Account) error {
+	if s, ok := e.cache.(tokencache.AccountSwapper); ok {
+		_, err := s.SwapAccount(ctx, user, old, next)
+		return err
+	}
+	return e.cache.SetAccount(ctx, user, next)
 }

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
@@ -71,13 +72,38 @@ func (t *TieredCache) GetAccount(ctx context.Context, user string) (tokencache.A
 	return tokencache.Account{}, false, err
 }
 
-// SetAccount stores a in both tiers and tells the other replicas, whose L1 copies are now stale.
+// SetAccount stores a in both tiers and tells the other replicas, whose L1 copies are now stale. While Redis is
+// down the record is kept in L1 only, and the request that rotated it is served.
 func (t *TieredCache) SetAccount(ctx context.Context, user string, a tokencache.Account) error {
 	_ = t.l1.SetAccount(ctx, user, a)
 	if err := t.l2.SetAccount(ctx, user, a); err != nil {
-		return err
+		return unlessUnavailable(err)
 	}
-	return t.bus.publish(ctx, invalidUser, user)
+	return unlessUnavailable(t.bus.publish(ctx, invalidUser, user))
+}
+
+// SwapAccount replaces the record in Redis only if it still holds old (see tokencache.AccountSwapper); L1 follows
+// Redis. While Redis is down the record is kept in L1 only.
+func (t *TieredCache) SwapAccount(ctx context.Context, user string, old, next tokencache.Account) (bool, error) {
+	swapped, err := t.l2.SwapAccount(ctx, user, old, next)
+	if err != nil {
+		_ = t.l1.SetAccount(ctx, user, next)
+		return true, unlessUnavailable(err)
+	}
+	if !swapped {
+		_ = t.l1.DeleteUser(ctx, user) // L1's copy is older than Redis'
+		return false, nil
+	}
+	_ = t.l1.SetAccount(ctx, user, next)
+	return true, unlessUnavailable(t.bus.publish(ctx, invalidUser, user))
+}
+
+// unlessUnavailable drops an outage error: what L1 holds serves until Redis is back.
+func unlessUnavailable(err error) error {
+	if errors.Is(err, tokencache.ErrStoreUnavailable) {
+		return nil
+	}
+	return err
 }
 
 // DeleteUser forgets the user in both tiers and on every replica.
@@ -164,6 +190,7 @@ func (t *TieredSessions) DeleteUser(ctx context.Context, userKey string) (int, e
 
 // Interface guards
 var (
-	_ tokencache.Cache = (*TieredCache)(nil)
-	_ session.Store    = (*TieredSessions)(nil)
+	_ tokencache.Cache          = (*TieredCache)(nil)
+	_ tokencache.AccountSwapper = (*TieredCache)(nil)
+	_ session.Store             = (*TieredSessions)(nil)
 )

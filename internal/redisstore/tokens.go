@@ -1,8 +1,10 @@
 package redisstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -117,6 +119,39 @@ func (t *Tokens) SetAccount(ctx context.Context, user string, a tokencache.Accou
 	return t.c.set(ctx, t.accountName(user)(0), pt, t.c.ttlUntil(a.ExpiresOn))
 }
 
+// SwapAccount stores next if the user's record still holds old's MSAL cache: WATCH, read, compare, MULTI/EXEC.
+func (t *Tokens) SwapAccount(ctx context.Context, user string, old, next tokencache.Account) (bool, error) {
+	pt, err := json.Marshal(storedAccount{MSAL: next.MSAL, Scopes: next.Scopes, ExpiresOn: next.ExpiresOn})
+	if err != nil {
+		return false, err
+	}
+	name := t.accountName(user)(0)
+	swapped := false
+	err = t.c.do(ctx, func(ctx context.Context) error {
+		return t.c.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			raw, err := tx.Get(ctx, name).Bytes()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return err
+			}
+			cur, _, oerr := t.c.keys.Open(raw, []byte(name))
+			var s storedAccount
+			if err != nil || oerr != nil || json.Unmarshal(cur, &s) != nil || !bytes.Equal(s.MSAL, old.MSAL) {
+				return nil // gone or replaced meanwhile: the caller keeps what is there
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, name, t.c.sealed(name, pt), t.c.ttlUntil(next.ExpiresOn))
+				return nil
+			})
+			if errors.Is(err, redis.TxFailedErr) {
+				return nil // another replica wrote between the read and the write
+			}
+			swapped = err == nil
+			return err
+		}, name)
+	})
+	return swapped, err
+}
+
 // deleteUser removes every token in a user's index, the index and the account: one slot, one script.
 var deleteUser = redis.NewScript(`
 local m = redis.call('SMEMBERS', KEYS[1])
@@ -144,4 +179,7 @@ func (t *Tokens) DeleteUser(ctx context.Context, user string) error {
 func (t *Tokens) Len() int { return 0 }
 
 // Interface guards
-var _ tokencache.Cache = (*Tokens)(nil)
+var (
+	_ tokencache.Cache          = (*Tokens)(nil)
+	_ tokencache.AccountSwapper = (*Tokens)(nil)
+)

@@ -113,6 +113,14 @@ type AccountStore interface {
 	DeleteUser(ctx context.Context, user string) error
 }
 
+// AccountSwapper is an AccountStore shared by replicas that replaces an account record only if it is still the
+// one that was read (compare-and-set), so that of two replicas that redeemed the same refresh token, the one that
+// lost keeps the winner's rotated token rather than writing over it.
+type AccountSwapper interface {
+	// SwapAccount stores next if the user's record still holds old's MSAL cache, and reports whether it did.
+	SwapAccount(ctx context.Context, user string, old, next Account) (bool, error)
+}
+
 // Cache is both stores, as the acquisition engine uses them; DeleteUser forgets a user's tokens and account.
 type Cache interface {
 	TokenStore
