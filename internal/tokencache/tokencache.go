@@ -205,3 +205,9 @@ var (
 // ErrStoreUnavailable is wrapped by the errors of a shared tier (Redis) that did not answer: a transient failure
 // that must never sign anyone out. The contract answers it with 503 temporarily_unavailable.
 var ErrStoreUnavailable = errors.New("the shared store is unavailable")
+
+// AppUser is the Key.User of the app's own tokens (client credentials) in tenant: "app:<client id>@<tenant>". It
+// can never be a user's key, which is "<oid>.<tid>", so no user's entry or sign-out touches it.
+func AppUser(clientID, tenant string) string {
+	return "app:" + strings.ToLower(clientID) + "@" + strings.ToLower(tenant)
+}
