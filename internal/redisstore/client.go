@@ -141,16 +141,21 @@ func (c *Client) do(ctx context.Context, op func(context.Context) error) error {
 	if !c.breaker.allow(time.Now()) {
 		return ErrUnavailable
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	opCtx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	err := op(ctx)
+	err := op(opCtx)
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err() // the caller gave up (a waiter's deadline): says nothing about Redis
+	}
 	if err == nil || errors.Is(err, redis.Nil) || errors.Is(err, errConflict) {
 		c.breaker.succeeded()
 		return err
 	}
 	var rerr redis.Error
 	if errors.As(err, &rerr) && !isTransient(rerr) {
-		return err // Redis answered: a bug or a misconfiguration (WRONGTYPE, NOAUTH), not an outage
+		// Redis answered (a wrong password, NOAUTH, a command it lacks): the operator's to fix, and no reason to
+		// stop waiting on it; for the callers it is still a store they cannot use, never a 500.
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	c.breaker.failed(time.Now())
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
