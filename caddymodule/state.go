@@ -88,6 +88,7 @@ func newRegistrationState(r settings, roots *x509.CertPool, logger *zap.Logger) 
 		return nil, err
 	}
 	cache := tokencache.NewMemory(r.CacheMaxEntries, r.ExpiryMargin, nil)
+	cache.SetObserver(observer)
 	var store tokencache.Cache = cache
 	sessions := session.NewMemoryStore(session.DefaultMaxSessions, nil)
 	var shared *sharedTier
@@ -98,7 +99,7 @@ func newRegistrationState(r settings, roots *x509.CertPool, logger *zap.Logger) 
 		}
 		store, sessions = shared.cache, shared.sessions
 	}
-	engine := acquire.New(store, client, engineConfig(r, logger))
+	engine := acquire.New(store, entra.Instrument(client, observer), engineConfig(r, logger))
 	if shared != nil {
 		engine.UseLease(shared.leases)
 	}
@@ -191,7 +192,7 @@ func entraConfig(r settings, hc *http.Client) entra.Config {
 
 func engineConfig(r settings, logger *zap.Logger) acquire.Config {
 	return acquire.Config{CallTimeout: r.Timeout, RefreshBefore: r.RefreshBefore, ExpiryMargin: r.ExpiryMargin,
-		Logger: logger}
+		Logger: logger, Metrics: observer}
 }
 
 // Destruct runs when no config uses the registration any more: it stops background renewals and key fetches,

@@ -194,3 +194,13 @@ var (
 	_ tokencache.AccountSwapper = (*TieredCache)(nil)
 	_ session.Store             = (*TieredSessions)(nil)
 )
+
+// Len is the number of sessions in this replica's L1 (-1 if its L1 does not count them).
+func (t *TieredSessions) Len() int {
+	if c, ok := t.l1.(session.Counter); ok {
+		return c.Len()
+	}
+	return -1
+}
+
+var _ session.Counter = (*TieredSessions)(nil)
