@@ -26,6 +26,7 @@ type Report struct {
 	Expiry   expiryResult
 	Session  sessionResult
 	Scale    scaleResult
+	Redis    redisResult
 	Roles    map[string]int // goroutines by role label once everything had started
 	Rows     []Row
 	Took     time.Duration
@@ -94,8 +95,13 @@ func run(cfg Config, log io.Writer) (*Report, error) {
 		}
 		rep.Rows = append(rep.Rows, rep.Expiry.rows()...)
 	}
-	if cfg.runs("scale") { // before memory: the million entries are dropped after, the fills' heap is not
+	if cfg.runs("scale") { // before redis and memory: it needs the memory-only cache; the million entries are dropped after
 		if err := runScale(env, cfg, rep, step); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.runs("redis") { // after the items that need the memory-only config's cache; it restores the config
+		if err := runRedis(env, cfg, tokens, oids, rep, step); err != nil {
 			return nil, err
 		}
 	}

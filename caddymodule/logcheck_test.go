@@ -31,7 +31,10 @@ func checkLogs() error {
 // token, any downstream token the upstream received.
 func secretsInLogs() []string {
 	var logs []byte
-	for _, p := range []string{env.logPath, env.accessPath} {
+	env.mu.Lock()
+	paths := append([]string{env.logPath, env.accessPath}, env.extraLogs...)
+	env.mu.Unlock()
+	for _, p := range paths {
 		b, _ := os.ReadFile(p)
 		logs = append(logs, b...)
 	}
@@ -63,6 +66,13 @@ func secretsInLogs() []string {
 }
 
 // readLogs returns Caddy's log and the access log as one text.
+// caddyLog is Caddy's own log alone. An offset into it stays an offset into it, where one into readLogs (which
+// appends the access log) would land past what Caddy wrote since.
+func caddyLog() string {
+	data, _ := os.ReadFile(env.logPath)
+	return string(data)
+}
+
 func readLogs() string {
 	var b []byte
 	for _, p := range []string{env.logPath, env.accessPath} {

@@ -13,7 +13,6 @@ import (
 	"github.com/tokeninjector/caddy-token-injector/internal/callerauth"
 	"github.com/tokeninjector/caddy-token-injector/internal/contract"
 	"github.com/tokeninjector/caddy-token-injector/internal/identity"
-	"github.com/tokeninjector/caddy-token-injector/internal/session"
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
@@ -47,10 +46,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// 2. Get the downstream token: from the user's cache entry, or On-Behalf-Of / the session's refresh token.
 		var tok tokencache.Token
 		if tok, err = h.tokens.Token(r.Context(), req); err == nil {
-			// 3. Forward with the downstream token in place of the caller's credentials.
-			setAuthorization(r.Header, tok.AuthorizationHeader())
+			// 3. Forward with the downstream token in place of the caller's credentials; 4. once more with a
+			// token for the claims, should the upstream challenge it (cae.go).
 			h.sessions.StripCookie(r) // also without sign-in here: another route of the site may have set one
-			return next.ServeHTTP(w, r)
+			return h.forward(w, r, next, req, tok)
 		}
 	}
 	h.refuse(w, r, err)
@@ -59,38 +58,51 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 // prove finds who the caller is. Nothing reaches Entra's token endpoint before this succeeds.
 func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
+	if h.AppOnly {
+		return h.proveForApp(r) // apponly.go
+	}
 	key := tokencache.Key{Scopes: h.scopeKey}
 	// 1a. The caller's bearer token, validated.
 	if assertion, ok := bearerToken(r); ok {
-		id, err := h.callers.Validate(r.Context(), assertion)
-		if err == nil {
-			err = h.callerRules.Authorize(id)
-		}
+		id, err := h.proveToken(r, assertion)
 		if err != nil {
 			observer.Rejected(err)
 			return acquire.Request{}, err
 		}
-		p := id.Placeholders
-		if p == nil { // an Identity not from callerauth.Validator
-			p = identity.NewPlaceholders(id.User)
-		}
-		setUserPlaceholders(r, p)
 		key.User, key.Context = id.UserKey, id.AuthContext
 		return acquire.Request{Key: key, Scopes: h.scopes, Assertion: assertion, Timeout: h.timeout,
-			ExpiryMargin: h.expiryMargin}, nil
+			ExpiryMargin: h.expiryMargin, Tenant: h.callerTenant(id.TenantID)}, nil
 	}
 	// 1b. Or the caller's sign-in session; its cookie holds only a sealed session id.
 	if h.sessions == nil {
 		observer.Rejected(errMissingBearer)
 		return acquire.Request{}, errMissingBearer
 	}
-	c, ok := h.sessions.Authenticate(r)
-	if !ok {
-		return acquire.Request{}, session.ErrNoSession
+	c, err := h.sessions.Caller(r)
+	if err != nil {
+		return acquire.Request{}, err // ErrNoSession, or a shared store that is down (503, nobody signed out)
 	}
 	setUserPlaceholders(r, c.Placeholders)
 	key.User = c.UserKey
-	return acquire.Request{Key: key, Scopes: h.scopes, Timeout: h.timeout, ExpiryMargin: h.expiryMargin}, nil
+	return acquire.Request{Key: key, Scopes: h.scopes, Timeout: h.timeout, ExpiryMargin: h.expiryMargin,
+		Tenant: h.callerTenant(c.User.TenantID)}, nil
+}
+
+// proveToken validates the caller's token and applies the route's caller rules.
+func (h *Handler) proveToken(r *http.Request, assertion string) (*callerauth.Identity, error) {
+	id, err := h.callers.Validate(r.Context(), assertion)
+	if err == nil {
+		err = h.callerRules.Authorize(id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	p := id.Placeholders
+	if p == nil { // an Identity not from callerauth.Validator
+		p = identity.NewPlaceholders(id.User)
+	}
+	setUserPlaceholders(r, p)
+	return id, nil
 }
 
 // callerValidator proves callers' tokens; *callerauth.Validator implements it.
@@ -130,6 +142,16 @@ func (h *Handler) loginURL(r *http.Request, scopes []string, claims string) stri
 	return h.signIn.LoginURL(r, scopes, claims)
 }
 
+// bearerToken returns the credentials of an "Authorization: Bearer" header.
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, token, found := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
 // setAuthorization sets the Authorization header to v, in the caller's header's slice when there is one: on the
 // bearer path that saves an allocation per request. Nothing else holds the slice (Caddy's copy of the original
 // request keeps no headers), and its value is replaced either way.
@@ -139,16 +161,6 @@ func setAuthorization(h http.Header, v string) {
 		return
 	}
 	h["Authorization"] = []string{v}
-}
-
-// bearerToken returns the credentials of an "Authorization: Bearer" header.
-func bearerToken(r *http.Request) (string, bool) {
-	scheme, token, found := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !found || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	token = strings.TrimSpace(token)
-	return token, token != ""
 }
 
 // setUserPlaceholders names the user for access logs and later handlers. {http.auth.user.id} is the one Caddy's

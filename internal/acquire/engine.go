@@ -135,6 +135,8 @@ type Engine struct {
 	flights  singleflight.Group
 	// accounts serializes the use of each account's refresh token: a rotated refresh token is redeemed once.
 	accounts keyedMutex
+	// lease extends the single-flight and accounts across replicas (see UseLease).
+	lease leases
 	// refreshBackoff remembers keys whose background renewal failed recently, so a failing renewal is not
 	// retried on every request.
 	refreshBackoff *lru.Cache[tokencache.Key, struct{}]
@@ -193,7 +195,8 @@ func (e *Engine) Token(ctx context.Context, req Request) (tokencache.Token, erro
 func (e *Engine) join(ctx context.Context, cfg *Config, req Request) (tokencache.Token, error) {
 	cfg.Metrics.Waiting(1)
 	defer cfg.Metrics.Waiting(-1)
-	ch := e.flights.DoChan(flightKey(req), func() (any, error) { return e.fetch(ctx, req, metrics.SourceIdentityProvider) })
+	miss := req // captured by the flight: a copy of its own, so that the cache-hit path keeps req on the stack
+	ch := e.flights.DoChan(flightKey(miss), func() (any, error) { return e.fetch(ctx, miss, metrics.SourceIdentityProvider) })
 	select {
 	case r := <-ch:
 		if r.Err != nil {
@@ -224,6 +227,18 @@ func (e *Engine) fetch(parent context.Context, req Request, source metrics.Sourc
 	defer cancel()
 	// A flight that ended just before this one started may have filled the cache.
 	if req.Claims == "" {
+		if t, ok := e.cached(ctx, req, cfg.Now()); ok && cfg.Now().Before(t.RefreshOn) {
+			cfg.Metrics.Acquired(metrics.SourceCache, nil)
+			return t, nil
+		}
+	}
+	release, held, err := e.hold(ctx, "token\x00"+flightKey(req), cmp.Or(req.Timeout, cfg.CallTimeout))
+	if err != nil {
+		return tokencache.Token{}, err
+	}
+	defer release()
+	// Another replica may have held the lease and left its token in the shared tier.
+	if req.Claims == "" && held {
 		if t, ok := e.cached(ctx, req, cfg.Now()); ok && cfg.Now().Before(t.RefreshOn) {
 			cfg.Metrics.Acquired(metrics.SourceCache, nil)
 			return t, nil
@@ -264,6 +279,12 @@ func (e *Engine) refreshAccount(ctx context.Context, req Request, g Grant) (toke
 		return tokencache.Token{}, err
 	}
 	defer unlock()
+	// Across replicas too: the account read below then has the refresh token the last redemption left.
+	release, _, err := e.hold(ctx, "account\x00"+req.Key.User, cmp.Or(req.Timeout, e.cfg().CallTimeout))
+	if err != nil {
+		return tokencache.Token{}, err
+	}
+	defer release()
 	account, ok, err := e.cache.GetAccount(ctx, req.Key.User)
 	if err != nil {
 		return tokencache.Token{}, err
@@ -278,7 +299,7 @@ func (e *Engine) refreshAccount(ctx context.Context, req Request, g Grant) (toke
 	// A rotated refresh token is kept even when the access token that came with it is refused: the old one is
 	// spent.
 	updated.ExpiresOn = e.cfg().Now().Add(accountLifetime)
-	if serr := e.cache.SetAccount(ctx, req.Key.User, updated); serr != nil && err == nil {
+	if serr := e.storeAccount(ctx, req.Key.User, account, updated); serr != nil && err == nil {
 		err = serr
 	}
 	if err != nil {

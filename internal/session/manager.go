@@ -2,12 +2,13 @@ package session
 
 import (
 	"context"
-	"crypto/cipher"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/seal"
 )
 
 // ErrNoSession means a request carries no valid session cookie: none, tampered, expired, or one whose session
@@ -17,9 +18,9 @@ var ErrNoSession = errors.New("no valid session")
 // Manager issues, reads and ends sessions. It is safe for concurrent use.
 type Manager struct {
 	cfg    Config
-	aeads  []cipher.AEAD
+	keys   *seal.Keys
 	store  Store
-	opened *opened // cookies opened before (see Authenticate)
+	opened *opened // cookies opened before (see Caller)
 	// cookieAD is the additional data session cookies are sealed with, built once.
 	cookieAD []byte
 }
@@ -36,19 +37,26 @@ const idBytes = 32
 
 // Load returns the session r's cookie names. A missing, tampered, expired or foreign-key cookie, or one whose
 // session the store no longer has, yields (nil, false), never an error. It refreshes LastSeenAt at most once a
-// minute. Authenticate is the same without the copy of the session, for the request path.
+// minute.
 func (m *Manager) Load(r *http.Request) (*Session, bool) {
-	s, _, ok := m.find(r, true)
-	if !ok {
-		return nil, false
+	s, err := m.Authenticate(r)
+	return s, err == nil
+}
+
+// Authenticate is Load telling why there is no session: ErrNoSession, or the store's error when it could not
+// be asked (a shared tier that is down), which must not sign anyone out.
+func (m *Manager) Authenticate(r *http.Request) (*Session, error) {
+	s, _, err := m.find(r, true)
+	if err != nil {
+		return nil, err
 	}
-	return &s, true
+	return &s, nil
 }
 
 // lookup finds the valid session behind r's cookie without touching it.
 func (m *Manager) lookup(r *http.Request) (Session, bool) {
-	s, _, ok := m.find(r, false)
-	return s, ok
+	s, _, err := m.find(r, false)
+	return s, err == nil
 }
 
 // openCookie returns the session ID sealed in v unless v does not open or its absolute expiry has passed, which

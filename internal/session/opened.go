@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"hash/maphash"
 	"net/http"
 	"net/textproto"
@@ -11,7 +12,7 @@ import (
 	"github.com/tokeninjector/caddy-token-injector/internal/lru"
 )
 
-// Caller is the signed-in user a session cookie proves, as Authenticate returns it. It is shared by every
+// Caller is the signed-in user a session cookie proves, as Manager.Caller returns it. It is shared by every
 // request with the same cookie: treat it as read-only.
 type Caller struct {
 	SessionID string
@@ -51,34 +52,40 @@ func (o *opened) get(v string, now time.Time) (*openedCookie, uint64, bool) {
 
 func (o *opened) forget(v string) { o.cache.Remove(maphash.String(o.seed, v)) }
 
-// Authenticate returns the caller r's session cookie proves, without allocating once the cookie has been opened.
-// It refuses what Load refuses, and refreshes LastSeenAt as Load does.
-func (m *Manager) Authenticate(r *http.Request) (*Caller, bool) {
-	_, c, ok := m.find(r, true)
-	if !ok {
-		return nil, false
+// Caller is Authenticate for the request path: the caller r's session cookie proves, without allocating once
+// the cookie has been opened. Its errors are Authenticate's.
+func (m *Manager) Caller(r *http.Request) (*Caller, error) {
+	_, c, err := m.find(r, true)
+	if err != nil {
+		return nil, err
 	}
-	return &c.caller, true
+	return &c.caller, nil
 }
 
-// find returns the valid session behind r's cookie, and the cookie as remembered; with touch, it refreshes the
-// session's LastSeenAt in the store at most once a minute.
-func (m *Manager) find(r *http.Request, touch bool) (Session, *openedCookie, bool) {
+// find returns the valid session behind r's cookie and the cookie as remembered; with touch, it refreshes the
+// session's LastSeenAt in the store at most once a minute. Without one it returns ErrNoSession, or the store's
+// last error when the store could not be asked.
+func (m *Manager) find(r *http.Request, touch bool) (Session, *openedCookie, error) {
 	name := m.CookieName(r)
 	now := m.cfg.Now()
+	var storeErr error
 	// A sibling host may set a cookie of the same name (not with __Host-), so every one is tried.
 	for _, line := range r.Header["Cookie"] {
 		for v, rest, found := nextCookie(line, name); found; v, rest, found = nextCookie(rest, name) {
-			if s, c, ok := m.resolve(r, v, now, touch); ok {
-				return s, c, true
+			s, c, err := m.resolve(r, v, now, touch)
+			if err == nil {
+				return s, c, nil
+			}
+			if err != ErrNoSession {
+				storeErr = err
 			}
 		}
 	}
-	return Session{}, nil, false
+	return Session{}, nil, cmp.Or(storeErr, ErrNoSession)
 }
 
 // resolve returns the session cookie value v names, if the store has it and it has not expired.
-func (m *Manager) resolve(r *http.Request, v string, now time.Time, touch bool) (Session, *openedCookie, bool) {
+func (m *Manager) resolve(r *http.Request, v string, now time.Time, touch bool) (Session, *openedCookie, error) {
 	c, sum, hit := m.opened.get(v, now)
 	var id string
 	if hit {
@@ -86,22 +93,22 @@ func (m *Manager) resolve(r *http.Request, v string, now time.Time, touch bool) 
 	} else {
 		var ok bool
 		if id, ok = m.openCookie(v, now); !ok {
-			return Session{}, nil, false
+			return Session{}, nil, ErrNoSession
 		}
 	}
 	s, found, err := m.store.Get(r.Context(), id)
 	switch {
 	case err != nil:
-		return Session{}, nil, false
+		return Session{}, nil, err // the store could not be asked: nobody is signed out, the memo stays
 	case !found || s.ID != id || hit && s.UserKey != c.caller.UserKey:
 		if hit {
 			m.opened.cache.Remove(sum)
 		}
-		return Session{}, nil, false
+		return Session{}, nil, ErrNoSession
 	case m.expired(s, now):
 		_ = m.store.Delete(r.Context(), id)
 		m.opened.cache.Remove(sum)
-		return Session{}, nil, false
+		return Session{}, nil, ErrNoSession
 	}
 	if touch && now.Sub(s.LastSeenAt) >= touchInterval {
 		s.LastSeenAt = now
@@ -111,7 +118,7 @@ func (m *Manager) resolve(r *http.Request, v string, now time.Time, touch bool) 
 		c = &openedCookie{value: strings.Clone(v), caller: callerOf(s)}
 		m.opened.cache.Add(sum, c, s.CreatedAt.Add(m.cfg.AbsoluteTimeout))
 	}
-	return s, c, true
+	return s, c, nil
 }
 
 func callerOf(s Session) Caller {

@@ -8,21 +8,22 @@ import (
 	"time"
 )
 
-// TestAuthenticateNamesTheSessionsUser: the request path's Authenticate names the user Load names, with the
+// TestCallerNamesTheSessionsUser: the request path's Caller names the user Load names, with the
 // placeholders access logs print, on the first request (cookie opened) and on later ones (cookie remembered).
-func TestAuthenticateNamesTheSessionsUser(t *testing.T) {
+func TestCallerNamesTheSessionsUser(t *testing.T) {
 	m, _, _ := newTestManager(t, Config{})
 	s, r := signIn(t, m, "oid.tid")
 	for i := range 3 {
-		c, ok := m.Authenticate(r)
+		c, err := m.Caller(r)
+		ok := err == nil
 		if !ok || c.SessionID != s.ID || c.UserKey != "oid.tid" || c.User.ObjectID != "oid" || c.User.Username != "u@example.com" {
-			t.Fatalf("request %d: Authenticate = %+v, %v; want session %s of oid.tid", i, c, ok, s.ID)
+			t.Fatalf("request %d: Caller = %+v, %v; want session %s of oid.tid", i, c, ok, s.ID)
 		}
 		if v, ok := c.Placeholders("http.auth.user.id"); !ok || v != "oid" {
 			t.Fatalf("request %d: {http.auth.user.id} = %v, %v", i, v, ok)
 		}
 	}
-	if _, ok := m.Authenticate(httpsRequest("https://proxy.example/")); ok {
+	if _, err := m.Caller(httpsRequest("https://proxy.example/")); err != ErrNoSession {
 		t.Fatal("a request without a cookie authenticated")
 	}
 }
@@ -63,12 +64,12 @@ func TestRememberedCookieDoesNotOutliveItsSession(t *testing.T) {
 			}
 			s, r := signIn(t, m, "oid.tid")
 			for range 2 { // opened, then remembered
-				if _, ok := m.Authenticate(r); !ok {
+				if _, err := m.Caller(r); err != nil {
 					t.Fatal("a fresh session did not authenticate")
 				}
 			}
 			tt.end(t, other, st, &httptestRequest{Request: r, id: s.ID}, clock)
-			if c, ok := m.Authenticate(r); ok {
+			if c, err := m.Caller(r); err == nil {
 				t.Fatalf("the remembered cookie still authenticates after the session ended: %+v", c)
 			}
 			if _, ok := m.Load(r); ok {
@@ -78,9 +79,9 @@ func TestRememberedCookieDoesNotOutliveItsSession(t *testing.T) {
 	}
 }
 
-// TestAuthenticateRefusesWhatLoadRefuses runs TestLoadRefusesBadCookies's kinds of cookie through Authenticate,
+// TestCallerRefusesWhatLoadRefuses runs TestLoadRefusesBadCookies's kinds of cookie through Caller,
 // twice each: a refused cookie must not be remembered as opened.
-func TestAuthenticateRefusesWhatLoadRefuses(t *testing.T) {
+func TestCallerRefusesWhatLoadRefuses(t *testing.T) {
 	m, _, _ := newTestManager(t, Config{})
 	_, good := signIn(t, m, "oid.tid")
 	value := good.Cookies()[0].Value
@@ -98,15 +99,15 @@ func TestAuthenticateRefusesWhatLoadRefuses(t *testing.T) {
 			r := httpsRequest("https://proxy.example/")
 			r.Header.Set("Cookie", header)
 			for range 2 {
-				if c, ok := m.Authenticate(r); ok {
-					t.Fatalf("Authenticate = %+v", c)
+				if c, err := m.Caller(r); err == nil {
+					t.Fatalf("Caller = %+v", c)
 				}
 			}
 		})
 	}
 	r := httpsRequest("https://proxy.example/")
 	r.Header["Cookie"] = []string{"a=b; " + DefaultCookieName + "=bogus", `c=d; ` + DefaultCookieName + `="` + value + `"`}
-	if _, ok := m.Authenticate(r); !ok {
+	if _, err := m.Caller(r); err != nil {
 		t.Fatal("a valid quoted cookie on a second Cookie line, after a bogus one, was not found")
 	}
 }
@@ -115,20 +116,20 @@ func TestAuthenticateRefusesWhatLoadRefuses(t *testing.T) {
 func TestRememberedCookieExpiresWithItsSeal(t *testing.T) {
 	m, _, clock := newTestManager(t, Config{AbsoluteTimeout: time.Hour, IdleTimeout: 2 * time.Hour})
 	_, r := signIn(t, m, "oid.tid")
-	if _, ok := m.Authenticate(r); !ok {
+	if _, err := m.Caller(r); err != nil {
 		t.Fatal("a fresh session did not authenticate")
 	}
 	clock.Advance(time.Hour)
-	if _, ok := m.Authenticate(r); ok {
+	if _, err := m.Caller(r); err == nil {
 		t.Fatal("a remembered cookie outlived its absolute timeout")
 	}
 }
 
-// BenchmarkAuthenticate is the session cookie on the request path once opened: a hash and a lookup of the
+// BenchmarkCaller is the session cookie on the request path once opened: a hash and a lookup of the
 // remembered cookie, then the store's Get.
 //
-//	go test -run '^$' -bench Authenticate -benchmem ./internal/session
-func BenchmarkAuthenticate(b *testing.B) {
+//	go test -run '^$' -bench Caller -benchmem ./internal/session
+func BenchmarkCaller(b *testing.B) {
 	m, err := NewManager(Config{Keys: [][]byte{key(1)}}, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -141,7 +142,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 	r = withCookies(r, w)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := m.Authenticate(r); !ok {
+		if _, err := m.Caller(r); err != nil {
 			b.Fatal("no session")
 		}
 	}
