@@ -40,6 +40,9 @@ type Provider interface {
 	RedeemCode(ctx context.Context, p RedeemParams) (SignedIn, error)
 	// EndSessionURL is the identity provider's sign-out page, returning to postLogoutRedirectURI.
 	EndSessionURL(postLogoutRedirectURI string) string
+	// AppToken gets the app's own token with scopes (the client-credentials grant), in tenant, or in the
+	// registration's tenant when tenant is "".
+	AppToken(ctx context.Context, tenant string, scopes []string) (tokencache.Token, error)
 }
 
 // Config tunes an Engine. Zero values take the defaults noted.
@@ -88,6 +91,10 @@ type Request struct {
 	// Assertion is the caller's validated token, for On-Behalf-Of. Without one, the user's signed-in account
 	// (its refresh token) is used.
 	Assertion string
+	// AppOnly asks for the app's own token (client credentials) rather than a user's; Key should be AppKey's.
+	AppOnly bool
+	// Tenant is the tenant of an AppOnly token. Default: the registration's.
+	Tenant string
 	// Timeout bounds the identity-provider call this request starts (the route's timeout). Default: the
 	// engine's CallTimeout.
 	Timeout time.Duration
@@ -183,9 +190,12 @@ func (e *Engine) fetch(req Request) (_ tokencache.Token, err error) {
 	}
 	e.providerCalls.Add(1)
 	var t tokencache.Token
-	if req.Assertion != "" {
+	switch {
+	case req.AppOnly:
+		t, err = e.provider.AppToken(ctx, req.Tenant, req.Scopes)
+	case req.Assertion != "":
 		t, err = e.provider.OnBehalfOf(ctx, req.Assertion, req.Scopes)
-	} else {
+	default:
 		t, err = e.refreshAccount(ctx, req)
 	}
 	if err != nil {
@@ -290,6 +300,14 @@ func (e *Engine) refreshOn(t tokencache.Token) time.Time {
 		at = half
 	}
 	return at
+}
+
+// appUser is the cache's user for the app's own tokens. User keys are "<oid>.<tid>", so it is no user's.
+const appUser = "app"
+
+// AppKey is the cache key of the app's own token for tenant ("" for the registration's) and the normalized scopes.
+func AppKey(tenant, scopes string) tokencache.Key {
+	return tokencache.Key{User: appUser, Context: tenant, Scopes: scopes}
 }
 
 func flightKey(req Request) string {

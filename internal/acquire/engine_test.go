@@ -73,6 +73,11 @@ func (p *countingProvider) Refresh(ctx context.Context, a tokencache.Account, us
 	return tokencache.Token{AccessToken: "session/" + string(rotated.MSAL), ExpiresOn: p.clock().Add(p.lifetime)}, rotated, nil
 }
 
+// AppToken counts as OnBehalfOf does; its tokens name the tenant.
+func (p *countingProvider) AppToken(ctx context.Context, tenant string, scopes []string) (tokencache.Token, error) {
+	return p.OnBehalfOf(ctx, "app@"+tenant, scopes)
+}
+
 func (p *countingProvider) AuthCodeURL(context.Context, AuthCodeParams) (string, error) {
 	return "", nil
 }

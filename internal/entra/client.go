@@ -116,6 +116,27 @@ func (m *Client) OnBehalfOf(ctx context.Context, assertion string, scopes []stri
 	return m.token(op, r.AccessToken, r.ExpiresOn, r.Metadata.RefreshOn)
 }
 
+// AppToken implements acquire.Provider with the client-credentials grant, in tenant when it is set.
+func (m *Client) AppToken(ctx context.Context, tenant string, scopes []string) (tokencache.Token, error) {
+	client, err := m.msal(nil)
+	if err != nil {
+		return tokencache.Token{}, err
+	}
+	var opts []confidential.AcquireByCredentialOption
+	if tenant != "" {
+		if err := CheckTenant(tenant); err != nil {
+			return tokencache.Token{}, fmt.Errorf("tenant: %w", err) // callers check it first
+		}
+		opts = append(opts, confidential.WithTenantID(tenant))
+	}
+	const op = "client-credentials token request"
+	r, err := client.AcquireTokenByCredential(ctx, scopes, opts...)
+	if err != nil {
+		return tokencache.Token{}, m.failed(ctx, op, err)
+	}
+	return m.token(op, r.AccessToken, r.ExpiresOn, r.Metadata.RefreshOn)
+}
+
 // maxTokenBytes bounds a downstream access token. Entra's are a few KB (group overage keeps them small); a larger
 // one is a broken or hostile answer, and would be cached and forwarded on every request.
 const maxTokenBytes = 64 << 10
