@@ -317,7 +317,14 @@ func (e *Emulator) grantClientCredentials(w http.ResponseWriter, tr *tokenReques
 			e.tokenError(w, tr.r, errMissingParam("scope"))
 			return
 		}
-		fields := strings.Fields(raw)
+		// The OpenID scopes MSAL adds to every request (openid profile offline_access) are ignored here, as
+		// Entra does: MSAL Go sends them with client credentials too.
+		var fields []string
+		for _, f := range strings.Fields(raw) {
+			if !oidcScopes[strings.ToLower(f)] {
+				fields = append(fields, f)
+			}
+		}
 		if len(fields) != 1 || !strings.HasSuffix(fields[0], "/.default") {
 			e.tokenError(w, tr.r, errClientCredentialsScope(raw))
 			return
