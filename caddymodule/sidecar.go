@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -27,7 +28,8 @@ type Sidecar struct {
 	// AllowOverrides are the Entra sidecar's Sidecar:AllowOverrides switches. Default: overrides honoured on
 	// /AuthorizationHeader, ignored on /AuthorizationHeaderUnauthenticated.
 	AllowOverrides *SidecarOverrides `json:"allow_overrides,omitempty"`
-	// AllowedNetworks are CIDR ranges of callers served besides loopback. Default: none.
+	// AllowedNetworks are CIDR ranges of callers served besides loopback; a placeholder may hold several,
+	// separated by spaces or commas. Default: none.
 	AllowedNetworks []string `json:"allowed_networks,omitempty"`
 	// Transparent turns on /{api}/... proxying for APIs with a base_url. Default: off.
 	Transparent bool `json:"transparent,omitempty"`
@@ -118,7 +120,11 @@ func (s *Sidecar) config() (sidecar.Config, error) {
 			cfg.Overrides.AuthorizationHeaderUnauthenticated = *o.AuthorizationHeaderUnauthenticated
 		}
 	}
-	for _, n := range replaceAll(s.AllowedNetworks) {
+	var networks []string // a placeholder may hold several, as "10.0.0.0/8 192.168.0.0/16"
+	for _, v := range replaceAll(s.AllowedNetworks) {
+		networks = append(networks, strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })...)
+	}
+	for _, n := range networks {
 		p, err := netip.ParsePrefix(n)
 		if err != nil {
 			return cfg, fmt.Errorf("allowed_networks: %q is not a CIDR range such as 10.0.0.0/8", n)
