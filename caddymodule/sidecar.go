@@ -83,6 +83,9 @@ func (s *Sidecar) Provision(ctx caddy.Context) error {
 	cfg.Callers, cfg.Tokens, cfg.Rules = s.inner.callers, s.inner.tokens, s.inner.callerRules
 	cfg.Timeout, cfg.ExpiryMargin, cfg.Logger = s.inner.timeout, s.inner.expiryMargin, s.inner.logger
 	cfg.Ready = s.inner.state.readinessChecks()
+	s.inner.state.mu.Lock()
+	cfg.ClientID, cfg.Tenant = s.inner.state.applied.ClientID, s.inner.state.applied.Tenant
+	s.inner.state.mu.Unlock()
 	if s.server, err = sidecar.New(cfg); err != nil {
 		return fmt.Errorf("token_injector_sidecar: %w", err)
 	}

@@ -28,21 +28,20 @@ var ErrLoginRequired = errors.New("the user must sign in again")
 
 // Provider gets tokens from the identity provider. The entra package implements it over MSAL Go.
 type Provider interface {
-	// OnBehalfOf exchanges a validated user assertion for a token with scopes.
-	OnBehalfOf(ctx context.Context, assertion string, scopes []string) (tokencache.Token, error)
-	// Refresh gets a token with scopes for a signed-in account, redeeming its refresh token when needed, and
+	// OnBehalfOf exchanges a validated user assertion for a token as g asks.
+	OnBehalfOf(ctx context.Context, assertion string, g Grant) (tokencache.Token, error)
+	// Refresh gets a token as g asks for a signed-in account, redeeming its refresh token when needed, and
 	// returns the account as it is afterwards (a rotated refresh token). It returns ErrLoginRequired when the
 	// account can no longer get tokens silently.
-	Refresh(ctx context.Context, account tokencache.Account, user string, scopes []string) (tokencache.Token, tokencache.Account, error)
+	Refresh(ctx context.Context, account tokencache.Account, user string, g Grant) (tokencache.Token, tokencache.Account, error)
+	// AppToken gets the app's own token (client credentials) as g asks.
+	AppToken(ctx context.Context, g Grant) (tokencache.Token, error)
 	// AuthCodeURL returns the authorize URL for an interactive sign-in.
 	AuthCodeURL(ctx context.Context, p AuthCodeParams) (string, error)
 	// RedeemCode completes a sign-in: it redeems the code with the PKCE verifier and checks the id_token nonce.
 	RedeemCode(ctx context.Context, p RedeemParams) (SignedIn, error)
 	// EndSessionURL is the identity provider's sign-out page, returning to postLogoutRedirectURI.
 	EndSessionURL(postLogoutRedirectURI string) string
-	// AppToken gets the app's own token with scopes (the client-credentials grant), in tenant, or in the
-	// registration's tenant when tenant is "".
-	AppToken(ctx context.Context, tenant string, scopes []string) (tokencache.Token, error)
 }
 
 // Config tunes an Engine. Zero values take the defaults noted.
@@ -83,7 +82,17 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Request asks for a token for one validated user.
+// Grant is what one identity-provider call asks for.
+type Grant struct {
+	// Scopes are the scopes to ask for, in the configured order.
+	Scopes []string
+	// Tenant is the tenant to ask: the caller's own on a multi-tenant registration. Empty: the registration's.
+	Tenant string
+	// Claims is a claims challenge to satisfy (decoded JSON), such as an upstream's CAE challenge. Empty: none.
+	Claims string
+}
+
+// Request asks for a token for one validated user, or for the app itself (AppOnly).
 type Request struct {
 	Key tokencache.Key
 	// Scopes are the scopes to ask for, in the configured order.
@@ -91,10 +100,14 @@ type Request struct {
 	// Assertion is the caller's validated token, for On-Behalf-Of. Without one, the user's signed-in account
 	// (its refresh token) is used.
 	Assertion string
-	// AppOnly asks for the app's own token (client credentials) rather than a user's; Key should be AppKey's.
+	// AppOnly asks for the app's own token (client credentials); Key.User is then a tokencache.AppUser.
 	AppOnly bool
-	// Tenant is the tenant of an AppOnly token. Default: the registration's.
+	// Tenant is the caller's tenant on a multi-tenant registration, where On-Behalf-Of must go. Default: the
+	// registration's tenant.
 	Tenant string
+	// Claims is a claims challenge the token must satisfy (an upstream's CAE challenge, decoded). A request with
+	// claims skips the cache and its token replaces the cached one.
+	Claims string
 	// Timeout bounds the identity-provider call this request starts (the route's timeout). Default: the
 	// engine's CallTimeout.
 	Timeout time.Duration
@@ -152,13 +165,15 @@ func (e *Engine) cfg() *Config { return e.config.Load() }
 // Token returns a usable token for req: from the cache, or from the identity provider. A cached token due for
 // renewal is returned at once and renewed in the background.
 func (e *Engine) Token(ctx context.Context, req Request) (tokencache.Token, error) {
-	now := e.cfg().Now()
-	if t, ok := e.cached(ctx, req, now); ok {
-		e.cacheHits.Add(1)
-		if !now.Before(t.RefreshOn) {
-			e.renewInBackground(req, now)
+	if req.Claims == "" { // a claims challenge is answered by the identity provider, never by the cache
+		now := e.cfg().Now()
+		if t, ok := e.cached(ctx, req, now); ok {
+			e.cacheHits.Add(1)
+			if !now.Before(t.RefreshOn) {
+				e.renewInBackground(req, now)
+			}
+			return t, nil
 		}
-		return t, nil
 	}
 	ch := e.flights.DoChan(flightKey(req), func() (any, error) { return e.fetch(req) })
 	select {
@@ -185,18 +200,21 @@ func (e *Engine) fetch(req Request) (_ tokencache.Token, err error) {
 	ctx, cancel := context.WithTimeout(e.life, cmp.Or(req.Timeout, cfg.CallTimeout))
 	defer cancel()
 	// A flight that ended just before this one started may have filled the cache.
-	if t, ok := e.cached(ctx, req, cfg.Now()); ok && cfg.Now().Before(t.RefreshOn) {
-		return t, nil
+	if req.Claims == "" {
+		if t, ok := e.cached(ctx, req, cfg.Now()); ok && cfg.Now().Before(t.RefreshOn) {
+			return t, nil
+		}
 	}
 	e.providerCalls.Add(1)
 	var t tokencache.Token
+	g := Grant{Scopes: req.Scopes, Tenant: req.Tenant, Claims: req.Claims}
 	switch {
 	case req.AppOnly:
-		t, err = e.provider.AppToken(ctx, req.Tenant, req.Scopes)
+		t, err = e.provider.AppToken(ctx, g)
 	case req.Assertion != "":
-		t, err = e.provider.OnBehalfOf(ctx, req.Assertion, req.Scopes)
+		t, err = e.provider.OnBehalfOf(ctx, req.Assertion, g)
 	default:
-		t, err = e.refreshAccount(ctx, req)
+		t, err = e.refreshAccount(ctx, req, g)
 	}
 	if err != nil {
 		e.providerErrors.Add(1)
@@ -215,7 +233,7 @@ func (e *Engine) fetch(req Request) (_ tokencache.Token, err error) {
 
 // refreshAccount gets a token for a signed-in user from the account's refresh token. Requests for other scope
 // sets of the same account wait here, then use the refresh token the first one left behind.
-func (e *Engine) refreshAccount(ctx context.Context, req Request) (tokencache.Token, error) {
+func (e *Engine) refreshAccount(ctx context.Context, req Request, g Grant) (tokencache.Token, error) {
 	unlock, err := e.accounts.Lock(ctx, req.Key.User)
 	if err != nil {
 		return tokencache.Token{}, err
@@ -228,7 +246,7 @@ func (e *Engine) refreshAccount(ctx context.Context, req Request) (tokencache.To
 	if !ok {
 		return tokencache.Token{}, ErrLoginRequired
 	}
-	t, updated, err := e.provider.Refresh(ctx, account, req.Key.User, req.Scopes)
+	t, updated, err := e.provider.Refresh(ctx, account, req.Key.User, g)
 	if err != nil && bytes.Equal(updated.MSAL, account.MSAL) {
 		return tokencache.Token{}, err
 	}
@@ -302,16 +320,10 @@ func (e *Engine) refreshOn(t tokencache.Token) time.Time {
 	return at
 }
 
-// appUser is the cache's user for the app's own tokens. User keys are "<oid>.<tid>", so it is no user's.
-const appUser = "app"
-
-// AppKey is the cache key of the app's own token for tenant ("" for the registration's) and the normalized scopes.
-func AppKey(tenant, scopes string) tokencache.Key {
-	return tokencache.Key{User: appUser, Context: tenant, Scopes: scopes}
-}
-
+// flightKey joins the requests that one identity-provider call answers: the same entry, and the same claims
+// challenge (a request with claims must not be answered by a call without them).
 func flightKey(req Request) string {
-	return req.Key.User + "\x00" + req.Key.Context + "\x00" + req.Key.Scopes
+	return req.Key.User + "\x00" + req.Key.Context + "\x00" + req.Key.Scopes + "\x00" + req.Claims
 }
 
 // Stats returns the engine's counters.

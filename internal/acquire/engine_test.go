@@ -30,6 +30,13 @@ type countingProvider struct {
 
 	mu       sync.Mutex
 	redeemed map[string]bool
+	grants   []Grant // every call's grant, in order
+}
+
+func (p *countingProvider) record(g Grant) {
+	p.mu.Lock()
+	p.grants = append(p.grants, g)
+	p.mu.Unlock()
 }
 
 // refusal stands for the identity provider's typed refusal (an *entra.Error in production), which the engine
@@ -38,8 +45,9 @@ type refusal struct{ code int }
 
 func (r *refusal) Error() string { return fmt.Sprintf("refused: AADSTS%d", r.code) }
 
-func (p *countingProvider) OnBehalfOf(ctx context.Context, assertion string, scopes []string) (tokencache.Token, error) {
+func (p *countingProvider) OnBehalfOf(ctx context.Context, assertion string, g Grant) (tokencache.Token, error) {
 	n := p.calls.Add(1)
+	p.record(g)
 	if p.release != nil {
 		select {
 		case <-p.release:
@@ -56,8 +64,9 @@ func (p *countingProvider) OnBehalfOf(ctx context.Context, assertion string, sco
 
 // Refresh simulates a rotating refresh token: the account's MSAL blob is the refresh token, and redeeming one
 // that was already redeemed is an error, as with Entra's strict rotation.
-func (p *countingProvider) Refresh(ctx context.Context, a tokencache.Account, user string, scopes []string) (tokencache.Token, tokencache.Account, error) {
+func (p *countingProvider) Refresh(ctx context.Context, a tokencache.Account, user string, g Grant) (tokencache.Token, tokencache.Account, error) {
 	p.calls.Add(1)
+	p.record(g)
 	p.mu.Lock()
 	if p.redeemed == nil {
 		p.redeemed = map[string]bool{}
@@ -71,11 +80,6 @@ func (p *countingProvider) Refresh(ctx context.Context, a tokencache.Account, us
 	}
 	rotated := tokencache.Account{MSAL: append([]byte(nil), append(a.MSAL, '+')...)}
 	return tokencache.Token{AccessToken: "session/" + string(rotated.MSAL), ExpiresOn: p.clock().Add(p.lifetime)}, rotated, nil
-}
-
-// AppToken counts as OnBehalfOf does; its tokens name the tenant.
-func (p *countingProvider) AppToken(ctx context.Context, tenant string, scopes []string) (tokencache.Token, error) {
-	return p.OnBehalfOf(ctx, "app@"+tenant, scopes)
 }
 
 func (p *countingProvider) AuthCodeURL(context.Context, AuthCodeParams) (string, error) {
@@ -326,7 +330,7 @@ func TestCloseWhileRequestsStartRenewals(t *testing.T) {
 
 type panickingProvider struct{ countingProvider }
 
-func (p *panickingProvider) OnBehalfOf(context.Context, string, []string) (tokencache.Token, error) {
+func (p *panickingProvider) OnBehalfOf(context.Context, string, Grant) (tokencache.Token, error) {
 	panic("boom")
 }
 

@@ -71,6 +71,11 @@ func NotFound(description string) *Problem {
 	return &Problem{Status: http.StatusNotFound, Code: CodeInvalidRequest, Description: description}
 }
 
+// MethodNotAllowed is the answer for a method an endpoint does not take.
+func MethodNotAllowed(description string) *Problem {
+	return &Problem{Status: http.StatusMethodNotAllowed, Code: CodeInvalidRequest, Description: description}
+}
+
 // CallerNotAllowed is the answer for a caller from a network the proxy does not serve: the sidecar endpoints are
 // for the application beside it (loopback), as the Entra auth sidecar's are (LocalCallerRestriction.cs answers
 // 403).

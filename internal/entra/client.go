@@ -30,6 +30,9 @@ type Config struct {
 	Tenant        string
 	ClientID      string
 	ClientSecret  string
+	// Capabilities are the client capabilities declared on every token request (cp1: the app handles CAE
+	// claims challenges, so Entra issues long-lived CAE tokens). Default: none.
+	Capabilities []string
 	// HTTPClient carries every call to Entra (see NewHTTPClient); its transport decides which CAs are trusted.
 	HTTPClient *http.Client
 }
@@ -48,8 +51,9 @@ type Client struct {
 // connection is what a reload may change without making it another registration: the credential and the HTTP
 // client (a new trust pool).
 type connection struct {
-	cred confidential.Credential
-	http *http.Client
+	cred         confidential.Credential
+	http         *http.Client
+	capabilities []string
 }
 
 // New checks the configuration. It makes no network calls.
@@ -72,7 +76,7 @@ func (m *Client) Update(c Config) error {
 	if err != nil {
 		return fmt.Errorf("client_secret: %w", err)
 	}
-	conn := &connection{cred: cred, http: c.HTTPClient}
+	conn := &connection{cred: cred, http: c.HTTPClient, capabilities: c.Capabilities}
 	if _, err := m.newMSAL(conn, nil); err != nil {
 		return err
 	}
@@ -95,6 +99,10 @@ func (m *Client) newMSAL(conn *connection, store cache.ExportReplace) (confident
 	if store != nil {
 		opts = append(opts, confidential.WithCache(store))
 	}
+	if len(conn.capabilities) > 0 {
+		// MSAL merges them into every request's claims parameter as xms_cc, with any claims challenge.
+		opts = append(opts, confidential.WithClientCapabilities(conn.capabilities))
+	}
 	c, err := confidential.New(m.authority, m.clientID, conn.cred, opts...)
 	if err != nil {
 		return c, fmt.Errorf("authority %q: %w", m.authority, err)
@@ -102,35 +110,43 @@ func (m *Client) newMSAL(conn *connection, store cache.ExportReplace) (confident
 	return c, nil
 }
 
-// OnBehalfOf implements acquire.Provider with the jwt-bearer grant.
-func (m *Client) OnBehalfOf(ctx context.Context, assertion string, scopes []string) (tokencache.Token, error) {
+// OnBehalfOf implements acquire.Provider with the jwt-bearer grant, in g.Tenant when set (the caller's tenant on
+// a multi-tenant registration).
+func (m *Client) OnBehalfOf(ctx context.Context, assertion string, g acquire.Grant) (tokencache.Token, error) {
 	client, err := m.msal(nil)
 	if err != nil {
 		return tokencache.Token{}, err
 	}
 	const op = "on-behalf-of token request"
-	r, err := client.AcquireTokenOnBehalfOf(ctx, assertion, scopes)
+	var opts []confidential.AcquireOnBehalfOfOption
+	if g.Tenant != "" {
+		opts = append(opts, confidential.WithTenantID(g.Tenant))
+	}
+	if g.Claims != "" {
+		opts = append(opts, confidential.WithClaims(g.Claims))
+	}
+	r, err := client.AcquireTokenOnBehalfOf(ctx, assertion, g.Scopes, opts...)
 	if err != nil {
 		return tokencache.Token{}, m.failed(ctx, op, err)
 	}
 	return m.token(op, r.AccessToken, r.ExpiresOn, r.Metadata.RefreshOn)
 }
 
-// AppToken implements acquire.Provider with the client-credentials grant, in tenant when it is set.
-func (m *Client) AppToken(ctx context.Context, tenant string, scopes []string) (tokencache.Token, error) {
+// AppToken implements acquire.Provider with the client credentials grant: the app's own token.
+func (m *Client) AppToken(ctx context.Context, g acquire.Grant) (tokencache.Token, error) {
 	client, err := m.msal(nil)
 	if err != nil {
 		return tokencache.Token{}, err
 	}
+	const op = "client credentials token request"
 	var opts []confidential.AcquireByCredentialOption
-	if tenant != "" {
-		if err := CheckTenant(tenant); err != nil {
-			return tokencache.Token{}, fmt.Errorf("tenant: %w", err) // callers check it first
-		}
-		opts = append(opts, confidential.WithTenantID(tenant))
+	if g.Tenant != "" {
+		opts = append(opts, confidential.WithTenantID(g.Tenant))
 	}
-	const op = "client-credentials token request"
-	r, err := client.AcquireTokenByCredential(ctx, scopes, opts...)
+	if g.Claims != "" {
+		opts = append(opts, confidential.WithClaims(g.Claims))
+	}
+	r, err := client.AcquireTokenByCredential(ctx, g.Scopes, opts...)
 	if err != nil {
 		return tokencache.Token{}, m.failed(ctx, op, err)
 	}

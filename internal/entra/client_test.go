@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
 )
 
 // fakeEntra serves the v2 discovery document and a token endpoint whose answer the test sets: enough for MSAL Go
@@ -67,7 +69,7 @@ func TestIdentityProviderAnswersAreBounded(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			start := time.Now()
-			tok, err := c.OnBehalfOf(ctx, "assertion", []string{"https://graph.microsoft.com/User.Read"})
+			tok, err := c.OnBehalfOf(ctx, "assertion", acquire.Grant{Scopes: []string{"https://graph.microsoft.com/User.Read"}})
 			if tt.want == "" {
 				if err != nil || tok.AccessToken != jwtish {
 					t.Fatalf("got %q, %v", tok.AccessToken, err)
@@ -92,7 +94,7 @@ func TestUnreadableAnswerTextHoldsNoToken(t *testing.T) {
 	c := fakeEntra(t, func(w http.ResponseWriter) {
 		fmt.Fprintf(w, `{"token_type":"Bearer","expires_in":"soon","access_token":%q,"refresh_token":%q`, secretToken, refresh)
 	})
-	_, err := c.OnBehalfOf(context.Background(), "assertion", []string{"https://graph.microsoft.com/User.Read"})
+	_, err := c.OnBehalfOf(context.Background(), "assertion", acquire.Grant{Scopes: []string{"https://graph.microsoft.com/User.Read"}})
 	if err == nil {
 		t.Fatal("a malformed answer was accepted")
 	}
@@ -110,14 +112,14 @@ func TestUpdateSwitchesTheSecret(t *testing.T) {
 		fmt.Fprint(w, tokenBody("eyJ0.eyJ0.c2ln"))
 	})
 	scopes := []string{"https://graph.microsoft.com/User.Read"}
-	if _, err := c.OnBehalfOf(context.Background(), "a1", scopes); err != nil {
+	if _, err := c.OnBehalfOf(context.Background(), "a1", acquire.Grant{Scopes: scopes}); err != nil {
 		t.Fatal(err)
 	}
 	conn := c.conn.Load()
 	if err := c.Update(Config{ClientSecret: "rotated", HTTPClient: conn.http}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.OnBehalfOf(context.Background(), "a2", scopes); err != nil {
+	if _, err := c.OnBehalfOf(context.Background(), "a2", acquire.Grant{Scopes: scopes}); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 2 || got[0] != "s3cret" || got[1] != "rotated" {

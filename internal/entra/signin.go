@@ -94,7 +94,11 @@ func (m *Client) RedeemCode(ctx context.Context, p acquire.RedeemParams) (acquir
 
 // Refresh loads the account's MSAL cache into a fresh client and asks MSAL for a token silently: MSAL redeems the
 // refresh token (Entra may rotate it) when it has no valid access token for scopes.
-func (m *Client) Refresh(ctx context.Context, account tokencache.Account, user string, scopes []string) (tokencache.Token, tokencache.Account, error) {
+//
+// MSAL Go's confidential AcquireTokenSilent takes no claims, so a claims challenge (g.Claims) is met by redeeming
+// the refresh token anew: the account's cache holds no access token (withoutAccessTokens), and Entra issues the
+// new token after the event that raised the challenge. Should Entra need the user, its error carries the claims.
+func (m *Client) Refresh(ctx context.Context, account tokencache.Account, user string, g acquire.Grant) (tokencache.Token, tokencache.Account, error) {
 	store := &accountStore{in: account.MSAL}
 	client, err := m.msal(store)
 	if err != nil {
@@ -108,7 +112,11 @@ func (m *Client) Refresh(ctx context.Context, account tokencache.Account, user s
 		// MSAL holds no record of this account any more.
 		return tokencache.Token{}, account, acquire.ErrLoginRequired
 	}
-	r, err := client.AcquireTokenSilent(ctx, scopes, confidential.WithSilentAccount(a))
+	opts := []confidential.AcquireSilentOption{confidential.WithSilentAccount(a)}
+	if g.Tenant != "" {
+		opts = append(opts, confidential.WithTenantID(g.Tenant))
+	}
+	r, err := client.AcquireTokenSilent(ctx, g.Scopes, opts...)
 	if err != nil {
 		var call msalerrors.CallErr
 		if !errors.As(err, &call) && strings.Contains(err.Error(), "no token found") {

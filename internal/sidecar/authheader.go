@@ -58,17 +58,16 @@ func (s *Server) serveAuthorizationHeader(w http.ResponseWriter, r *http.Request
 			req.Scopes = o.scopes
 		}
 		req.AppOnly = req.AppOnly || o.appToken
-		if o.tenant != "" && !req.AppOnly {
-			s.refuse(w, r, contract.InvalidRequest("optionsOverride.AcquireTokenOptions.Tenant applies to app tokens "+
-				"only here: add optionsOverride.RequestAppToken=true, or call /AuthorizationHeaderUnauthenticated"))
-			return
-		}
 		req.Tenant = o.tenant
 	}
 	scopeKey := tokencache.NormalizeScopes(req.Scopes)
-	if req.AppOnly {
-		req.Key, req.Assertion = acquire.AppKey(req.Tenant, scopeKey), ""
-	} else {
+	switch {
+	case req.AppOnly:
+		req.Key, req.Assertion = s.appKey(req.Tenant, scopeKey), ""
+	case req.Tenant != "":
+		// On-Behalf-Of in another tenant (a guest's resource tenant) is another token of the same user.
+		req.Key.Scopes, req.Key.Context = scopeKey, req.Key.Context+"\x00tenant:"+strings.ToLower(req.Tenant)
+	default:
 		req.Key.Scopes = scopeKey
 	}
 	tok, err := s.cfg.Tokens.Token(r.Context(), req)

@@ -27,7 +27,7 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	}
 	req := acquire.Request{Scopes: api.Scopes, Timeout: s.cfg.Timeout, ExpiryMargin: s.cfg.ExpiryMargin}
 	if api.RequestAppToken {
-		req.AppOnly, req.Key = true, acquire.AppKey("", api.scopeKey)
+		req.AppOnly, req.Key = true, s.appKey("", api.scopeKey)
 	} else {
 		id, raw, err := s.prove(r)
 		if err != nil {

@@ -9,6 +9,7 @@
 package sidecar
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -68,6 +69,8 @@ type Config struct {
 	Transparent bool
 	Callers     Callers
 	Tokens      Tokens
+	// ClientID and Tenant are the registration's: the app's own tokens are cached under them.
+	ClientID, Tenant string
 	// Rules are the conditions on proven callers (the Entra sidecar's AzureAd:Scopes check on /Validate).
 	Rules callerauth.Rules
 	// Timeout and ExpiryMargin are passed to the engine with each request.
@@ -149,8 +152,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) onlyGET(w http.ResponseWriter, r *http.Request, serve http.HandlerFunc) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		s.refuse(w, r, &contract.Problem{Status: http.StatusMethodNotAllowed, Code: contract.CodeInvalidRequest,
-			Description: "this endpoint takes GET"})
+		s.refuse(w, r, contract.MethodNotAllowed("this endpoint takes GET"))
 		return
 	}
 	serve(w, r)
@@ -188,6 +190,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error, scopes 
 		return
 	}
 	s.refuse(w, r, contract.Decide(err, scopes))
+}
+
+// appKey is the cache key of the app's own token in tenant ("" for the registration's).
+func (s *Server) appKey(tenant, scopeKey string) tokencache.Key {
+	return tokencache.Key{User: tokencache.AppUser(s.cfg.ClientID, cmp.Or(tenant, s.cfg.Tenant)), Scopes: scopeKey}
 }
 
 // bearer returns the credentials of an "Authorization: Bearer" header.

@@ -192,3 +192,9 @@ var (
 	_ AccountStore = (*Memory)(nil)
 	_ Cache        = (*Memory)(nil)
 )
+
+// AppUser is the Key.User of the app's own tokens (client credentials) in tenant: "app:<client id>@<tenant>". It
+// can never be a user's key, which is "<oid>.<tid>", so no user's entry or sign-out touches it.
+func AppUser(clientID, tenant string) string {
+	return "app:" + strings.ToLower(clientID) + "@" + strings.ToLower(tenant)
+}
