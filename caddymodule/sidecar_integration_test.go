@@ -25,6 +25,7 @@ var sidecarSites struct {
 	once      sync.Once
 	port      string // loopback callers only
 	openPort  string // also callers of openNet
+	probePort string // token_injector_health routes
 	openNet   string // a non-loopback address of this machine, as a /32 (or /128), if it has one
 	peerIP    string // that address
 	upstream  *httptest.Server
@@ -36,7 +37,7 @@ func sidecarConfig(t *testing.T) string {
 	t.Helper()
 	s := &sidecarSites
 	s.once.Do(func() {
-		for _, p := range []*string{&s.port, &s.openPort} {
+		for _, p := range []*string{&s.port, &s.openPort, &s.probePort} {
 			addr, err := testenv.FreeAddr()
 			if err != nil {
 				t.Fatal(err)
@@ -78,7 +79,22 @@ http://:%s {
 }
 `, port, s.upstream.URL, extra)
 	}
-	return siteConfig(errorRoutes) + sidecar(s.port, "") + sidecar(s.openPort, "allowed_networks "+s.openNet)
+	probes := fmt.Sprintf(`
+http://127.0.0.1:%s {
+	handle /livez {
+		token_injector_health live
+	}
+	handle /readyz {
+		token_injector_health ready
+	}
+	handle /readyz-unknown-tenant {
+		token_injector_health ready {
+			tenant nosuch.onmicrosoft.com
+		}
+	}
+}
+`, s.probePort)
+	return siteConfig(errorRoutes) + sidecar(s.port, "") + sidecar(s.openPort, "allowed_networks "+s.openNet) + probes
 }
 
 func startSidecar(t *testing.T) {
@@ -367,4 +383,22 @@ func TestSidecarRefusesNonLoopbackCallersUnlessAllowed(t *testing.T) {
 	}
 	open := "http://" + net.JoinHostPort(sidecarSites.peerIP, sidecarSites.openPort)
 	headerToken(t, sidecarGet(t, open, "/AuthorizationHeader/graph", sso))
+}
+
+// The probes for a deployment with the token_injector directive: live, ready, and not ready when the
+// registration cannot get its signing keys (an unknown tenant).
+func TestHealthDirective(t *testing.T) {
+	startSidecar(t)
+	base := "http://127.0.0.1:" + sidecarSites.probePort
+	if a := sidecarGet(t, base, "/livez", ""); a.status != 200 || string(a.raw) != "Healthy" {
+		t.Fatalf("/livez: %d %q", a.status, a.raw)
+	}
+	if a := sidecarGet(t, base, "/readyz", ""); a.status != 200 || a.body["status"] != "Healthy" {
+		t.Fatalf("/readyz: %d %s", a.status, a.raw)
+	}
+	a := sidecarGet(t, base, "/readyz-unknown-tenant", "")
+	checks, _ := a.body["checks"].(map[string]any)
+	if a.status != 503 || a.body["status"] != "Unhealthy" || checks["signing_keys"] == "ok" || checks["entra"] != "ok" {
+		t.Fatalf("unknown tenant: %d %s, want 503 with signing_keys failing and Entra reachable", a.status, a.raw)
+	}
 }
