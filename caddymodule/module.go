@@ -71,6 +71,7 @@ type Handler struct {
 	expiryMargin time.Duration    // how close to expiry a token may be forwarded on this route
 	cors         cors.Policy
 	answer       contract.Options // how refusals are answered on this route
+	kitPath      string           // where the client kit is served (clientkit.go)
 
 	// Set only when sign-in is configured.
 	sessions *session.Manager
@@ -126,6 +127,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("token_injector: %w", err)
 	}
 	h.answer = contract.Options{Scopes: h.scopes}
+	h.kitPath = kitPath(set.SignIn)
 	if set.SignIn != nil {
 		return h.provisionSignIn(set.SignIn, set.AuthorityHost)
 	}

@@ -29,6 +29,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	h.cors.Decorate(w, r)
+	if h.serveClientKit(w, r) { // /.auth/client.js
+		return nil
+	}
 	if h.signIn != nil {
 		h.signIn.StripCallbackReferer(r)
 		if h.signIn.Owns(r) {

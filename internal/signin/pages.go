@@ -13,6 +13,10 @@ import (
 const (
 	msgSignedIn = "token_injector:signed_in"
 	msgFailed   = "token_injector:sign_in_failed"
+	// msgAck is what the opener (or the Office host, with messageChild) answers, with the message's id.
+	msgAck = "token_injector:ack"
+	// fallbackCloseMs is how long a completion page waits for the acknowledgement before it closes anyway.
+	fallbackCloseMs = "3000"
 )
 
 // officeJS is Microsoft's hosted Office.js, loaded only by dialog-mode pages (Office.context.ui.messageParent).
@@ -94,6 +98,7 @@ func (h *Handler) notification(r *http.Request, mode string, msg map[string]any)
 			origins = append(origins, o)
 		}
 	}
+	msg["id"] = randomString(12) // what the acknowledgement names; not a secret
 	return &notification{Message: msg, Origins: origins, Dialog: mode == modeDialog}
 }
 
@@ -148,22 +153,39 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 (function () {
   "use strict";
   var msg = {{.Message}}, origins = {{.Origins}}, dialog = {{.Dialog}}, autoClose = {{$.AutoClose}};
+  // The window stays open until the opener (or the Office host) acknowledges the message, so a page that reads
+  // "closed" as "cancelled" never loses a sign-in; without an acknowledgement it closes after a short delay.
+  var ackType = "` + msgAck + `", resendMs = 250, fallbackMs = ` + fallbackCloseMs + `;
+  var done = false, channel = null, timers = [];
   // The callback URL carried the code; keep it out of history.
   try { history.replaceState(null, "", location.pathname); } catch (e) {}
+  function isAck(d) { return !!d && d.type === ackType && d.id === msg.id; }
+  function finish() {
+    if (done) { return; }
+    done = true;
+    for (var i = 0; i < timers.length; i++) { clearInterval(timers[i]); }
+    try { if (channel) { channel.close(); } } catch (e) {}
+    if (autoClose) { try { window.close(); } catch (e) {} }
+  }
+  window.addEventListener("message", function (e) {
+    if (origins.indexOf(e.origin) >= 0 && isAck(e.data)) { finish(); }
+  });
+  // Same-origin openers still hear it when a Cross-Origin-Opener-Policy on the way cut window.opener.
+  try {
+    channel = new BroadcastChannel("token_injector");
+    channel.onmessage = function (e) { if (isAck(e.data)) { finish(); } };
+  } catch (e) {}
   function toOpener() {
-    var sent = false;
     try {
       if (window.opener && window.opener !== window) {
         for (var i = 0; i < origins.length; i++) {
-          try { window.opener.postMessage(msg, origins[i]); sent = true; } catch (e) {}
+          try { window.opener.postMessage(msg, origins[i]); } catch (e) {}
         }
       }
     } catch (e) {}
-    return sent;
   }
-  // Same-origin openers still hear it when a Cross-Origin-Opener-Policy on the way cut window.opener.
   function toChannel() {
-    try { var c = new BroadcastChannel("token_injector"); c.postMessage(msg); c.close(); } catch (e) {}
+    try { if (channel) { channel.postMessage(msg); } } catch (e) {}
   }
   function toOffice() {
     var ui = window.Office && Office.context && Office.context.ui;
@@ -171,6 +193,12 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
     var s = JSON.stringify(msg), req = Office.context.requirements;
     try {
       if (req && req.isSetSupported && req.isSetSupported("DialogApi", "1.2")) {
+        // DialogApi 1.2: the parent acknowledges with messageChild.
+        try {
+          ui.addHandlerAsync(Office.EventType.DialogParentMessageReceived, function (arg) {
+            try { if (isAck(JSON.parse(arg.message))) { finish(); } } catch (e) {}
+          });
+        } catch (e) {}
         for (var i = 0; i < origins.length; i++) {
           try { ui.messageParent(s, { targetOrigin: origins[i] }); } catch (e) {}
         }
@@ -180,14 +208,17 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
       return true;
     } catch (e) { return false; }
   }
-  function finish() {
-    if (autoClose) { try { window.close(); } catch (e) {} }
+  function start(viaOffice) {
+    function send() { if (!done) { if (!viaOffice) { toOpener(); } toChannel(); } }
+    send();
+    timers.push(setInterval(send, resendMs)); // a message sent before the opener listened is sent again
+    timers.push(setTimeout(finish, fallbackMs));
   }
   if (dialog && window.Office && Office.onReady) {
-    Office.onReady(function () { if (!toOffice()) { toOpener(); } toChannel(); finish(); });
+    Office.onReady(function () { start(toOffice()); });
     return;
   }
-  toOpener(); toChannel(); finish();
+  start(false);
 })();
 </script>
 {{- end}}

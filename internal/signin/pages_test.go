@@ -87,6 +87,12 @@ func TestPopupCompletionPage(t *testing.T) {
 		strings.Contains(msg, "handoff") {
 		t.Fatalf("message = %s", msg)
 	}
+	// The page closes once the opener acknowledges this message's id (the kit does), or after the fallback delay;
+	// the browser tests (clientkit) prove no sign-in is lost.
+	if !regexp.MustCompile(`"id":"[A-Za-z0-9_-]{16}"`).MatchString(msg) || !strings.Contains(body, `"token_injector:ack"`) ||
+		!strings.Contains(body, "fallbackMs = 3000") {
+		t.Fatalf("the page does not wait for an acknowledgement of its message: %s", msg)
+	}
 	// The name is escaped for the script context, not injected.
 	if strings.Contains(body, "Ada <Lovelace>") {
 		t.Fatal("the user's name reached the page unescaped")

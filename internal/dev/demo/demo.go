@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -28,7 +29,8 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("echo_api", httpcaddyfile.Before, "respond")
 }
 
-// emulators holds the one emulator of the process, so its keys, refresh tokens and faults survive config reloads.
+// emulators holds the emulators of the process, one per directory (the demo tenant plus the Caddyfile's apps and
+// users; directory.go), so their keys, refresh tokens and faults survive config reloads.
 var emulators = caddy.NewUsagePool()
 
 const emulatorKey = "entra_emulator"
@@ -37,9 +39,13 @@ type pooledEmulator struct{ *entraemu.Emulator }
 
 func (pooledEmulator) Destruct() error { return nil }
 
-func loadEmulator() (*entraemu.Emulator, error) {
-	v, _, err := emulators.LoadOrNew(emulatorKey, func() (caddy.Destructor, error) {
-		e, err := entraemu.New(entraemu.DefaultConfig())
+func loadEmulator(key string, apps []AppConfig, users []UserConfig) (*entraemu.Emulator, error) {
+	v, _, err := emulators.LoadOrNew(key, func() (caddy.Destructor, error) {
+		cfg, err := tenantConfig(apps, users)
+		if err != nil {
+			return nil, err
+		}
+		e, err := entraemu.New(cfg)
 		return pooledEmulator{e}, err
 	})
 	if err != nil {
@@ -47,6 +53,10 @@ func loadEmulator() (*entraemu.Emulator, error) {
 	}
 	return v.(pooledEmulator).Emulator, nil
 }
+
+// lastProvisioned is the emulator of the entra_emulator handler provisioned last: the stub API reads its faults
+// (insufficient_claims), so the control API's faults reach it whichever directory the config declares.
+var lastProvisioned atomic.Pointer[entraemu.Emulator]
 
 // Emulator serves the local Entra ID emulator (the demo tenant of entraemu.DefaultConfig) at the site it is in.
 // It mints tokens, so it answers only requests that arrived on a loopback address unless AllowNonLoopback is set.
@@ -60,8 +70,15 @@ type Emulator struct {
 	// ReadyURL, when set, is polled once the config is provisioned; when it answers, the emulator prints
 	// "demo ready: open <ReadyURL>" (once per process). Default: no announcement.
 	ReadyURL string `json:"ready_url,omitempty"`
+	// Apps are app registrations added to the demo tenant (replacing one of the same client id). Every
+	// entra_emulator handler of a config must declare the same apps and users (a Caddyfile snippet), or they run
+	// different tenants. Default: none, the demo tenant of entraemu.DefaultConfig.
+	Apps []AppConfig `json:"apps,omitempty"`
+	// Users are users added to the demo tenant (replacing one of the same key). Default: none.
+	Users []UserConfig `json:"users,omitempty"`
 
 	emu *entraemu.Emulator
+	key string
 }
 
 // CaddyModule returns the Caddy module information.
@@ -81,9 +98,11 @@ func (m *Emulator) Provision(ctx caddy.Context) (err error) {
 			return err
 		}
 	}
-	if m.emu, err = loadEmulator(); err != nil {
+	m.key = directoryKey(m.Apps, m.Users)
+	if m.emu, err = loadEmulator(m.key, m.Apps, m.Users); err != nil {
 		return err
 	}
+	lastProvisioned.Store(m.emu)
 	if m.BaseURL != "" {
 		m.emu.SetBaseURL(m.BaseURL)
 		// Only a registration whose authority this emulator is may sign its sessions with the demo's key.
@@ -102,7 +121,7 @@ var lockDir = os.TempDir()
 
 // Cleanup releases this config's hold on the emulator.
 func (m *Emulator) Cleanup() error {
-	_, err := emulators.Delete(emulatorKey)
+	_, err := emulators.Delete(m.key)
 	return err
 }
 
@@ -120,11 +139,39 @@ func (m *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 //		base_url <https://host:port>
 //		ready_url <http://host:port/>
 //		allow_non_loopback
+//		app <client id> {
+//			name                 <display name>
+//			secret               <secret>            # none: a public client
+//			redirect_uri         spa|web <uri>...    # loopback URIs match whatever their port
+//			identifier_uri       <App ID URI>...
+//			scope                <exposed scope>...  # e.g. access_as_user
+//			api_permission       <resource> <scope>...
+//			pre_consented                            # admin consent for every user
+//			known_client         <client id>...      # knownClientApplications: combined consent
+//			access_token_version 1|2
+//		}
+//		user <key> {
+//			name      <display name>
+//			upn       <user principal name>
+//			object_id <GUID>
+//		}
 //	}
 func (m *Emulator) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
 	for d.NextBlock(0) {
 		switch d.Val() {
+		case "app":
+			a, err := unmarshalApp(d)
+			if err != nil {
+				return err
+			}
+			m.Apps = append(m.Apps, a)
+		case "user":
+			u, err := unmarshalUser(d)
+			if err != nil {
+				return err
+			}
+			m.Users = append(m.Users, u)
 		case "allow_non_loopback":
 			m.AllowNonLoopback = true
 		case "base_url":
@@ -170,7 +217,7 @@ func (EchoAPI) CaddyModule() caddy.ModuleInfo {
 
 // Provision attaches to the process's emulator, whose keys sign the tokens it checks.
 func (m *EchoAPI) Provision(caddy.Context) error {
-	emu, err := loadEmulator()
+	emu, err := loadEmulator(emulatorKey, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -185,6 +232,10 @@ func (m *EchoAPI) Cleanup() error {
 }
 
 func (m *EchoAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if emu := lastProvisioned.Load(); emu != nil {
+		entraemu.NewDownstreamAPI(emu).ServeHTTP(w, r) // cheap: a closure over emu
+		return nil
+	}
 	m.api.ServeHTTP(w, r)
 	return nil
 }

@@ -26,6 +26,7 @@ type codeRecord struct {
 	authTime    time.Time
 	expires     time.Time
 	used        bool
+	spa         bool // issued for a spa redirect URI (platforms.go)
 }
 
 func (e *Emulator) newCode(c *codeRecord) string {
@@ -88,6 +89,9 @@ func (e *Emulator) grantAuthCode(w http.ResponseWriter, tr *tokenRequest) {
 		return
 	case redirect != snap.redirectURI:
 		e.tokenError(w, tr.r, errRedirectMismatch(redirect, snap.redirectURI))
+		return
+	case snap.spa && snap.challenge == "":
+		e.tokenError(w, tr.r, errPKCERequiredForSPA())
 		return
 	case snap.challenge != "" && !pkceMatches(snap.method, snap.challenge, tr.form.Get("code_verifier")):
 		e.tokenError(w, tr.r, errPKCEMismatch())

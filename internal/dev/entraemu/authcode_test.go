@@ -68,9 +68,13 @@ func authorizePath(verifier string, extra url.Values) string {
 }
 
 // pickUser completes the picker for user and returns the redirect's query.
+// pickUser picks user and, when the emulator shows its MFA or consent step, approves and accepts.
 func (b *browser) pickUser(path, user string) url.Values {
 	b.t.Helper()
-	resp, _ := b.do(http.MethodPost, path, url.Values{"user": {user}})
+	resp, page := b.do(http.MethodPost, path, url.Values{"user": {user}})
+	if resp.StatusCode == http.StatusOK && strings.Contains(page, `data-entraemu-step="`) {
+		resp, _ = b.do(http.MethodPost, path, url.Values{"user": {user}, "mfa": {"approved"}, "consent": {"accepted"}})
+	}
 	return redirectQuery(b.t, resp)
 }
 

@@ -12,6 +12,7 @@ type authzRequest struct {
 	p        url.Values
 	app      *App
 	redirect string
+	spa      bool   // the redirect URI is of the spa platform
 	mode     string // query, fragment or form_post
 	sr       *scopeRequest
 }
@@ -58,7 +59,7 @@ func (e *Emulator) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 			e.renderPicker(w, r, ar, "Unknown user "+r.PostForm.Get("user")+".")
 			return
 		}
-		e.completeInteractive(w, r, ar, u)
+		e.interactiveSignIn(w, r, ar, u) // the MFA and consent steps (steps.go), then completeInteractive
 		return
 	}
 	sess := e.currentSession(r)
@@ -100,7 +101,8 @@ func (e *Emulator) validateAuthorize(p url.Values) (*authzRequest, *aadError) {
 		}
 		redirect = app.RedirectURIs[0]
 	}
-	if !slices.Contains(app.RedirectURIs, redirect) {
+	target, ok := app.matchRedirect(redirect)
+	if !ok {
 		return nil, errRedirectNotRegistered(redirect, app.ClientID)
 	}
 	mode := p.Get("response_mode")
@@ -111,7 +113,7 @@ func (e *Emulator) validateAuthorize(p url.Values) (*authzRequest, *aadError) {
 	default:
 		return nil, errUnsupportedResponseMode(mode)
 	}
-	return &authzRequest{p: p, app: app, redirect: redirect, mode: mode}, nil
+	return &authzRequest{p: p, app: app, redirect: redirect, spa: target.typ == RedirectSPA, mode: mode}, nil
 }
 
 // validateAuthorizeProtocol checks the rest; these errors go back to the redirect URI.
@@ -188,13 +190,14 @@ func (e *Emulator) silentBlocked(sess *session, ar *authzRequest) *aadError {
 	return nil
 }
 
-// completeInteractive finishes a picker sign-in: the user consents, "does MFA" when something
-// asks for it, and any interaction faults they had are cleared.
+// completeInteractive finishes a picker sign-in once its steps are done: the consent is recorded, MFA is
+// in the session when something asked for it, and any interaction faults the user had are cleared.
 func (e *Emulator) completeInteractive(w http.ResponseWriter, r *http.Request, ar *authzRequest, u *User) {
 	if e.grantConsent(u, ar.app, ar.sr) {
 		e.writeErrorPage(w, r, errAdminConsentRequired(appName(ar.app)))
 		return
 	}
+	e.grantCombinedConsent(u, ar.app, ar.sr)
 	_, mfa := requestClaims(ar.p.Get("claims"))
 	e.mu.Lock()
 	for _, k := range []string{strings.ToLower(u.Key), ""} {
@@ -240,7 +243,7 @@ func (e *Emulator) issueCode(w http.ResponseWriter, r *http.Request, ar *authzRe
 		userKey: sess.userKey, clientID: strings.ToLower(ar.app.ClientID), redirectURI: ar.redirect,
 		scope: ar.p.Get("scope"), challenge: ar.p.Get("code_challenge"), method: method,
 		nonce: ar.p.Get("nonce"), sid: sess.sid, amr: sess.amr, authTime: sess.authTime,
-		expires: e.now().Add(codeLifetime),
+		expires: e.now().Add(codeLifetime), spa: ar.spa,
 	})
 	out := url.Values{"code": {code}}
 	if st := ar.p.Get("state"); st != "" {

@@ -5,7 +5,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 )
@@ -108,7 +107,7 @@ func (e *Emulator) handleLogout(w http.ResponseWriter, r *http.Request) {
 
 func (e *Emulator) registeredRedirect(u string) bool {
 	for _, a := range e.apps {
-		if slices.Contains(a.RedirectURIs, u) {
+		if _, ok := a.matchRedirect(u); ok {
 			return true
 		}
 	}
@@ -132,8 +131,8 @@ button:hover,button.hint{border-color:#0067b8;background:#f0f6fc}small{color:#66
 <button type="submit"{{if .Hint}} class="hint" autofocus{{end}}>{{.Name}}<br><small>{{.UPN}}</small></button>
 </form>
 {{end}}
-<p><small>entraemu is a local Entra ID emulator for development. Picking a user signs them in,
-consents to the requested permissions and completes MFA if a policy asks for it. Not Microsoft.</small></p>
+<p><small>entraemu is a local Entra ID emulator for development. Picking a user signs them in; an MFA step
+and a consent step follow when a policy or the requested permissions ask for them. Not Microsoft.</small></p>
 </main></body></html>`))
 
 type pickerUser struct {

@@ -25,6 +25,8 @@ func (e *Emulator) controlRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /_emulator/counters", e.handleCounters)
 	m.HandleFunc("POST /_emulator/counters/reset", e.handleResetCounters)
 	m.HandleFunc("POST /_emulator/revoke/{user}", e.handleRevoke)
+	m.HandleFunc("GET /_emulator/apps", e.handleListApps) // directory.go
+	m.HandleFunc("GET /_emulator/users", e.handleListUsers)
 }
 
 func writeControlJSON(w http.ResponseWriter, status int, v any) {
@@ -191,8 +193,9 @@ td,th{text-align:left;padding:.2rem .6rem;border-bottom:1px solid #ddd}code{back
 <li>Keys: <a href="{{.Base}}/{{.Tenant}}/discovery/v2.0/keys">{{.Base}}/{{.Tenant}}/discovery/v2.0/keys</a></li></ul>
 <h2>Users</h2><table><tr><th>key</th><th>name</th><th>UPN</th><th>object id</th></tr>
 {{range .Users}}<tr><td><code>{{.Key}}</code></td><td>{{.Name}}</td><td>{{.UPN}}</td><td><code>{{.ObjectID}}</code></td></tr>{{end}}</table>
-<h2>Apps</h2><table><tr><th>name</th><th>client id</th><th>identifier URIs</th><th>scopes</th></tr>
-{{range .Apps}}<tr><td>{{.Name}}</td><td><code>{{.ClientID}}</code></td><td>{{range .IdentifierURIs}}<code>{{.}}</code> {{end}}</td><td>{{range .ExposedScopes}}<code>{{.}}</code> {{end}}</td></tr>{{end}}</table>
+<h2>Apps</h2><table><tr><th>name</th><th>client id</th><th>identifier URIs</th><th>scopes</th><th>redirect URIs</th></tr>
+{{range .Apps}}<tr><td>{{.Name}}{{if not .Secret}} (public client){{end}}</td><td><code>{{.ClientID}}</code></td><td>{{range .IdentifierURIs}}<code>{{.}}</code> {{end}}</td><td>{{range .ExposedScopes}}<code>{{.}}</code> {{end}}</td><td>{{range .RedirectURIs}}web <code>{{.}}</code><br>{{end}}{{range .SPARedirectURIs}}spa <code>{{.}}</code><br>{{end}}</td></tr>{{end}}</table>
+<p>As JSON: <a href="{{.Base}}/_emulator/apps">/_emulator/apps</a>, <a href="{{.Base}}/_emulator/users">/_emulator/users</a>. Loopback redirect URIs match whatever their port.</p>
 <h2>Mint an SSO token (what Office.auth.getAccessToken returns)</h2>
 <pre>curl -sk -X POST '{{.Base}}/_emulator/token?user=adele'
 curl -sk -X POST '{{.Base}}/_emulator/token?user=megan&amp;lifetime=10m&amp;mfa=true'</pre>
@@ -201,7 +204,9 @@ curl -sk -X POST '{{.Base}}/_emulator/token?user=megan&amp;lifetime=10m&amp;mfa=
 curl -sk -X PUT '{{.Base}}/_emulator/faults/*' -d '{"kind":"throttled","retry_after":"5s","count":3}'
 curl -sk -X DELETE {{.Base}}/_emulator/faults
 curl -sk {{.Base}}/_emulator/counters
-curl -sk -X POST {{.Base}}/_emulator/counters/reset</pre>
+curl -sk -X POST {{.Base}}/_emulator/counters/reset
+curl -sk {{.Base}}/_emulator/apps      # client ids, redirect URIs (web, spa), permissions
+curl -sk {{.Base}}/_emulator/users</pre>
 <p>Fault kinds: mfa_required, consent_required, refresh_token_expired, refresh_token_revoked,
 blocked_by_conditional_access, down, slow (delay), throttled (retry_after), connection_reset, bad_gateway, insufficient_claims.</p>
 </body></html>`))

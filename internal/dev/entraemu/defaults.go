@@ -11,6 +11,10 @@ const (
 	DefaultAddinClientID = "5a1d0b3e-0f1c-4c7e-9a8b-2d3e4f5a6b7c"
 	// DefaultAddinSecret is the addin-api client secret. It only works against this emulator.
 	DefaultAddinSecret = "dev-secret-not-for-production"
+	// DefaultSPAClientID is the "addin-spa" app: a public client (no secret) with spa redirect URIs, for MSAL.js in
+	// the demo page and the Office add-in (NAA). It asks for the add-in API's access_as_user; the add-in API lists
+	// it in KnownClientApplications, so consenting to it consents the API's downstream permissions too.
+	DefaultSPAClientID = "6e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"
 	// DefaultDownstreamAppID is the "downstream-api" resource (api://downstream).
 	DefaultDownstreamAppID = "d0e1f2a3-b4c5-4d6e-8f70-8192a3b4c5d6"
 	// DefaultDownstreamURI is the downstream API's identifier URI.
@@ -25,7 +29,8 @@ const (
 const DefaultAddinIdentifierURI = "api://localhost/" + DefaultAddinClientID
 
 // DefaultConfig returns a demo tenant: fixed tenant GUID, contoso.onmicrosoft.com, 16 users with
-// fixed object ids, Microsoft Graph, the pre-consented "addin-api" app and the "downstream-api".
+// fixed object ids, Microsoft Graph, the pre-consented "addin-api" app, its public client "addin-spa"
+// and the "downstream-api".
 func DefaultConfig() Config {
 	return Config{
 		TenantID:     DefaultTenantID,
@@ -56,6 +61,22 @@ func DefaultConfig() Config {
 				GraphURI:             {"User.Read.All"},
 				DefaultDownstreamURI: {"Data.Read.All"},
 			},
+			KnownClientApplications: []string{DefaultSPAClientID},
+		}, {
+			ClientID: DefaultSPAClientID,
+			Name:     "addin-spa",
+			// Loopback URIs match on any port (platforms.go), so these serve the demo and tests on any port.
+			SPARedirectURIs: []string{
+				"http://localhost/",
+				"http://localhost/redirect.html",
+				"http://localhost/addin/taskpane.html",
+				"http://localhost/addin/redirect.html",
+				"https://localhost/addin/taskpane.html",
+				"https://localhost/addin/redirect.html",
+				"http://127.0.0.1/redirect.html",
+				"brk-multihub://localhost",
+			},
+			RequiredPermissions: map[string][]string{DefaultAddinIdentifierURI: {"access_as_user"}},
 		}},
 		Resources: []Resource{
 			{

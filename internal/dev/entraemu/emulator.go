@@ -3,7 +3,10 @@
 // It serves the same paths, JSON shapes and AADSTS error bodies as login.microsoftonline.com for the
 // flows a middle tier needs: OpenID discovery (v1 and v2), signing keys, the token endpoint
 // (on-behalf-of, refresh_token, authorization_code with PKCE, client_credentials), an interactive
-// authorize endpoint with a "pick a demo user" page, logout, fault injection and a control API.
+// authorize endpoint with a "pick a demo user" page followed by distinct MFA and consent steps, logout, fault
+// injection and a control API. App registrations follow Entra's rules for browsers (platforms.go): spa and web
+// redirect URIs, public and confidential clients, loopback redirect URIs that match whatever their port, and
+// combined consent through knownClientApplications (steps.go).
 //
 // It mints real, signed tokens for a fake tenant, so it is a development and test tool only: never
 // expose it beyond the loopback interface (Start refuses to unless told otherwise).
@@ -55,7 +58,8 @@ type App struct {
 	ClientID, Secret, Name string              // Secret "" makes it a public client (no client authentication)
 	IdentifierURIs         []string            // e.g. api://localhost/<client id>; the app's own API
 	ExposedScopes          []string            // e.g. access_as_user
-	RedirectURIs           []string            // registered reply URLs (exact match)
+	RedirectURIs           []string            // registered reply URLs of the web platform (platforms.go: matching)
+	SPARedirectURIs        []string            // registered reply URLs of the single-page-application platform
 	AccessTokenVersion     int                 // version of tokens issued FOR this app as a resource; default 1
 	RequiredPermissions    map[string][]string // resource identifier (URI or app id) -> static delegated scopes (what .default means)
 	PreConsented           bool                // admin consent granted for RequiredPermissions for all users
@@ -65,6 +69,9 @@ type App struct {
 	// OtherSecrets are more client secrets of a confidential app: Entra keeps several at once, which is how a
 	// secret is rotated without downtime.
 	OtherSecrets []string
+	// KnownClientApplications are client apps (by client id) whose consent to this app's API also consents this
+	// app's RequiredPermissions (Entra's combined consent for a client and its middle tier).
+	KnownClientApplications []string
 }
 
 // hasSecret reports whether s is one of the app's client secrets.
@@ -263,6 +270,8 @@ func cloneDirectory(cfg Config) Config {
 		a.IdentifierURIs = slices.Clone(a.IdentifierURIs)
 		a.ExposedScopes = slices.Clone(a.ExposedScopes)
 		a.RedirectURIs = slices.Clone(a.RedirectURIs)
+		a.SPARedirectURIs = slices.Clone(a.SPARedirectURIs)
+		a.KnownClientApplications = slices.Clone(a.KnownClientApplications)
 		a.RequiredPermissions = cloneListMap(a.RequiredPermissions)
 		a.ApplicationPermissions = cloneListMap(a.ApplicationPermissions)
 	}

@@ -17,6 +17,7 @@ type refreshRecord struct {
 	expires  time.Time // issued + RefreshTokenLifetime (inactivity window)
 	gen      int       // the user's revocation generation at issue time
 	used     bool
+	spa      bool // issued to a browser (spa) redemption: redeemed only cross-origin, without a secret
 }
 
 // newRefreshToken stores a new refresh token for s and returns it. Only its hash is kept.

@@ -18,6 +18,7 @@ type tokenRequest struct {
 	grant string // counter name of the grant
 	app   *App
 	acr   string // "0" public client, "1" client secret
+	spa   bool   // a browser's redemption of a spa code or refresh token (platforms.go)
 }
 
 const maxTokenBody = 1 << 20
@@ -103,6 +104,14 @@ func (e *Emulator) authenticateClient(tr *tokenRequest) *aadError {
 	tr.app = app
 	if tr.form.Get("client_assertion") != "" {
 		return errClientAssertionUnsupported()
+	}
+	spa, a := e.browserRedemption(tr)
+	if a != nil {
+		return a
+	}
+	if tr.spa = spa; spa && !hasSecret { // a browser holds no secret: a spa redemption needs none
+		tr.acr = "0"
+		return nil
 	}
 	if app.Secret == "" {
 		if hasSecret {
@@ -225,6 +234,9 @@ func (e *Emulator) issueUser(w http.ResponseWriter, tr *tokenRequest, is issued)
 	}
 	if is.newRefresh || tr.v1 {
 		resp.RefreshToken = e.newRefreshToken(is.subject, tr.app.ClientID)
+		if tr.spa {
+			e.markSPARefresh(resp.RefreshToken)
+		}
 	}
 	if !tr.v1 && is.sr.has("openid") {
 		if resp.IDToken, err = e.idToken(tr.r, is.subject, tr.app.ClientID, is.nonce); err != nil {

@@ -122,9 +122,23 @@ func OffersUser(page *Page, user string) bool {
 	return page.Status == http.StatusOK && strings.Contains(string(page.Body), `name="user" value="`+user+`"`)
 }
 
-// PickUser submits the picker's form for user to the authorize URL the picker was served at.
+// PickUser submits the picker's form for user to the authorize URL the picker was served at, and goes through
+// the emulator's MFA and consent steps when it shows them (approve, accept).
 func (b *Browser) PickUser(authorizeURL, user string) (*Page, error) {
-	req, err := http.NewRequest(http.MethodPost, authorizeURL, strings.NewReader(url.Values{"user": {user}}.Encode()))
+	page, err := b.postForm(authorizeURL, url.Values{"user": {user}})
+	if err != nil || !IsEmulatorStep(page) {
+		return page, err
+	}
+	return b.postForm(authorizeURL, url.Values{"user": {user}, "mfa": {"approved"}, "consent": {"accepted"}})
+}
+
+// IsEmulatorStep reports whether page is the emulator's MFA or consent step.
+func IsEmulatorStep(page *Page) bool {
+	return page.Status == http.StatusOK && strings.Contains(string(page.Body), `data-entraemu-step="`)
+}
+
+func (b *Browser) postForm(target string, form url.Values) (*Page, error) {
+	req, err := http.NewRequest(http.MethodPost, target, strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, err
 	}
