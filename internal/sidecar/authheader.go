@@ -52,7 +52,7 @@ func (s *Server) serveAuthorizationHeader(w http.ResponseWriter, r *http.Request
 		return
 	case o.any && !allow:
 		s.logger.Warn("optionsOverride parameters ignored: overrides are not allowed on this endpoint",
-			zap.String("endpoint", strings.Trim(strings.TrimSuffix(r.URL.Path, name), "/")))
+			zap.Bool("unauthenticated", unauthenticated))
 	case o.any:
 		if len(o.scopes) > 0 {
 			req.Scopes = o.scopes

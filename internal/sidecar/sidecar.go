@@ -115,15 +115,17 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP routes a request to its endpoint. Health probes are served to every caller (orchestrators probe the
-// pod's address, as LocalCallerRestriction.cs allows); everything else only to local callers.
+// ServeHTTP routes a request to its endpoint. Endpoint paths match case-insensitively, as ASP.NET Core routes
+// do; API names are case-sensitive, as named options are. Health probes are served to every caller
+// (orchestrators probe the pod's address, as LocalCallerRestriction.cs allows); everything else only to local
+// callers.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
-	switch path {
-	case PathHealth:
+	switch {
+	case strings.EqualFold(path, PathHealth):
 		health.ServeLive(w)
 		return
-	case PathReady:
+	case strings.EqualFold(path, PathReady):
 		health.ServeReady(w, r, 5*time.Second, s.cfg.Ready)
 		return
 	}
@@ -131,22 +133,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, contract.CallerNotAllowed())
 		return
 	}
-	switch {
-	case path == PathValidate:
+	if strings.EqualFold(path, PathValidate) {
 		s.onlyGET(w, r, s.serveValidate)
-	case strings.HasPrefix(path, PathAuthorizationHeader):
-		s.onlyGET(w, r, func(w http.ResponseWriter, r *http.Request) {
-			s.serveAuthorizationHeader(w, r, strings.TrimPrefix(path, PathAuthorizationHeader), false)
-		})
-	case strings.HasPrefix(path, PathAuthorizationHeaderUnauthenticated):
-		s.onlyGET(w, r, func(w http.ResponseWriter, r *http.Request) {
-			s.serveAuthorizationHeader(w, r, strings.TrimPrefix(path, PathAuthorizationHeaderUnauthenticated), true)
-		})
-	case s.cfg.Transparent:
-		s.serveProxy(w, r)
-	default:
-		s.refuse(w, r, contract.NotFound("no such endpoint"))
+		return
 	}
+	if name, ok := cutPrefixFold(path, PathAuthorizationHeader); ok {
+		s.onlyGET(w, r, func(w http.ResponseWriter, r *http.Request) { s.serveAuthorizationHeader(w, r, name, false) })
+		return
+	}
+	if name, ok := cutPrefixFold(path, PathAuthorizationHeaderUnauthenticated); ok {
+		s.onlyGET(w, r, func(w http.ResponseWriter, r *http.Request) { s.serveAuthorizationHeader(w, r, name, true) })
+		return
+	}
+	if s.cfg.Transparent {
+		s.serveProxy(w, r)
+		return
+	}
+	s.refuse(w, r, contract.NotFound("no such endpoint"))
 }
 
 func (s *Server) onlyGET(w http.ResponseWriter, r *http.Request, serve http.HandlerFunc) {

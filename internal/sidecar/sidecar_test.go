@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"go.uber.org/zap"
 )
 
 func TestAllowedCallers(t *testing.T) {
@@ -99,6 +101,34 @@ func TestJoinPathStaysUnderBase(t *testing.T) {
 	} {
 		if got := joinPath("/v1.0", rest); got != want {
 			t.Errorf("%q: %q, want %q", rest, got, want)
+		}
+	}
+}
+
+// Endpoint paths match as ASP.NET Core routes do, case-insensitively; a remote caller is refused on each.
+func TestEndpointPathsIgnoreCase(t *testing.T) {
+	s, err := New(Config{Callers: nil, Tokens: nil})
+	if err == nil || s != nil {
+		t.Fatal("a server without callers and tokens must be refused")
+	}
+	srv := &Server{cfg: Config{}, apis: map[string]*API{}}
+	srv.logger = zap.NewNop()
+	for _, p := range []string{"/validate", "/authorizationheader/graph", "/AUTHORIZATIONHEADERUNAUTHENTICATED/graph"} {
+		r := httptest.NewRequest(http.MethodGet, p, nil)
+		r.RemoteAddr = "192.0.2.7:1234"
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		if w.Code != http.StatusForbidden {
+			t.Errorf("%s from a remote caller: %d, want 403", p, w.Code)
+		}
+	}
+	for _, p := range []string{"/HealthZ", "/readyz"} {
+		r := httptest.NewRequest(http.MethodGet, p, nil)
+		r.RemoteAddr = "192.0.2.7:1234"
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			t.Errorf("%s from a remote caller: %d, want 200", p, w.Code)
 		}
 	}
 }
