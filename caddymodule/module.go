@@ -94,6 +94,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.app, err = configApp(ctx); err != nil {
 		return err
 	}
+	if err = registerMetrics(ctx); err != nil {
+		return fmt.Errorf("token_injector: metrics: %w", err)
+	}
 	reg := h.app.Registration.overlay(h.Registration)
 	set, err := reg.resolve()
 	if err != nil {

@@ -67,6 +67,7 @@ func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
 			err = h.callerRules.Authorize(id)
 		}
 		if err != nil {
+			observer.Rejected(err)
 			return acquire.Request{}, err
 		}
 		setUserPlaceholders(r, id.User)
@@ -76,6 +77,7 @@ func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
 	}
 	// 1b. Or the caller's sign-in session; its cookie holds only a sealed session id.
 	if h.sessions == nil {
+		observer.Rejected(errMissingBearer)
 		return acquire.Request{}, errMissingBearer
 	}
 	s, ok := h.sessions.Load(r)

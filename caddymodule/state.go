@@ -82,7 +82,8 @@ func newRegistrationState(r settings, roots *x509.CertPool, logger *zap.Logger) 
 		return nil, err
 	}
 	cache := tokencache.NewMemory(r.CacheMaxEntries, r.ExpiryMargin, nil)
-	engine := acquire.New(cache, client, engineConfig(r, logger))
+	cache.SetObserver(observer)
+	engine := acquire.New(cache, entra.Instrument(client, observer), engineConfig(r, logger))
 	logger.Info("token cache created", zap.String("tenant", r.Tenant), zap.String("client_id", r.ClientID),
 		zap.Int("max_entries", r.CacheMaxEntries))
 	return &registrationState{validator: validator, entra: client, engine: engine, cache: cache, http: hc,
@@ -172,7 +173,7 @@ func entraConfig(r settings, hc *http.Client) entra.Config {
 
 func engineConfig(r settings, logger *zap.Logger) acquire.Config {
 	return acquire.Config{CallTimeout: r.Timeout, RefreshBefore: r.RefreshBefore, ExpiryMargin: r.ExpiryMargin,
-		Logger: logger}
+		Logger: logger, Metrics: observer}
 }
 
 // Destruct runs when no config uses the registration any more: it stops background renewals and key fetches,

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/lru"
+	"github.com/tokeninjector/caddy-token-injector/internal/metrics"
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
@@ -58,6 +59,8 @@ type Config struct {
 	Now               func() time.Time
 	// Logger receives failed background renewals. Default: none.
 	Logger *zap.Logger
+	// Metrics receives cache lookups, acquisitions and single-flight waits. Default: metrics.Nop.
+	Metrics metrics.Engine
 }
 
 func (c Config) withDefaults() Config {
@@ -78,6 +81,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
+	}
+	if c.Metrics == nil {
+		c.Metrics = metrics.Nop{}
 	}
 	return c
 }
@@ -165,17 +171,23 @@ func (e *Engine) cfg() *Config { return e.config.Load() }
 // Token returns a usable token for req: from the cache, or from the identity provider. A cached token due for
 // renewal is returned at once and renewed in the background.
 func (e *Engine) Token(ctx context.Context, req Request) (tokencache.Token, error) {
+	cfg := e.cfg()
 	if req.Claims == "" { // a claims challenge is answered by the identity provider, never by the cache
-		now := e.cfg().Now()
-		if t, ok := e.cached(ctx, req, now); ok {
+		now := cfg.Now()
+		t, ok := e.cached(ctx, req, now)
+		cfg.Metrics.CacheLookup(ok)
+		if ok {
 			e.cacheHits.Add(1)
+			cfg.Metrics.Acquired(metrics.SourceCache, nil)
 			if !now.Before(t.RefreshOn) {
-				e.renewInBackground(req, now)
+				e.renewInBackground(ctx, req, now)
 			}
 			return t, nil
 		}
 	}
-	ch := e.flights.DoChan(flightKey(req), func() (any, error) { return e.fetch(req) })
+	cfg.Metrics.Waiting(1)
+	defer cfg.Metrics.Waiting(-1)
+	ch := e.flights.DoChan(flightKey(req), func() (any, error) { return e.fetch(ctx, req, metrics.SourceIdentityProvider) })
 	select {
 	case r := <-ch:
 		if r.Err != nil {
@@ -189,22 +201,29 @@ func (e *Engine) Token(ctx context.Context, req Request) (tokencache.Token, erro
 }
 
 // fetch runs once per flight, detached from any one request: a client that hangs up must not fail the others.
-func (e *Engine) fetch(req Request) (_ tokencache.Token, err error) {
+// parent is the request that started it, whose trace the identity-provider call joins.
+func (e *Engine) fetch(parent context.Context, req Request, source metrics.Source) (_ tokencache.Token, err error) {
+	cfg := e.cfg()
+	called := false // the identity provider was asked: report the flight's outcome
 	// A flight runs on its own goroutine, where a panic (a library bug on an odd response) would end the process.
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("token acquisition panicked: %v", p)
 		}
+		if called {
+			cfg.Metrics.Acquired(source, err)
+		}
 	}()
-	cfg := e.cfg()
-	ctx, cancel := context.WithTimeout(e.life, cmp.Or(req.Timeout, cfg.CallTimeout))
+	ctx, cancel := context.WithTimeout(withSpanOf(e.life, parent), cmp.Or(req.Timeout, cfg.CallTimeout))
 	defer cancel()
 	// A flight that ended just before this one started may have filled the cache.
 	if req.Claims == "" {
 		if t, ok := e.cached(ctx, req, cfg.Now()); ok && cfg.Now().Before(t.RefreshOn) {
+			cfg.Metrics.Acquired(metrics.SourceCache, nil)
 			return t, nil
 		}
 	}
+	called = true
 	e.providerCalls.Add(1)
 	var t tokencache.Token
 	g := Grant{Scopes: req.Scopes, Tenant: req.Tenant, Claims: req.Claims}
@@ -263,7 +282,7 @@ func (e *Engine) refreshAccount(ctx context.Context, req Request, g Grant) (toke
 }
 
 // renewInBackground starts one renewal for req's key unless one is running or recently failed.
-func (e *Engine) renewInBackground(req Request, now time.Time) {
+func (e *Engine) renewInBackground(parent context.Context, req Request, now time.Time) {
 	if _, failing := e.refreshBackoff.Get(req.Key, now); failing {
 		return
 	}
@@ -281,7 +300,7 @@ func (e *Engine) renewInBackground(req Request, now time.Time) {
 	e.running.Add(1)
 	e.closeMu.Unlock()
 	e.backgroundRefreshes.Add(1)
-	ch := e.flights.DoChan(flightKey(req), func() (any, error) { return e.fetch(req) })
+	ch := e.flights.DoChan(flightKey(req), func() (any, error) { return e.fetch(parent, req, metrics.SourceRenewal) })
 	go func() {
 		defer e.running.Done()
 		if r := <-ch; r.Err != nil {

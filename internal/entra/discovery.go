@@ -37,7 +37,7 @@ func NewHTTPClient(roots *x509.CertPool, timeout time.Duration) *http.Client {
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
-	return &http.Client{Transport: &discoveryCache{next: bounded{base}, docs: map[string]cachedDoc{}}, Timeout: 2 * timeout}
+	return &http.Client{Transport: correlated{&discoveryCache{next: bounded{base}, docs: map[string]cachedDoc{}}}, Timeout: 2 * timeout}
 }
 
 // maxResponseBytes bounds every answer read from the identity provider: its token responses and documents are a
@@ -80,9 +80,7 @@ func (l *limitedBody) Read(p []byte) (int, error) {
 
 // CloseIdleConnections closes the idle connections of a client made by NewHTTPClient.
 func CloseIdleConnections(c *http.Client) {
-	if d, ok := c.Transport.(*discoveryCache); ok {
-		d.next.CloseIdleConnections()
-	}
+	c.CloseIdleConnections() // through correlated's, to the base transport
 }
 
 // discoveryCache is a RoundTripper that serves OpenID discovery documents from memory. Everything else passes

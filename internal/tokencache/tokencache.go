@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/lru"
+	"github.com/tokeninjector/caddy-token-injector/internal/metrics"
 )
 
 // Token is a downstream access token and its timing.
@@ -126,6 +127,7 @@ type Memory struct {
 	accounts *lru.Cache[string, Account]
 	margin   atomic.Int64 // nanoseconds
 	now      func() time.Time
+	observer metrics.Cache // evictions; nil reports nothing (see SetObserver)
 }
 
 // NewMemory returns a cache of at most maxEntries tokens. An entry is dropped margin before its token expires.
@@ -157,7 +159,9 @@ func (m *Memory) Get(_ context.Context, k Key) (Token, bool, error) {
 
 // Set stores t under k until margin before it expires.
 func (m *Memory) Set(_ context.Context, k Key, t Token) error {
-	m.entries.Add(k, t.withHeader(), t.ExpiresOn.Add(-time.Duration(m.margin.Load())))
+	if n := m.entries.Add(k, t.withHeader(), t.ExpiresOn.Add(-time.Duration(m.margin.Load()))); n > 0 && m.observer != nil {
+		m.observer.Evicted(n)
+	}
 	return nil
 }
 
