@@ -34,7 +34,11 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		authority_host    <url>          # default https://login.microsoftonline.com
 //		tenant            <tenant id or domain>
 //		client_id         <application id>
+//		# exactly one credential:
 //		client_secret     <secret>       # e.g. {env.CLIENT_SECRET}
+//		client_certificate <cert.pem> <key.pem> [{ send_x5c }] # PEM files; RSA key, PKCS#8 or PKCS#1
+//		client_assertion_file [<path>]   # federated token file; default {env.AZURE_FEDERATED_TOKEN_FILE}
+//		managed_identity  [<client id>]  # the host's managed identity as a federated credential
 //		audience          <aud>...       # accepted aud values besides client_id
 //		tls_trust_pool    <module> ...   # CAs trusted for calls to authority_host
 //		cache_max_entries <n>            # default 100000
@@ -119,6 +123,12 @@ func (r *Registration) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		return oneArg(d, &r.ClientID)
 	case "client_secret":
 		return oneArg(d, &r.ClientSecret)
+	case "client_certificate":
+		return r.unmarshalClientCertificate(d)
+	case "client_assertion_file":
+		return r.unmarshalAssertionFile(d)
+	case "managed_identity":
+		return r.unmarshalManagedIdentity(d)
 	case "audience", "audiences":
 		return listArg(d, &r.Audiences)
 	case "tls_trust_pool":

@@ -136,6 +136,10 @@ func TestAdaptTimeErrors(t *testing.T) {
 		{"scope without a resource in scopes", fullRegistration, "{\n scopes https://graph.microsoft.com/User.Read Mail.Read\n }", `scopes: "Mail.Read" names no resource`, 11},
 		{"resource without a permission", fullRegistration, "https://graph.microsoft.com", `scopes: "https://graph.microsoft.com" is not <resource>/<permission>`, 10},
 		{"inline registration", fullRegistration, route + " {\n timeout {env.T}\n expiry_margin soon\n }", `expiry_margin: "soon" is not a duration`, 12},
+		{"certificate without a key", "client_certificate cert.pem", route, "client_certificate: want <certificate.pem> <key.pem>, got 1 arguments", 4},
+		{"certificate option unknown", "client_certificate c.pem k.pem {\n send_chain\n }", route, `client_certificate: unknown option "send_chain"`, 5},
+		{"two managed identities", "managed_identity a b", route, "wrong argument count", 4},
+		{"two token files", "client_assertion_file a b", route, "wrong argument count", 4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -157,7 +161,8 @@ func TestLoadTimeErrors(t *testing.T) {
 	const route = "api://x/.default"
 	longValue := strings.Repeat("s3cr3t", 8)
 	for k, v := range map[string]string{"TI_TEST_WORD": "abc", "TI_TEST_NEGATIVE": "-5", "TI_TEST_COMMON": "common",
-		"TI_TEST_HTTP": "http://login.example", "TI_TEST_SHORT_SCOPE": "User.Read", "TI_TEST_LONG": longValue} {
+		"TI_TEST_HTTP": "http://login.example", "TI_TEST_SHORT_SCOPE": "User.Read", "TI_TEST_LONG": longValue,
+		"AZURE_FEDERATED_TOKEN_FILE": ""} {
 		t.Setenv(k, v)
 	}
 	tests := []struct {
@@ -165,10 +170,17 @@ func TestLoadTimeErrors(t *testing.T) {
 	}{
 		{"missing tenant", "client_id c\n client_secret s", route, "tenant: required"},
 		{"missing client_id", "tenant t\n client_secret s", route, "client_id: required"},
-		{"missing secret", "tenant t\n client_id c", route, "client_secret: required"},
-		{"global option named", "tenant t\n client_id c", route, "token_injector (global option): client_secret: required"},
+		{"no credential", "tenant t\n client_id c", route, "a credential is required: set exactly one of client_secret, client_certificate, client_assertion_file or managed_identity"},
+		{"global option named", "tenant t\n client_id c", route, "token_injector (global option): a credential is required"},
+		{"two credentials", "tenant t\n client_id c\n client_secret s\n managed_identity", route, "client_secret and managed_identity are both set: set exactly one credential"},
+		{"three credentials", "tenant t\n client_id c\n client_secret s\n client_certificate c.pem k.pem\n client_assertion_file /t", route,
+			"client_secret, client_certificate and client_assertion_file are all set: set exactly one credential"},
+		{"certificate and managed identity", "tenant t\n client_id c\n client_certificate c.pem k.pem\n managed_identity 0000", route, "client_certificate and managed_identity are both set"},
+		{"certificate file missing", "tenant t\n client_id c\n client_certificate /nonexistent/c.pem /nonexistent/k.pem", route, "client_certificate: certificate file: open /nonexistent/c.pem: no such file"},
+		{"assertion file missing", "tenant t\n client_id c\n client_assertion_file /nonexistent/token", route, "client_assertion_file: stat /nonexistent/token: no such file"},
+		{"assertion file variable unset", "tenant t\n client_id c\n client_assertion_file", route, "client_assertion_file: {env.AZURE_FEDERATED_TOKEN_FILE} resolves to nothing"},
 		{"empty scope list", fullRegistration, "", "scopes: at least one scope"},
-		{"secret from an unset env var", "tenant t\n client_id c\n client_secret {env.TOKEN_INJECTOR_TEST_UNSET}", route, "client_secret: required"},
+		{"secret from an unset env var", "tenant t\n client_id c\n client_secret {env.TOKEN_INJECTOR_TEST_UNSET}", route, "client_secret: {env.TOKEN_INJECTOR_TEST_UNSET} resolves to nothing"},
 		{"scope from an unset env var", fullRegistration, "{env.TOKEN_INJECTOR_TEST_UNSET}", "scopes: at least one scope"},
 		{"duration from an env var", fullRegistration + "\n timeout {env.TI_TEST_WORD}", route,
 			`token_injector (global option): timeout: "{env.TI_TEST_WORD}" resolved to "abc", which is not a duration`},

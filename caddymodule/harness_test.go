@@ -300,6 +300,8 @@ func testTenant() entraemu.Config {
 			IdentifierURIs: []string{otherAPIURI}, ExposedScopes: []string{"access_as_user"}, PreConsented: true,
 			AccessTokenVersion:  2, // aud is the client id, which the route accepts without an audience setting
 			RequiredPermissions: map[string][]string{"https://graph.microsoft.com": {"User.Read"}}})
+	cfg.Apps = append(cfg.Apps, credentialsApp())
+	cfg.ManagedIdentities = append(cfg.ManagedIdentities, testManagedIdentity)
 	for i := range cfg.Apps {
 		if cfg.Apps[i].ClientID == entraemu.DefaultAddinClientID {
 			cfg.Apps[i].OtherSecrets = []string{rotatedSecret} // the secret a reload rotates to

@@ -46,8 +46,18 @@ type Registration struct {
 	// ClientID is the application (client) ID of the add-in's web API registration. Required.
 	ClientID string `json:"client_id,omitempty"`
 	// ClientSecret is a client secret of that registration, typically {env.CLIENT_SECRET}. Rotating it (a reload
-	// with a new value) keeps every cached token. Required.
+	// with a new value) keeps every cached token. Exactly one credential is required: this, ClientCertificate,
+	// ClientAssertionFile or ManagedIdentity.
 	ClientSecret string `json:"client_secret,omitempty"`
+	// ClientCertificate is a certificate of the registration and its key: MSAL signs a client assertion with it.
+	// The files are read again on each reload. Default: none.
+	ClientCertificate *ClientCertificate `json:"client_certificate,omitempty"`
+	// ClientAssertionFile is the path of a federated token file (workload identity federation), read again
+	// whenever it changes, as kubelet rotates it. The Caddyfile's client_assertion_file without a path means
+	// {env.AZURE_FEDERATED_TOKEN_FILE}. Default: none.
+	ClientAssertionFile string `json:"client_assertion_file,omitempty"`
+	// ManagedIdentity uses the host's managed identity as a federated credential of the registration. Default: none.
+	ManagedIdentity *ManagedIdentity `json:"managed_identity,omitempty"`
 	// Audiences are the aud values accepted in callers' tokens besides ClientID, typically the App ID URI
 	// (api://<host>/<client id>). Default: none.
 	Audiences []string `json:"audiences,omitempty"`
@@ -115,7 +125,7 @@ func (r Registration) overlay(o *Registration) Registration {
 	pick(&r.AuthorityHost, o.AuthorityHost)
 	pick(&r.Tenant, o.Tenant)
 	pick(&r.ClientID, o.ClientID)
-	pick(&r.ClientSecret, o.ClientSecret)
+	overlayCredential(&r, o)
 	if len(o.Audiences) > 0 {
 		r.Audiences = o.Audiences
 	}
@@ -154,7 +164,6 @@ func (r Registration) resolve() (settings, error) {
 		AuthorityHost:  strings.TrimSuffix(repl.ReplaceKnown(r.AuthorityHost, ""), "/"),
 		Tenant:         repl.ReplaceKnown(r.Tenant, ""),
 		ClientID:       repl.ReplaceKnown(r.ClientID, ""),
-		ClientSecret:   repl.ReplaceKnown(r.ClientSecret, ""),
 		Audiences:      replaceAll(r.Audiences),
 		AllowedOrigins: replaceAll(r.AllowedOrigins),
 		CallerScopes:   replaceAll(r.CallerScopes),
@@ -165,6 +174,9 @@ func (r Registration) resolve() (settings, error) {
 		s.AuthorityHost = entra.DefaultAuthorityHost
 	}
 	var err error
+	if s.Credential, err = r.resolveCredential(repl); err != nil {
+		return settings{}, err
+	}
 	if s.CacheMaxEntries, err = r.CacheMaxEntries.resolve(repl, "cache_max_entries", defaultCacheMaxEntries); err != nil {
 		return settings{}, err
 	}
@@ -204,8 +216,6 @@ func (s settings) check() error {
 		return errors.New("tenant: required (the directory's tenant ID or domain)")
 	case s.ClientID == "":
 		return errors.New("client_id: required (the application ID of the app registration)")
-	case s.ClientSecret == "":
-		return errors.New("client_secret: required (use a placeholder such as {env.CLIENT_SECRET})")
 	}
 	if err := checkTenant(s.Tenant); err != nil {
 		return err

@@ -24,14 +24,15 @@ import (
 // settings is a registration with every placeholder resolved and every default applied: what the shared state
 // is built from and updated with.
 type settings struct {
-	AuthorityHost, Tenant, ClientID, ClientSecret string
-	Audiences, AllowedOrigins                     []string
-	CallerScopes, CallerApps                      []string // the route's, not the registration's
-	InlineSecrets                                 []string // fields whose secret is written in the config itself
-	CacheMaxEntries                               int
-	Timeout, RefreshBefore, ExpiryMargin          time.Duration
-	ClockSkew                                     time.Duration
-	SignIn                                        *signInSettings
+	AuthorityHost, Tenant, ClientID      string
+	Credential                           entra.Credential
+	Audiences, AllowedOrigins            []string
+	CallerScopes, CallerApps             []string // the route's, not the registration's
+	InlineSecrets                        []string // fields whose secret is written in the config itself
+	CacheMaxEntries                      int
+	Timeout, RefreshBefore, ExpiryMargin time.Duration
+	ClockSkew                            time.Duration
+	SignIn                               *signInSettings
 }
 
 // signInSettings is a resolved sign_in block.
@@ -46,7 +47,7 @@ type signInSettings struct {
 // credential. Everything else (timeouts, cache bounds, the secret's value, sign-in settings) is applied to the
 // surviving state on reload, so changing it keeps every cached token and session.
 func (s settings) poolKey() string {
-	sum := sha256.Sum256([]byte(s.AuthorityHost + "\x00" + s.Tenant + "\x00" + s.ClientID + "\x00" + "client_secret"))
+	sum := sha256.Sum256([]byte(s.AuthorityHost + "\x00" + s.Tenant + "\x00" + s.ClientID + "\x00" + s.Credential.Kind()))
 	return "token_injector/" + hex.EncodeToString(sum[:16])
 }
 
@@ -113,6 +114,7 @@ func (s *registrationState) apply(ctx caddy.Context, r settings, roots *x509.Cer
 		}
 	}
 	s.config, s.applied, s.roots = load, r, roots
+	logCredential(logger, s.entra, r)
 	for _, field := range r.InlineSecrets { // once per registration and load
 		logger.Warn("a secret is written in the config: it is kept in the JSON config, GET /config/ and autosave.json; "+
 			"pass it with {env.NAME} or {file./path}, which resolve when the config loads", zap.String("field", field),
@@ -128,7 +130,7 @@ func conflict(a settings, aRoots *x509.CertPool, b settings, bRoots *x509.CertPo
 		name string
 		same bool
 	}{
-		{"client_secret", a.ClientSecret == b.ClientSecret},
+		{a.Credential.Kind(), a.Credential == b.Credential}, // the kinds are equal: they are in the pool key
 		{"audience", slices.Equal(a.Audiences, b.Audiences)},
 		{"tls_trust_pool", aRoots.Equal(bRoots)},
 		{"cache_max_entries", a.CacheMaxEntries == b.CacheMaxEntries},
@@ -168,7 +170,7 @@ func validatorConfig(r settings, hc *http.Client) callerauth.Config {
 
 func entraConfig(r settings, hc *http.Client) entra.Config {
 	return entra.Config{AuthorityHost: r.AuthorityHost, Tenant: r.Tenant, ClientID: r.ClientID,
-		ClientSecret: r.ClientSecret, HTTPClient: hc}
+		Credential: r.Credential, HTTPClient: hc}
 }
 
 func engineConfig(r settings, logger *zap.Logger) acquire.Config {

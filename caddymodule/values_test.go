@@ -101,7 +101,7 @@ func TestRegistrationJSONRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.CacheMaxEntries != 20000 || s.Timeout != 3*time.Second || s.RefreshBefore != 7*time.Minute ||
-		s.ExpiryMargin != defaultExpiryMargin || s.ClientSecret != "secret" || s.SignIn.IdleTimeout != 2*time.Hour {
+		s.ExpiryMargin != defaultExpiryMargin || s.Credential.Secret != "secret" || s.SignIn.IdleTimeout != 2*time.Hour {
 		t.Fatalf("resolved %+v", s)
 	}
 }

@@ -41,7 +41,13 @@ var (
 		65005:   "the app registration does not declare these permissions, or they need admin consent: add them under API permissions",
 		500011:  "the resource in a configured scope is not known in the tenant: check the scopes' resource URI",
 		90009:   "the app is requesting a token for itself: use the downstream API's scopes, not this app's own",
-		700024:  "the client assertion is not valid: check the credential configuration",
+		700024:  "the client assertion has expired or is not yet valid: a federated token file must be renewed by its issuer (kubelet does it for AKS), and the host's clock must be right",
+		700027:  "Entra does not know the certificate that signed the client assertion: upload client_certificate's certificate to the app registration, or set send_x5c if the app trusts it by subject name and issuer",
+		70021:   "no federated credential of the app registration matches the assertion's issuer, subject and audience: add one for them to the app (Certificates & secrets, Federated credentials)",
+		700211:  "no federated credential of the app registration has the assertion's issuer: add one for it to the app",
+		700213:  "no federated credential of the app registration has the assertion's subject: check the service account or managed identity named in the app's federated credential",
+		50027:   "the client assertion is not a valid JWT: check client_assertion_file's token (or the managed identity's)",
+		7000218: "the token request carried no credential: set client_secret, client_certificate, client_assertion_file or managed_identity",
 		90002:   "no such tenant in this cloud: check tenant (a tenant ID or verified domain) and authority_host",
 		50011:   "the redirect URI is not registered on the app",
 	}
@@ -170,7 +176,7 @@ func configurationProblem(e *entra.Error) *Problem {
 	if hint == "" {
 		switch e.Code {
 		case "invalid_client":
-			hint = "Entra rejected the app's credentials: check client_id and client_secret"
+			hint = "Entra rejected the app's credential: check client_id and the credential (client_secret, client_certificate, client_assertion_file or managed_identity)"
 		case "unauthorized_client":
 			hint = "the app is not allowed to use this grant: check the app registration"
 		case "invalid_scope":

@@ -29,7 +29,8 @@ type Config struct {
 	AuthorityHost string
 	Tenant        string
 	ClientID      string
-	ClientSecret  string
+	// Credential is how the app proves itself: exactly one kind of it is set.
+	Credential Credential
 	// Capabilities are the client capabilities declared on every token request (cp1: the app handles CAE
 	// claims challenges, so Entra issues long-lived CAE tokens). Default: none.
 	Capabilities []string
@@ -51,7 +52,7 @@ type Client struct {
 // connection is what a reload may change without making it another registration: the credential and the HTTP
 // client (a new trust pool).
 type connection struct {
-	cred         confidential.Credential
+	cred         *credentialSource
 	http         *http.Client
 	capabilities []string
 }
@@ -72,9 +73,13 @@ func New(c Config) (*Client, error) {
 // Update applies a new credential and HTTP client to the registration; calls already under way finish with the
 // old ones.
 func (m *Client) Update(c Config) error {
-	cred, err := confidential.NewCredFromSecret(c.ClientSecret)
+	var prev *credentialSource
+	if old := m.conn.Load(); old != nil {
+		prev = old.cred
+	}
+	cred, err := buildCredential(c.Credential, m.host, prev, credentialDeps{http: c.HTTPClient})
 	if err != nil {
-		return fmt.Errorf("client_secret: %w", err)
+		return err
 	}
 	conn := &connection{cred: cred, http: c.HTTPClient, capabilities: c.Capabilities}
 	if _, err := m.newMSAL(conn, nil); err != nil {
@@ -83,6 +88,9 @@ func (m *Client) Update(c Config) error {
 	m.conn.Store(conn)
 	return nil
 }
+
+// CertificateNotAfter is when the client certificate expires; zero for other credentials.
+func (m *Client) CertificateNotAfter() time.Time { return m.conn.Load().cred.notAfter }
 
 // msal returns a new MSAL client; store, when set, is the external cache MSAL loads from and exports to.
 func (m *Client) msal(store cache.ExportReplace) (confidential.Client, error) {
@@ -99,11 +107,14 @@ func (m *Client) newMSAL(conn *connection, store cache.ExportReplace) (confident
 	if store != nil {
 		opts = append(opts, confidential.WithCache(store))
 	}
+	if conn.cred.x5c {
+		opts = append(opts, confidential.WithX5C())
+	}
 	if len(conn.capabilities) > 0 {
 		// MSAL merges them into every request's claims parameter as xms_cc, with any claims challenge.
 		opts = append(opts, confidential.WithClientCapabilities(conn.capabilities))
 	}
-	c, err := confidential.New(m.authority, m.clientID, conn.cred, opts...)
+	c, err := confidential.New(m.authority, m.clientID, conn.cred.cred, opts...)
 	if err != nil {
 		return c, fmt.Errorf("authority %q: %w", m.authority, err)
 	}

@@ -37,7 +37,7 @@ func fakeEntraWith(t *testing.T, token func(w http.ResponseWriter, r *http.Reque
 	}))
 	t.Cleanup(srv.Close)
 	hc := NewHTTPClient(srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs, 5*time.Second)
-	c, err := New(Config{AuthorityHost: srv.URL, Tenant: "tid", ClientID: "client", ClientSecret: "s3cret", HTTPClient: hc})
+	c, err := New(Config{AuthorityHost: srv.URL, Tenant: "tid", ClientID: "client", Credential: Credential{Secret: "s3cret"}, HTTPClient: hc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestUpdateSwitchesTheSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn := c.conn.Load()
-	if err := c.Update(Config{ClientSecret: "rotated", HTTPClient: conn.http}); err != nil {
+	if err := c.Update(Config{Credential: Credential{Secret: "rotated"}, HTTPClient: conn.http}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.OnBehalfOf(context.Background(), "a2", acquire.Grant{Scopes: scopes}); err != nil {

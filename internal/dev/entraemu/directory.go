@@ -42,7 +42,7 @@ func (e *Emulator) Apps() []AppInfo {
 	out := make([]AppInfo, 0, len(e.cfg.Apps))
 	for i := range e.cfg.Apps {
 		a := &e.cfg.Apps[i]
-		info := AppInfo{ClientID: a.ClientID, Name: a.Name, PublicClient: a.Secret == "",
+		info := AppInfo{ClientID: a.ClientID, Name: a.Name, PublicClient: !e.confidential(a),
 			RedirectURIs:   []RedirectURIInfo{},
 			IdentifierURIs: slices.Clone(a.IdentifierURIs), ExposedScopes: slices.Clone(a.ExposedScopes),
 			RequiredPermissions: cloneListMap(a.RequiredPermissions), PreConsented: a.PreConsented,

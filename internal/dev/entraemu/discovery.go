@@ -96,7 +96,7 @@ func (e *Emulator) handleDiscoveryV2(w http.ResponseWriter, r *http.Request) {
 		ScopesSupported:                   []string{"openid", "profile", "email", "offline_access"},
 		Issuer:                            b + "/" + it + "/v2.0",
 		RequestURIParameterSupported:      false,
-		UserinfoEndpoint:                  "https://graph.microsoft.com/oidc/userinfo",
+		UserinfoEndpoint:                  "https://" + e.cloud(r).msgraph + "/oidc/userinfo",
 		AuthorizationEndpoint:             b + "/" + seg + "/oauth2/v2.0/authorize",
 		DeviceAuthorizationEndpoint:       b + "/" + seg + "/oauth2/v2.0/devicecode",
 		HTTPLogoutSupported:               true,
@@ -107,9 +107,9 @@ func (e *Emulator) handleDiscoveryV2(w http.ResponseWriter, r *http.Request) {
 			"preferred_username", "name", "tid", "ver", "at_hash", "c_hash", "email"},
 		KerberosEndpoint:   b + "/" + seg + "/kerberos",
 		TenantRegionScope:  region,
-		CloudInstanceName:  "microsoftonline.com",
-		CloudGraphHostName: "graph.windows.net",
-		MSGraphHost:        "graph.microsoft.com",
+		CloudInstanceName:  e.cloud(r).instance,
+		CloudGraphHostName: e.cloud(r).graphHost,
+		MSGraphHost:        e.cloud(r).msgraph,
 		RBACURL:            "https://pas.windows.net",
 	}
 	writeDiscoveryJSON(w, r, doc)
@@ -133,7 +133,7 @@ func (e *Emulator) handleDiscoveryV1(w http.ResponseWriter, r *http.Request) {
 		ResponseTypesSupported:            []string{"code", "id_token", "code id_token", "token id_token", "token"},
 		ScopesSupported:                   []string{"openid"},
 		// The v1 issuer is the STS name, not the host serving it: exactly as real Entra.
-		Issuer:                      "https://sts.windows.net/" + it + "/",
+		Issuer:                      "https://" + e.cloud(r).sts + "/" + it + "/",
 		MicrosoftMultiRefreshToken:  true,
 		AuthorizationEndpoint:       b + "/" + seg + "/oauth2/authorize",
 		DeviceAuthorizationEndpoint: b + "/" + seg + "/oauth2/devicecode",
@@ -147,9 +147,9 @@ func (e *Emulator) handleDiscoveryV1(w http.ResponseWriter, r *http.Request) {
 		UserinfoEndpoint:   b + "/" + seg + "/openid/userinfo",
 		KerberosEndpoint:   b + "/" + seg + "/kerberos",
 		TenantRegionScope:  region,
-		CloudInstanceName:  "microsoftonline.com",
-		CloudGraphHostName: "graph.windows.net",
-		MSGraphHost:        "graph.microsoft.com",
+		CloudInstanceName:  e.cloud(r).instance,
+		CloudGraphHostName: e.cloud(r).graphHost,
+		MSGraphHost:        e.cloud(r).msgraph,
 		RBACURL:            "https://pas.windows.net",
 	}
 	writeDiscoveryJSON(w, r, doc)

@@ -6,7 +6,10 @@
 // authorize endpoint with a "pick a demo user" page followed by distinct MFA and consent steps, logout, fault
 // injection and a control API. App registrations follow Entra's rules for browsers (platforms.go): spa and web
 // redirect URIs, public and confidential clients, loopback redirect URIs that match whatever their port, and
-// combined consent through knownClientApplications (steps.go).
+// combined consent through knownClientApplications (steps.go). Clients authenticate with a secret, a client
+// assertion signed by a registered certificate, or a federated credential (assertion.go, federated.go); an App
+// Service style managed identity endpoint (managedidentity.go) issues the host's identity tokens. The cloud
+// follows the host the emulator is reached as (cloud.go).
 //
 // It mints real, signed tokens for a fake tenant, so it is a development and test tool only: never
 // expose it beyond the loopback interface (Start refuses to unless told otherwise).
@@ -17,6 +20,7 @@ package entraemu
 
 import (
 	"crypto/subtle"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -69,6 +73,11 @@ type App struct {
 	// OtherSecrets are more client secrets of a confidential app: Entra keeps several at once, which is how a
 	// secret is rotated without downtime.
 	OtherSecrets []string
+	// Certificates are the app's certificate credentials (keyCredentials): client assertions signed with their
+	// keys authenticate it (see assertion.go).
+	Certificates []*x509.Certificate
+	// FederatedCredentials are its federated identity credentials (see federated.go).
+	FederatedCredentials []FederatedCredential
 	// KnownClientApplications are client apps (by client id) whose consent to this app's API also consents this
 	// app's RequiredPermissions (Entra's combined consent for a client and its middle tier).
 	KnownClientApplications []string
@@ -106,6 +115,11 @@ type Config struct {
 
 	// SigningKey optionally supplies the RSA key (>= 2048 bits) used to sign tokens; New generates one otherwise.
 	SigningKey any
+
+	// ManagedIdentities are the identities the managed identity endpoint serves (managedidentity.go), and
+	// IdentityHeader the X-IDENTITY-HEADER it requires (default: derived from the tenant id).
+	ManagedIdentities []ManagedIdentity
+	IdentityHeader    string
 }
 
 // Emulator is the emulated tenant. It is an http.Handler and safe for concurrent use.
@@ -138,7 +152,9 @@ type Emulator struct {
 	mfaSIDs   map[string]bool // sign-in sessions that satisfied MFA
 	sweepTick int
 
-	counters counterState
+	counters    counterState
+	credentials credentialLog  // client authentications, managed identity tokens, used jti values
+	federated   federatedState // federated credentials added at run time, hosted workload issuers
 }
 
 // Grant names used in Counters.
@@ -274,7 +290,10 @@ func cloneDirectory(cfg Config) Config {
 		a.KnownClientApplications = slices.Clone(a.KnownClientApplications)
 		a.RequiredPermissions = cloneListMap(a.RequiredPermissions)
 		a.ApplicationPermissions = cloneListMap(a.ApplicationPermissions)
+		a.Certificates = slices.Clone(a.Certificates)
+		a.FederatedCredentials = slices.Clone(a.FederatedCredentials)
 	}
+	cfg.ManagedIdentities = slices.Clone(cfg.ManagedIdentities)
 	cfg.Resources = slices.Clone(cfg.Resources)
 	for i := range cfg.Resources {
 		r := &cfg.Resources[i]
@@ -350,6 +369,7 @@ func (e *Emulator) routes() *http.ServeMux {
 	m.HandleFunc("GET /error", e.handleErrorPage)
 
 	e.controlRoutes(m)
+	e.credentialRoutes(m)
 	return m
 }
 

@@ -115,10 +115,6 @@ func errPublicClientWithSecret() *aadError {
 	return &aadError{401, "invalid_client", 700025, "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.", "", ""}
 }
 
-func errClientAssertionUnsupported() *aadError {
-	return &aadError{401, "invalid_client", 700027, "Client assertion failed signature validation. [Reason - The key was not found.]", "", ""}
-}
-
 func (e *Emulator) errUnknownClient(clientID string) *aadError {
 	return &aadError{400, "unauthorized_client", 700016, fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", clientID, e.tenant), "", ""}
 }

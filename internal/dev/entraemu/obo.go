@@ -21,7 +21,7 @@ func (e *Emulator) grantOBO(w http.ResponseWriter, tr *tokenRequest) {
 		e.tokenError(w, tr.r, &aadError{400, "invalid_request", 90014, fmt.Sprintf("The requested_token_use '%s' is not supported.", use), "", ""})
 		return
 	}
-	if tr.app.Secret == "" { // OBO is for confidential clients only
+	if tr.acr == "0" { // OBO is for confidential clients only
 		e.tokenError(w, tr.r, errMissingClientSecret())
 		return
 	}

@@ -102,8 +102,14 @@ func (e *Emulator) authenticateClient(tr *tokenRequest) *aadError {
 		return e.errUnknownClient(clientID)
 	}
 	tr.app = app
-	if tr.form.Get("client_assertion") != "" {
-		return errClientAssertionUnsupported()
+	if tr.form.Has("client_assertion") || tr.form.Has("client_assertion_type") {
+		if !e.confidential(app) {
+			return errPublicClientWithSecret()
+		}
+		if hasSecret {
+			return &aadError{400, "invalid_request", 9002313, "Invalid request. Request is malformed or invalid: both client_secret and client_assertion are present.", "", ""}
+		}
+		return e.authenticateAssertion(tr)
 	}
 	spa, a := e.browserRedemption(tr)
 	if a != nil {
@@ -113,7 +119,7 @@ func (e *Emulator) authenticateClient(tr *tokenRequest) *aadError {
 		tr.acr = "0"
 		return nil
 	}
-	if app.Secret == "" {
+	if !e.confidential(app) {
 		if hasSecret {
 			return errPublicClientWithSecret()
 		}
@@ -126,6 +132,7 @@ func (e *Emulator) authenticateClient(tr *tokenRequest) *aadError {
 	if !app.hasSecret(secret) {
 		return errBadSecret(app.ClientID)
 	}
+	e.credentials.saw(app.ClientID, func(s *ClientCredentialsSeen) { s.Secret++ })
 	tr.acr = "1"
 	return nil
 }
@@ -311,7 +318,7 @@ func (e *Emulator) grantClientCredentials(w http.ResponseWriter, tr *tokenReques
 		e.tokenError(w, tr.r, errGrantOverCommon())
 		return
 	}
-	if tr.app.Secret == "" {
+	if tr.acr == "0" {
 		e.tokenError(w, tr.r, &aadError{401, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.", "", ""})
 		return
 	}

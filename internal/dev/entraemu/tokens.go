@@ -47,7 +47,7 @@ type userTokenSpec struct {
 }
 
 func (e *Emulator) issuerV2(r *http.Request) string { return e.baseURL(r) + "/" + e.tenant + "/v2.0" }
-func (e *Emulator) issuerV1() string                { return "https://sts.windows.net/" + e.tenant + "/" }
+func (e *Emulator) issuerV1() string                { return "https://" + e.cloud(nil).sts + "/" + e.tenant + "/" }
 
 // pairwiseSub is the sub claim: stable per (principal, application) and opaque, as in Entra.
 func pairwiseSub(oid, appID string) string {
