@@ -46,7 +46,7 @@ type Config struct {
 
 	Profile  string // directory for CPU and allocation profiles of the loaded steady state (items 1 and 6)
 	CaddyLog string // Caddy's log file; "" discards it
-	// Only, when not empty, runs just these scenarios (steady, hotpath, session, herd, expiry, memory), e.g. to
+	// Only, when not empty, runs just these scenarios (steady, hotpath, session, herd, expiry, redis, memory), e.g. to
 	// measure a patch before and after.
 	Only map[string]bool
 }
@@ -104,7 +104,7 @@ func main() {
 	sessionUsers := flag.Int("session-users", 0, "users signed in for the session path (default: as -users)")
 	flag.StringVar(&cfg.Profile, "profile", "", "write CPU and allocation profiles of the loaded steady state (and session-*.pprof of the session path's) here")
 	flag.StringVar(&cfg.CaddyLog, "caddy-log", "", "write Caddy's log to this file")
-	only := flag.String("only", "", "comma-separated scenarios to run: steady, hotpath, session, herd, expiry, memory (default all)")
+	only := flag.String("only", "", "comma-separated scenarios to run: steady, hotpath, session, herd, expiry, redis, memory (default all)")
 	flag.Parse()
 	if *smoke {
 		p, l := cfg.Profile, cfg.CaddyLog

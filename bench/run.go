@@ -25,6 +25,7 @@ type Report struct {
 	HerdMany herdResult
 	Expiry   expiryResult
 	Session  sessionResult
+	Redis    redisResult
 	Roles    map[string]int // goroutines by role label once everything had started
 	Rows     []Row
 	Took     time.Duration
@@ -92,6 +93,11 @@ func run(cfg Config, log io.Writer) (*Report, error) {
 			return nil, err
 		}
 		rep.Rows = append(rep.Rows, rep.Expiry.rows()...)
+	}
+	if cfg.runs("redis") { // after the items that need the memory-only config's cache; it restores the config
+		if err := runRedis(env, cfg, tokens, oids, rep, step); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.runs("memory") {
 		for _, n := range cfg.MemSizes {

@@ -12,6 +12,8 @@ const appName = "token_injector"
 // the global token_injector option, so /graph/* and /api/* routes can use one registration and one token cache.
 type App struct {
 	Registration
+	// Redis is the shared tier every route of every registration uses. Default: none, each replica's memory only.
+	Redis *Redis `json:"redis,omitempty"`
 
 	published *publishedKeys // this config's, see publishedkeys.go
 }
@@ -26,6 +28,9 @@ func (App) CaddyModule() caddy.ModuleInfo {
 
 // Validate checks the shared registration at load time, placeholders resolved, naming the field at fault.
 func (a *App) Validate() error {
+	if _, err := a.Redis.resolve(); err != nil {
+		return fmt.Errorf("token_injector (global option): %w", err)
+	}
 	if a.Registration.isZero() {
 		return nil // no global option: handlers loaded the app for this config's shared checks
 	}

@@ -105,6 +105,14 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 		return nil, d.ArgErr()
 	}
 	for d.NextBlock(0) {
+		if d.Val() == "redis" { // global only: every route shares the tier
+			r, err := unmarshalRedis(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Redis = r
+			continue
+		}
 		if err := app.Registration.unmarshalSubdirective(d); err != nil {
 			return nil, err
 		}
@@ -149,6 +157,8 @@ func (r *Registration) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		}
 		r.SignIn = s
 		return nil
+	case "redis":
+		return d.Err("redis: set it in the global token_injector option; every route shares it")
 	case "cache_max_entries":
 		var v string
 		err := checkedArg(d, &v, func(v string) error { _, err := parseNumber(name, v, v); return err })

@@ -46,6 +46,7 @@ var env struct {
 
 	mu          sync.Mutex
 	minted      []string // every caller token handed out, for the log check
+	extraLogs   []string // logs of other caddy processes (replicas), checked too
 	credentials []string // authorization codes and cookie values seen by the test browsers
 }
 

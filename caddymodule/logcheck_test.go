@@ -31,7 +31,10 @@ func checkLogs() error {
 // token, any downstream token the upstream received.
 func secretsInLogs() []string {
 	var logs []byte
-	for _, p := range []string{env.logPath, env.accessPath} {
+	env.mu.Lock()
+	paths := append([]string{env.logPath, env.accessPath}, env.extraLogs...)
+	env.mu.Unlock()
+	for _, p := range paths {
 		b, _ := os.ReadFile(p)
 		logs = append(logs, b...)
 	}

@@ -102,6 +102,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("token_injector: %w", err)
 	}
+	if set.Redis, err = h.app.Redis.resolve(); err != nil {
+		return fmt.Errorf("token_injector: %w", err)
+	}
+	set.InlineSecrets = append(set.InlineSecrets, h.app.Redis.inlineSecrets()...)
 	h.scopes = replaceAll(h.Scopes)
 	h.scopeKey = tokencache.NormalizeScopes(h.scopes)
 	h.poolKey = set.poolKey()

@@ -13,7 +13,6 @@ import (
 	"github.com/tokeninjector/caddy-token-injector/internal/callerauth"
 	"github.com/tokeninjector/caddy-token-injector/internal/contract"
 	"github.com/tokeninjector/caddy-token-injector/internal/identity"
-	"github.com/tokeninjector/caddy-token-injector/internal/session"
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
@@ -80,9 +79,9 @@ func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
 		observer.Rejected(errMissingBearer)
 		return acquire.Request{}, errMissingBearer
 	}
-	s, ok := h.sessions.Load(r)
-	if !ok {
-		return acquire.Request{}, session.ErrNoSession
+	s, err := h.sessions.Authenticate(r)
+	if err != nil {
+		return acquire.Request{}, err // ErrNoSession, or a shared store that is down (503, nobody signed out)
 	}
 	setUserPlaceholders(r, identity.User{ObjectID: s.ObjectID, TenantID: s.TenantID, Username: s.Username, Name: s.Name})
 	key.User = s.UserKey

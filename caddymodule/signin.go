@@ -64,8 +64,12 @@ func (h *Handler) provisionSignIn(cfg *signInSettings, authority string) error {
 	if err != nil {
 		return fmt.Errorf("sign_in: %w", err)
 	}
-	h.signIn, err = signin.New(signin.Config{Path: cfg.Path, Scopes: h.scopes, CORS: h.cors,
-		EndSession: cfg.EndSession, Logger: h.logger, ClientAddress: clientIP}, h.state.engine, h.sessions)
+	sc := signin.Config{Path: cfg.Path, Scopes: h.scopes, CORS: h.cors, EndSession: cfg.EndSession,
+		Logger: h.logger, ClientAddress: clientIP}
+	if h.state.shared != nil {
+		sc.Used = h.state.shared.used
+	}
+	h.signIn, err = signin.New(sc, h.state.engine, h.sessions)
 	if err != nil {
 		return fmt.Errorf("sign_in: %w", err)
 	}

@@ -33,6 +33,7 @@ type settings struct {
 	Timeout, RefreshBefore, ExpiryMargin time.Duration
 	ClockSkew                            time.Duration
 	SignIn                               *signInSettings
+	Redis                                *redisSettings // the global option's, nil without one
 }
 
 // signInSettings is a resolved sign_in block.
@@ -48,7 +49,11 @@ type signInSettings struct {
 // surviving state on reload, so changing it keeps every cached token and session.
 func (s settings) poolKey() string {
 	sum := sha256.Sum256([]byte(s.AuthorityHost + "\x00" + s.Tenant + "\x00" + s.ClientID + "\x00" + s.Credential.Kind()))
-	return "token_injector/" + hex.EncodeToString(sum[:16])
+	key := "token_injector/" + hex.EncodeToString(sum[:16])
+	if s.Redis != nil {
+		key += "/redis-" + s.Redis.identity()
+	}
+	return key
 }
 
 // registrationState is what survives config reloads: the validator's key cache, the token cache, the engine and
@@ -58,8 +63,9 @@ type registrationState struct {
 	validator *callerauth.Validator
 	entra     *entra.Client
 	engine    *acquire.Engine
-	cache     *tokencache.Memory
+	cache     *tokencache.Memory // the in-process tier, L1 when there is a shared one
 	sessions  session.Store
+	shared    *sharedTier // nil without redis
 
 	mu      sync.Mutex
 	http    *http.Client         // the current client to Entra; replaced by update
@@ -84,11 +90,24 @@ func newRegistrationState(r settings, roots *x509.CertPool, logger *zap.Logger) 
 	}
 	cache := tokencache.NewMemory(r.CacheMaxEntries, r.ExpiryMargin, nil)
 	cache.SetObserver(observer)
-	engine := acquire.New(cache, entra.Instrument(client, observer), engineConfig(r, logger))
+	var store tokencache.Cache = cache
+	sessions := session.NewMemoryStore(session.DefaultMaxSessions, nil)
+	var shared *sharedTier
+	if r.Redis != nil {
+		if shared, err = newSharedTier(r, cache, sessions); err != nil {
+			validator.Close()
+			return nil, err
+		}
+		store, sessions = shared.cache, shared.sessions
+	}
+	engine := acquire.New(store, entra.Instrument(client, observer), engineConfig(r, logger))
+	if shared != nil {
+		engine.UseLease(shared.leases)
+	}
 	logger.Info("token cache created", zap.String("tenant", r.Tenant), zap.String("client_id", r.ClientID),
-		zap.Int("max_entries", r.CacheMaxEntries))
+		zap.Int("max_entries", r.CacheMaxEntries), zap.Bool("redis", shared != nil))
 	return &registrationState{validator: validator, entra: client, engine: engine, cache: cache, http: hc,
-		sessions: session.NewMemoryStore(session.DefaultMaxSessions, nil)}, nil
+		sessions: sessions, shared: shared}, nil
 }
 
 // apply makes ctx's config the owner of the state's settings. The first handler of a config load applies them to
@@ -104,7 +123,7 @@ func (s *registrationState) apply(ctx caddy.Context, r settings, roots *x509.Cer
 		// The cache drops entries at the smallest margin of the load's routes; each route checks its own.
 		if r.ExpiryMargin < s.applied.ExpiryMargin {
 			s.applied.ExpiryMargin = r.ExpiryMargin
-			s.cache.SetMargin(r.ExpiryMargin)
+			s.setMargin(r.ExpiryMargin)
 		}
 		return conflict(s.applied, s.roots, r, roots)
 	}
@@ -155,7 +174,7 @@ func (s *registrationState) update(r settings, roots *x509.CertPool, logger *zap
 	}
 	s.engine.Update(engineConfig(r, logger))
 	s.cache.Resize(r.CacheMaxEntries)
-	s.cache.SetMargin(r.ExpiryMargin)
+	s.setMargin(r.ExpiryMargin)
 	old := s.http
 	s.http = hc
 	entra.CloseIdleConnections(old)
@@ -183,6 +202,9 @@ func engineConfig(r settings, logger *zap.Logger) acquire.Config {
 func (s *registrationState) Destruct() error {
 	s.engine.Close()
 	s.validator.Close()
+	if s.shared != nil {
+		_ = s.shared.client.Close()
+	}
 	s.mu.Lock()
 	entra.CloseIdleConnections(s.http)
 	s.mu.Unlock()

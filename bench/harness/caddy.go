@@ -38,6 +38,8 @@ type Site struct {
 	Routes []Route
 	// LogFile receives Caddy's logs at INFO; "" discards them.
 	LogFile string
+	// Redis, when set, is the token_injector app's redis block (the shared tier every route then uses).
+	Redis map[string]any
 	// StorageDir is Caddy's storage (it keeps nothing for a plain-HTTP site, but would otherwise create its
 	// directory in the user's home).
 	StorageDir string
@@ -80,6 +82,9 @@ func (s Site) JSON() ([]byte, error) {
 			"trusted_proxies": map[string]any{"source": "static", "ranges": []string{"127.0.0.0/8"}},
 			"routes":          routes,
 		}}}},
+	}
+	if s.Redis != nil {
+		cfg["apps"].(map[string]any)["token_injector"] = map[string]any{"redis": s.Redis}
 	}
 	return json.Marshal(cfg)
 }

@@ -60,7 +60,18 @@ type Env struct {
 
 	dir   string
 	caddy *testenv.Caddy
+	site  Site // the running config, for UseRedis
 }
+
+// UseRedis reloads the site with redis (a token_injector app's redis block) or, with nil, without it. The
+// registration's state is a new one (its identity includes the redis block): caches start empty.
+func (e *Env) UseRedis(redis map[string]any) error {
+	e.site.Redis = redis
+	return e.site.Load(e.caddy)
+}
+
+// Dir is the environment's temporary directory.
+func (e *Env) Dir() string { return e.dir }
 
 // StartEnv starts the tenants, the upstreams and Caddy.
 func StartEnv(o EnvOptions) (env *Env, err error) {
@@ -127,6 +138,7 @@ func StartEnv(o EnvOptions) (env *Env, err error) {
 	if err = site.Load(e.caddy); err != nil {
 		return nil, err
 	}
+	e.site = site
 	return e, nil
 }
 

@@ -135,6 +135,8 @@ type Engine struct {
 	flights  singleflight.Group
 	// accounts serializes the use of each account's refresh token: a rotated refresh token is redeemed once.
 	accounts keyedMutex
+	// lease extends the single-flight and accounts across replicas (see UseLease).
+	lease leases
 	// refreshBackoff remembers keys whose background renewal failed recently, so a failing renewal is not
 	// retried on every request.
 	refreshBackoff *lru.Cache[tokencache.Key, struct{}]
@@ -223,6 +225,18 @@ func (e *Engine) fetch(parent context.Context, req Request, source metrics.Sourc
 			return t, nil
 		}
 	}
+	release, held, err := e.hold(ctx, "token\x00"+flightKey(req), cmp.Or(req.Timeout, cfg.CallTimeout))
+	if err != nil {
+		return tokencache.Token{}, err
+	}
+	defer release()
+	// Another replica may have held the lease and left its token in the shared tier.
+	if req.Claims == "" && held {
+		if t, ok := e.cached(ctx, req, cfg.Now()); ok && cfg.Now().Before(t.RefreshOn) {
+			cfg.Metrics.Acquired(metrics.SourceCache, nil)
+			return t, nil
+		}
+	}
 	called = true
 	e.providerCalls.Add(1)
 	var t tokencache.Token
@@ -258,6 +272,12 @@ func (e *Engine) refreshAccount(ctx context.Context, req Request, g Grant) (toke
 		return tokencache.Token{}, err
 	}
 	defer unlock()
+	// Across replicas too: the account read below then has the refresh token the last redemption left.
+	release, _, err := e.hold(ctx, "account\x00"+req.Key.User, cmp.Or(req.Timeout, e.cfg().CallTimeout))
+	if err != nil {
+		return tokencache.Token{}, err
+	}
+	defer release()
 	account, ok, err := e.cache.GetAccount(ctx, req.Key.User)
 	if err != nil {
 		return tokencache.Token{}, err
@@ -272,7 +292,7 @@ func (e *Engine) refreshAccount(ctx context.Context, req Request, g Grant) (toke
 	// A rotated refresh token is kept even when the access token that came with it is refused: the old one is
 	// spent.
 	updated.ExpiresOn = e.cfg().Now().Add(accountLifetime)
-	if serr := e.cache.SetAccount(ctx, req.Key.User, updated); serr != nil && err == nil {
+	if serr := e.storeAccount(ctx, req.Key.User, account, updated); serr != nil && err == nil {
 		err = serr
 	}
 	if err != nil {

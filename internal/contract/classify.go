@@ -13,6 +13,7 @@ import (
 	"github.com/tokeninjector/caddy-token-injector/internal/callerauth"
 	"github.com/tokeninjector/caddy-token-injector/internal/entra"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
+	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
 // Reasons tell the client which interactive step fixes an interaction_required answer (README: "Handling 401").
@@ -72,6 +73,8 @@ func Decide(err error, scopes []string) *Problem {
 		return forbiddenProblem(forbidden)
 	case errors.Is(err, session.ErrNoSession), errors.Is(err, acquire.ErrLoginRequired):
 		return loginRequired(scopes)
+	case errors.Is(err, tokencache.ErrStoreUnavailable):
+		return storeUnavailable(err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return unavailableProblem(true, 0, "", err)
 	case errors.As(err, &misconfig):
@@ -163,6 +166,14 @@ func unavailableProblem(timeout bool, retryAfter time.Duration, correlationID st
 		p.RetryAfterSeconds = int((retryAfter + time.Second - 1) / time.Second)
 	}
 	return p
+}
+
+// storeUnavailable is the answer while the shared tier (Redis) is down and the request needs it: a session this
+// replica has not seen yet. Retrying helps; signing in again would not.
+func storeUnavailable(cause error) *Problem {
+	return &Problem{Status: http.StatusServiceUnavailable, Code: CodeTemporarilyUnavailable,
+		Description: "the session store is temporarily unavailable; retry later", RetryAfterSeconds: 1,
+		LogLevel: zapcore.WarnLevel, LogMessage: "shared store unavailable: " + cause.Error()}
 }
 
 func configurationProblem(e *entra.Error) *Problem {

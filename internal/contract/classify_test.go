@@ -16,6 +16,7 @@ import (
 	"github.com/tokeninjector/caddy-token-injector/internal/callerauth"
 	"github.com/tokeninjector/caddy-token-injector/internal/entra"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
+	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -69,6 +70,7 @@ func TestDecide(t *testing.T) {
 		{"no session", session.ErrNoSession, 401, CodeInteractionRequired, ReasonLoginRequired, 0, false},
 		{"sign-in gone", fmt.Errorf("refreshing: %w", acquire.ErrLoginRequired), 401, CodeInteractionRequired, ReasonLoginRequired, 0, false},
 		{"bare deadline", fmt.Errorf("wrapped: %w", context.DeadlineExceeded), 504, CodeTemporarilyUnavailable, "", 0, false},
+		{"shared store down, even past a deadline", fmt.Errorf("redis: %w: %w", tokencache.ErrStoreUnavailable, context.DeadlineExceeded), 503, CodeTemporarilyUnavailable, "", 1, false},
 		{"unknown error", errors.New("something odd"), 502, CodeServerError, "", 0, false},
 	}
 	for _, tt := range tests {

@@ -4,11 +4,11 @@
 package session
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/seal"
 )
 
 // Defaults applied by NewManager to zero Config fields.
@@ -84,17 +84,10 @@ func NewManager(cfg Config, store Store) (*Manager, error) {
 	if store == nil {
 		store = NewMemoryStore(cfg.MaxSessions, cfg.Now)
 	}
-	m := &Manager{cfg: cfg, store: store}
-	for _, k := range cfg.Keys {
-		block, err := aes.NewCipher(k)
-		if err != nil {
-			return nil, fmt.Errorf("cookie_secret: %w", err)
-		}
-		aead, err := cipher.NewGCM(block)
-		if err != nil {
-			return nil, fmt.Errorf("cookie_secret: %w", err)
-		}
-		m.aeads = append(m.aeads, aead)
+	keys, err := seal.New(cfg.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("cookie_secret: %w", err)
 	}
+	m := &Manager{cfg: cfg, store: store, keys: keys}
 	return m, nil
 }

@@ -5,61 +5,30 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/seal"
 )
 
 // KeySize is the length of a cookie key: AES-256.
-const KeySize = 32
+const KeySize = seal.KeySize
 
 // ParseKeys decodes base64 keys (standard or URL alphabet, padded or not), as written in configuration.
 func ParseKeys(b64 []string) ([][]byte, error) {
-	if len(b64) == 0 {
-		return nil, errNoKeys
-	}
-	keys := make([][]byte, 0, len(b64))
-	for i, s := range b64 {
-		s = strings.TrimSpace(s)
-		s = strings.TrimRight(s, "=")
-		s = strings.NewReplacer("-", "+", "_", "/").Replace(s)
-		k, err := base64.RawStdEncoding.DecodeString(s)
-		if err != nil {
-			return nil, fmt.Errorf("cookie_secret: key %d is not base64 (want base64 of %d random bytes, e.g. `openssl rand -base64 %d`)", i+1, KeySize, KeySize)
-		}
-		keys = append(keys, k)
-	}
-	if err := checkKeys(keys); err != nil {
-		return nil, err
+	keys, err := seal.ParseKeys(b64)
+	if err != nil {
+		return nil, fmt.Errorf("cookie_secret: %w", err)
 	}
 	return keys, nil
 }
 
-var errNoKeys = fmt.Errorf("cookie_secret: at least one key is required (base64 of %d random bytes, e.g. `openssl rand -base64 %d`)", KeySize, KeySize)
-
 func checkKeys(keys [][]byte) error {
-	if len(keys) == 0 {
-		return errNoKeys
-	}
-	for i, k := range keys {
-		if len(k) != KeySize {
-			return fmt.Errorf("cookie_secret: key %d is %d bytes, want %d (base64 of %d random bytes)", i+1, len(k), KeySize, KeySize)
-		}
-		if allZero(k) {
-			return fmt.Errorf("cookie_secret: key %d is all zero bytes; generate a random one", i+1)
-		}
+	if err := seal.CheckKeys(keys); err != nil {
+		return fmt.Errorf("cookie_secret: %w", err)
 	}
 	return nil
 }
 
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// sealVersion prefixes every sealed value so the format can change without misreading old cookies.
+// sealVersion is the seal package's format version, bound into the additional data as before.
 const sealVersion = 1
 
 // maxSealed bounds what Open decodes: cookies are at most ~4 KB, so anything longer is not ours.
@@ -69,19 +38,11 @@ const maxSealed = 8192
 // key or for another purpose. The causes are deliberately not told apart.
 var ErrUnsealable = errors.New("session: the value cannot be opened")
 
-// Seal encrypts and authenticates plaintext with Keys[0] (AES-256-GCM) and returns it as unpadded base64url. The
-// purpose is authenticated as additional data, so a value sealed for one purpose (a session cookie) cannot be
-// opened as another (a pre-login cookie).
+// Seal encrypts and authenticates plaintext with Keys[0] (AES-256-GCM, package seal) and returns it as unpadded
+// base64url. The purpose is authenticated as additional data, so a value sealed for one purpose (a session
+// cookie) cannot be opened as another (a pre-login cookie).
 func (m *Manager) Seal(plaintext []byte, purpose string) (string, error) {
-	aead := m.aeads[0]
-	out := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(plaintext)+aead.Overhead())
-	out[0] = sealVersion
-	// Random 96-bit nonces: safe for well under 2^32 values per key, which a key rotation schedule keeps.
-	if _, err := rand.Read(out[1:]); err != nil {
-		return "", err
-	}
-	out = aead.Seal(out, out[1:1+aead.NonceSize()], plaintext, additionalData(purpose))
-	return base64.RawURLEncoding.EncodeToString(out), nil
+	return base64.RawURLEncoding.EncodeToString(m.keys.Seal(plaintext, additionalData(purpose))), nil
 }
 
 // Open reverses Seal with any configured key. Every failure is ErrUnsealable.
@@ -90,20 +51,14 @@ func (m *Manager) Open(v, purpose string) ([]byte, error) {
 		return nil, ErrUnsealable
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(v)
-	if err != nil || len(raw) < 1 || raw[0] != sealVersion {
+	if err != nil {
 		return nil, ErrUnsealable
 	}
-	ad := additionalData(purpose)
-	for _, aead := range m.aeads {
-		ns := aead.NonceSize()
-		if len(raw) < 1+ns+aead.Overhead() {
-			return nil, ErrUnsealable
-		}
-		if pt, err := aead.Open(nil, raw[1:1+ns], raw[1+ns:], ad); err == nil {
-			return pt, nil
-		}
+	pt, _, err := m.keys.Open(raw, additionalData(purpose))
+	if err != nil {
+		return nil, ErrUnsealable
 	}
-	return nil, ErrUnsealable
+	return pt, nil
 }
 
 func additionalData(purpose string) []byte {

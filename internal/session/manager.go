@@ -1,13 +1,15 @@
 package session
 
 import (
+	"cmp"
 	"context"
-	"crypto/cipher"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/seal"
 )
 
 // ErrNoSession means a request carries no valid session cookie: none, tampered, expired, or one whose session
@@ -17,7 +19,7 @@ var ErrNoSession = errors.New("no valid session")
 // Manager issues, reads and ends sessions. It is safe for concurrent use.
 type Manager struct {
 	cfg   Config
-	aeads []cipher.AEAD
+	keys  *seal.Keys
 	store Store
 }
 
@@ -35,9 +37,16 @@ const idBytes = 32
 // session the store no longer has, yields (nil, false), never an error. It refreshes LastSeenAt at most once a
 // minute.
 func (m *Manager) Load(r *http.Request) (*Session, bool) {
-	s, ok := m.lookup(r)
+	s, err := m.Authenticate(r)
+	return s, err == nil
+}
+
+// Authenticate is Load telling why there is no session: ErrNoSession, or the store's error when it could not
+// be asked (a shared tier that is down), which must not sign anyone out.
+func (m *Manager) Authenticate(r *http.Request) (*Session, error) {
+	s, ok, err := m.find(r)
 	if !ok {
-		return nil, false
+		return nil, cmp.Or(err, ErrNoSession)
 	}
 	now := m.cfg.Now()
 	if now.Sub(s.LastSeenAt) >= touchInterval {
@@ -45,11 +54,18 @@ func (m *Manager) Load(r *http.Request) (*Session, bool) {
 		// A failed touch costs the session at most a minute of idle time; the request goes on.
 		_ = m.store.Put(r.Context(), s, m.ttl(s, now))
 	}
-	return &s, true
+	return &s, nil
 }
 
 // lookup finds the valid session behind r's cookie without touching it.
 func (m *Manager) lookup(r *http.Request) (Session, bool) {
+	s, ok, _ := m.find(r)
+	return s, ok
+}
+
+// find is lookup that also returns the store's last error, for when no session was found.
+func (m *Manager) find(r *http.Request) (Session, bool, error) {
+	var storeErr error
 	now := m.cfg.Now()
 	// A sibling host may set a cookie of the same name (not with __Host-), so every one is tried.
 	for _, c := range r.CookiesNamed(m.CookieName(r)) {
@@ -58,6 +74,9 @@ func (m *Manager) lookup(r *http.Request) (Session, bool) {
 			continue
 		}
 		s, found, err := m.store.Get(r.Context(), id)
+		if err != nil {
+			storeErr = err
+		}
 		if err != nil || !found || s.ID != id {
 			continue
 		}
@@ -65,9 +84,9 @@ func (m *Manager) lookup(r *http.Request) (Session, bool) {
 			_ = m.store.Delete(r.Context(), id)
 			continue
 		}
-		return s, true
+		return s, true, nil
 	}
-	return Session{}, false
+	return Session{}, false, storeErr
 }
 
 // openCookie returns the session ID sealed in v unless v does not open or its absolute expiry has passed, which

@@ -50,6 +50,9 @@ type Config struct {
 	// must be the client IP Caddy resolved (trusted proxies applied). Default: the host of r.RemoteAddr.
 	ClientAddress func(*http.Request) string
 	Now           func() time.Time
+	// Used is the one-time memory shared by every replica (redisstore.Used), so a state or code is accepted once
+	// across all of them. Default: none, this handler's own memory only; it also serves while Used fails.
+	Used UsedStore
 	// Logger receives failures worth an operator's attention (never codes, tokens or cookie values). Default: none.
 	Logger *zap.Logger
 }
@@ -190,8 +193,23 @@ func (h *Handler) sameOriginOrAllowed(r *http.Request, o string) bool {
 	return h.cfg.CORS.Allowed(n)
 }
 
-// markUsed records key as used until expires and reports whether it was new: one atomic test-and-set.
+// UsedStore is a one-time memory shared by replicas.
+type UsedStore interface {
+	// MarkUsed records key as used until expires and reports whether it was new, atomically.
+	MarkUsed(ctx context.Context, key string, expires time.Time) (bool, error)
+	// Seen reports whether key is marked used.
+	Seen(ctx context.Context, key string) (bool, error)
+}
+
+// markUsed records key as used until expires and reports whether it was new: one atomic test-and-set, in the
+// shared memory when there is one and it answers.
 func (h *Handler) markUsed(key string, expires time.Time) bool {
+	if h.cfg.Used != nil {
+		// Marked here too, so a replay stays refused by this replica while the shared memory is down.
+		if fresh, err := h.cfg.Used.MarkUsed(context.Background(), key, expires); err == nil && !fresh {
+			return false
+		}
+	}
 	h.usedMu.Lock()
 	defer h.usedMu.Unlock()
 	if _, seen := h.used.Get(key, h.cfg.Now()); seen {
@@ -203,6 +221,11 @@ func (h *Handler) markUsed(key string, expires time.Time) bool {
 
 // seen reports whether key is marked used; replays are refused without spending the redemption limit.
 func (h *Handler) seen(key string) bool {
+	if h.cfg.Used != nil {
+		if used, err := h.cfg.Used.Seen(context.Background(), key); err == nil && used {
+			return true
+		}
+	}
 	h.usedMu.Lock()
 	defer h.usedMu.Unlock()
 	_, ok := h.used.Get(key, h.cfg.Now())

@@ -5,6 +5,7 @@ package tokencache
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -113,6 +114,14 @@ type AccountStore interface {
 	DeleteUser(ctx context.Context, user string) error
 }
 
+// AccountSwapper is an AccountStore shared by replicas that replaces an account record only if it is still the
+// one that was read (compare-and-set), so that of two replicas that redeemed the same refresh token, the one that
+// lost keeps the winner's rotated token rather than writing over it.
+type AccountSwapper interface {
+	// SwapAccount stores next if the user's record still holds old's MSAL cache, and reports whether it did.
+	SwapAccount(ctx context.Context, user string, old, next Account) (bool, error)
+}
+
 // Cache is both stores, as the acquisition engine uses them; DeleteUser forgets a user's tokens and account.
 type Cache interface {
 	TokenStore
@@ -196,6 +205,10 @@ var (
 	_ AccountStore = (*Memory)(nil)
 	_ Cache        = (*Memory)(nil)
 )
+
+// ErrStoreUnavailable is wrapped by the errors of a shared tier (Redis) that did not answer: a transient failure
+// that must never sign anyone out. The contract answers it with 503 temporarily_unavailable.
+var ErrStoreUnavailable = errors.New("the shared store is unavailable")
 
 // AppUser is the Key.User of the app's own tokens (client credentials) in tenant: "app:<client id>@<tenant>". It
 // can never be a user's key, which is "<oid>.<tid>", so no user's entry or sign-out touches it.

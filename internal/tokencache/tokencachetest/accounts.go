@@ -3,6 +3,7 @@ package tokencachetest
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,6 +49,9 @@ func RunAccountStoreTests(t *testing.T, newStore NewAccountStore, opts Options) 
 	t.Run("DeleteUser", func(t *testing.T) { testAccountDeleteUser(t, fresh) })
 	if opts.Bounded {
 		t.Run("CapacityEvictsLeastRecentlyUsed", func(t *testing.T) { testAccountCapacity(t, newStore) })
+	}
+	if s, _ := fresh(t); isSwapper(s) {
+		t.Run("CompareAndSwap", func(t *testing.T) { testAccountSwap(t, fresh) })
 	}
 	t.Run("ConcurrentUse", func(t *testing.T) {
 		s, clock := fresh(t)
@@ -121,5 +125,45 @@ func wantAccount(t *testing.T, s tokencache.AccountStore, user, want string) {
 		t.Fatalf("GetAccount(%s) = %q, want a miss", user, got.MSAL)
 	case want != "" && (!ok || string(got.MSAL) != want):
 		t.Fatalf("GetAccount(%s) = %q, %v, want %q", user, got.MSAL, ok, want)
+	}
+}
+
+func isSwapper(s tokencache.AccountStore) bool {
+	_, ok := s.(tokencache.AccountSwapper)
+	return ok
+}
+
+// testAccountSwap checks compare-and-set: a swap from the record that is there wins, one from an older record
+// loses and leaves the newer, and of many concurrent swaps from one record exactly one wins.
+func testAccountSwap(t *testing.T, fresh func(*testing.T) (tokencache.AccountStore, Clock)) {
+	s, clock := fresh(t)
+	sw := s.(tokencache.AccountSwapper)
+	ctx := t.Context()
+	exp := clock.Now().Add(time.Hour)
+	first := account("rt-1", exp)
+	mustSetAccount(t, s, userA, first)
+	if ok, err := sw.SwapAccount(ctx, userA, first, account("rt-2", exp)); err != nil || !ok {
+		t.Fatalf("swap from the current record = %v, %v", ok, err)
+	}
+	if ok, err := sw.SwapAccount(ctx, userA, first, account("rt-stale", exp)); err != nil || ok {
+		t.Fatalf("swap from a spent record = %v, %v; want false", ok, err)
+	}
+	wantAccount(t, s, userA, "rt-2")
+	var mu sync.Mutex
+	wins := 0
+	concurrently(t, func(g, i int) error {
+		if i > 0 {
+			return nil
+		}
+		ok, err := sw.SwapAccount(ctx, userA, account("rt-2", exp), account(fmt.Sprint("rt-3-", g), exp))
+		if ok {
+			mu.Lock()
+			wins++
+			mu.Unlock()
+		}
+		return err
+	})
+	if wins != 1 {
+		t.Fatalf("%d concurrent swaps from one record won, want 1", wins)
 	}
 }

@@ -1,0 +1,121 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/session"
+)
+
+// Sessions is the Redis tier of session.Store. A session's key name is a keyed hash of its id; a user's sessions
+// are listed in an index under the user's hash tag, so "sign out everywhere" reaches them.
+type Sessions struct {
+	c *Client
+}
+
+// NewSessions returns the session store over c.
+func NewSessions(c *Client) *Sessions { return &Sessions{c: c} }
+
+// storedSession is a session as sealed in Redis; Until is its end, checked on read too.
+type storedSession struct {
+	session.Session
+	Until time.Time `json:"until"`
+}
+
+func (s *Sessions) sessionName(id string) func(int) string {
+	return func(n int) string { return s.c.plainName(n, "s", id) }
+}
+
+func (s *Sessions) indexName(user string) func(int) string {
+	return func(n int) string { return s.c.name(n, "ss", user) }
+}
+
+// Get returns the session with id unless it ended.
+func (s *Sessions) Get(ctx context.Context, id string) (session.Session, bool, error) {
+	v, _, ok, err := s.get(ctx, id)
+	return v, ok, err
+}
+
+// get returns the session with id and its end.
+func (s *Sessions) get(ctx context.Context, id string) (session.Session, time.Time, bool, error) {
+	pt, ok, err := s.c.get(ctx, s.sessionName(id))
+	if err != nil || !ok {
+		return session.Session{}, time.Time{}, false, err
+	}
+	var v storedSession
+	if json.Unmarshal(pt, &v) != nil || v.ID != id || !s.c.now().Before(v.Until) {
+		return session.Session{}, time.Time{}, false, nil
+	}
+	return v.Session, v.Until, true, nil
+}
+
+// Put stores v for ttl and lists it under its user.
+func (s *Sessions) Put(ctx context.Context, v session.Session, ttl time.Duration) error {
+	if ttl <= 0 {
+		return session.ErrBadTTL
+	}
+	if v.ID == "" {
+		return errors.New("session: a session needs an ID")
+	}
+	pt, err := json.Marshal(storedSession{Session: v, Until: s.c.now().Add(ttl)})
+	if err != nil {
+		return err
+	}
+	name := s.sessionName(v.ID)(0)
+	return s.c.do(ctx, func(ctx context.Context) error {
+		// Two slots in a Cluster: a pipeline, not a transaction. An index entry without its session is harmless.
+		pipe := s.c.rdb.Pipeline()
+		pipe.Set(ctx, name, s.c.sealed(name, pt), ttl)
+		if v.UserKey != "" {
+			index := s.indexName(v.UserKey)(0)
+			pipe.SAdd(ctx, index, name)
+			pipe.PExpire(ctx, index, max(ttl, session.DefaultAbsoluteTimeout))
+		}
+		_, err := pipe.Exec(ctx)
+		return err
+	})
+}
+
+// Delete forgets id.
+func (s *Sessions) Delete(ctx context.Context, id string) error {
+	return s.c.del(ctx, s.sessionName(id))
+}
+
+// DeleteUser forgets every session of userKey and returns how many it deleted.
+func (s *Sessions) DeleteUser(ctx context.Context, userKey string) (int, error) {
+	if userKey == "" {
+		return 0, nil
+	}
+	deleted := 0
+	for n := range s.c.namers {
+		index := s.indexName(userKey)(n)
+		err := s.c.do(ctx, func(ctx context.Context) error {
+			names, err := s.c.rdb.SMembers(ctx, index).Result()
+			if err != nil || len(names) == 0 {
+				return err
+			}
+			pipe := s.c.rdb.Pipeline()
+			dels := make([]interface{ Val() int64 }, len(names))
+			for i, name := range names {
+				dels[i] = pipe.Del(ctx, name)
+			}
+			pipe.Del(ctx, index)
+			if _, err := pipe.Exec(ctx); err != nil {
+				return err
+			}
+			for _, d := range dels {
+				deleted += int(d.Val())
+			}
+			return nil
+		})
+		if err != nil {
+			return deleted, err
+		}
+	}
+	return deleted, nil
+}
+
+// Interface guards
+var _ session.Store = (*Sessions)(nil)

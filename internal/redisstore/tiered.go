@@ -1,0 +1,206 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/session"
+	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
+)
+
+// TieredCache is the token cache of a replica: the bounded in-memory L1 (tokencache.Memory, unchanged) in front
+// of the shared Redis L2. An L1 hit costs what it costs without Redis; an L1 miss reads Redis and keeps what it
+// finds; writes go to both; a sign-out or a rotated refresh token is published, and every other replica's L1
+// forgets the user within the pub/sub delay. While Redis is down, L1 keeps serving.
+type TieredCache struct {
+	l1  *tokencache.Memory
+	l2  *Tokens
+	bus *bus
+}
+
+// NewTieredCache puts l1 in front of l2 and subscribes to the other replicas' invalidations.
+func NewTieredCache(l1 *tokencache.Memory, l2 *Tokens) *TieredCache {
+	t := &TieredCache{l1: l1, l2: l2, bus: l2.c.bus}
+	t.bus.on(func(kind byte, user string) {
+		if kind == invalidUser {
+			_ = l1.DeleteUser(context.Background(), user)
+		}
+	})
+	return t
+}
+
+// L1 is the in-memory tier, for resizing on reload.
+func (t *TieredCache) L1() *tokencache.Memory { return t.l1 }
+
+// L2 is the Redis tier.
+func (t *TieredCache) L2() *Tokens { return t.l2 }
+
+// Get returns the token from L1, else from Redis (keeping it in L1).
+func (t *TieredCache) Get(ctx context.Context, k tokencache.Key) (tokencache.Token, bool, error) {
+	if tok, ok, _ := t.l1.Get(ctx, k); ok {
+		return tok, true, nil
+	}
+	tok, ok, err := t.l2.Get(ctx, k)
+	if ok {
+		_ = t.l1.Set(ctx, k, tok)
+	}
+	return tok, ok, err
+}
+
+// Set stores tok in both tiers; the token is in Redis when Set returns, for the next replica to find.
+func (t *TieredCache) Set(ctx context.Context, k tokencache.Key, tok tokencache.Token) error {
+	_ = t.l1.Set(ctx, k, tok)
+	return t.l2.Set(ctx, k, tok)
+}
+
+// GetAccount reads Redis first: another replica may have rotated the refresh token. While Redis is down, or
+// when it came back empty, L1's copy is used (and written back).
+func (t *TieredCache) GetAccount(ctx context.Context, user string) (tokencache.Account, bool, error) {
+	a, ok, err := t.l2.GetAccount(ctx, user)
+	if ok {
+		_ = t.l1.SetAccount(ctx, user, a)
+		return a, true, nil
+	}
+	local, found, _ := t.l1.GetAccount(ctx, user)
+	if found && err == nil {
+		_ = t.l2.SetAccount(ctx, user, local)
+	}
+	if found {
+		return local, true, nil
+	}
+	return tokencache.Account{}, false, err
+}
+
+// SetAccount stores a in both tiers and tells the other replicas, whose L1 copies are now stale. While Redis is
+// down the record is kept in L1 only, and the request that rotated it is served.
+func (t *TieredCache) SetAccount(ctx context.Context, user string, a tokencache.Account) error {
+	_ = t.l1.SetAccount(ctx, user, a)
+	if err := t.l2.SetAccount(ctx, user, a); err != nil {
+		return unlessUnavailable(err)
+	}
+	return unlessUnavailable(t.bus.publish(ctx, invalidUser, user))
+}
+
+// SwapAccount replaces the record in Redis only if it still holds old (see tokencache.AccountSwapper); L1 follows
+// Redis. While Redis is down the record is kept in L1 only.
+func (t *TieredCache) SwapAccount(ctx context.Context, user string, old, next tokencache.Account) (bool, error) {
+	swapped, err := t.l2.SwapAccount(ctx, user, old, next)
+	if err != nil {
+		_ = t.l1.SetAccount(ctx, user, next)
+		return true, unlessUnavailable(err)
+	}
+	if !swapped {
+		_ = t.l1.DeleteUser(ctx, user) // L1's copy is older than Redis'
+		return false, nil
+	}
+	_ = t.l1.SetAccount(ctx, user, next)
+	return true, unlessUnavailable(t.bus.publish(ctx, invalidUser, user))
+}
+
+// unlessUnavailable drops an outage error: what L1 holds serves until Redis is back.
+func unlessUnavailable(err error) error {
+	if errors.Is(err, tokencache.ErrStoreUnavailable) {
+		return nil
+	}
+	return err
+}
+
+// DeleteUser forgets the user in both tiers and on every replica.
+func (t *TieredCache) DeleteUser(ctx context.Context, user string) error {
+	if user == "" {
+		return nil
+	}
+	_ = t.l1.DeleteUser(ctx, user)
+	if err := t.l2.DeleteUser(ctx, user); err != nil {
+		return err
+	}
+	return t.bus.publish(ctx, invalidUser, user)
+}
+
+// Len is the number of tokens in L1.
+func (t *TieredCache) Len() int { return t.l1.Len() }
+
+// TieredSessions is the session store of a replica: an in-memory L1 in front of Redis, with ended sessions
+// published to every replica. A session missing from L1 while Redis is down is an error (ErrUnavailable), never
+// a miss, so the caller answers 503 and nobody is signed out by an outage.
+type TieredSessions struct {
+	l1  session.Store
+	l2  *Sessions
+	bus *bus
+}
+
+// NewTieredSessions puts l1 in front of l2 and subscribes to the other replicas' invalidations.
+func NewTieredSessions(l1 session.Store, l2 *Sessions) *TieredSessions {
+	t := &TieredSessions{l1: l1, l2: l2, bus: l2.c.bus}
+	t.bus.on(func(kind byte, v string) {
+		switch kind {
+		case invalidSession:
+			_ = l1.Delete(context.Background(), v)
+		case invalidSessions:
+			_, _ = l1.DeleteUser(context.Background(), v)
+		}
+	})
+	return t
+}
+
+// Get returns the session from L1, else from Redis (keeping it in L1 until it ends).
+func (t *TieredSessions) Get(ctx context.Context, id string) (session.Session, bool, error) {
+	if s, ok, _ := t.l1.Get(ctx, id); ok {
+		return s, true, nil
+	}
+	s, until, ok, err := t.l2.get(ctx, id)
+	if ok {
+		if ttl := until.Sub(t.l2.c.now()); ttl > 0 {
+			_ = t.l1.Put(ctx, s, ttl)
+		}
+	}
+	return s, ok, err
+}
+
+// Put stores s in both tiers.
+func (t *TieredSessions) Put(ctx context.Context, s session.Session, ttl time.Duration) error {
+	if err := t.l2.Put(ctx, s, ttl); err != nil {
+		return err
+	}
+	return t.l1.Put(ctx, s, ttl)
+}
+
+// Delete ends id in both tiers and on every replica.
+func (t *TieredSessions) Delete(ctx context.Context, id string) error {
+	_ = t.l1.Delete(ctx, id)
+	if err := t.l2.Delete(ctx, id); err != nil {
+		return err
+	}
+	return t.bus.publish(ctx, invalidSession, id)
+}
+
+// DeleteUser ends every session of userKey in both tiers and on every replica.
+func (t *TieredSessions) DeleteUser(ctx context.Context, userKey string) (int, error) {
+	if userKey == "" {
+		return 0, nil
+	}
+	local, _ := t.l1.DeleteUser(ctx, userKey)
+	n, err := t.l2.DeleteUser(ctx, userKey)
+	if err != nil {
+		return local, err
+	}
+	return max(n, local), t.bus.publish(ctx, invalidSessions, userKey)
+}
+
+// Interface guards
+var (
+	_ tokencache.Cache          = (*TieredCache)(nil)
+	_ tokencache.AccountSwapper = (*TieredCache)(nil)
+	_ session.Store             = (*TieredSessions)(nil)
+)
+
+// Len is the number of sessions in this replica's L1 (-1 if its L1 does not count them).
+func (t *TieredSessions) Len() int {
+	if c, ok := t.l1.(session.Counter); ok {
+		return c.Len()
+	}
+	return -1
+}
+
+var _ session.Counter = (*TieredSessions)(nil)

@@ -1,0 +1,185 @@
+package redisstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
+)
+
+// Tokens is the Redis tier of the token cache: downstream tokens per (user, auth context, scope set) and signed-in
+// accounts, each until it expires. A user's entries share a Cluster slot (the user's hash tag) and an index, so
+// DeleteUser removes them in one atomic script.
+type Tokens struct {
+	c      *Client
+	margin atomic.Int64 // nanoseconds
+}
+
+// NewTokens returns the token and account store over c. A token is dropped margin before it expires.
+func NewTokens(c *Client, margin time.Duration) *Tokens {
+	t := &Tokens{c: c}
+	t.SetMargin(margin)
+	return t
+}
+
+// SetMargin changes how long before its expiry a token is dropped.
+func (t *Tokens) SetMargin(margin time.Duration) { t.margin.Store(int64(margin)) }
+
+// storedToken is a token as sealed in Redis.
+type storedToken struct {
+	AccessToken string    `json:"a"`
+	ExpiresOn   time.Time `json:"e"`
+	RefreshOn   time.Time `json:"r"`
+}
+
+func (t *Tokens) tokenName(k tokencache.Key) func(int) string {
+	return func(n int) string { return t.c.name(n, "t", k.User, k.User, k.Context, k.Scopes) }
+}
+
+func (t *Tokens) indexName(user string) func(int) string {
+	return func(n int) string { return t.c.name(n, "idx", user) }
+}
+
+func (t *Tokens) accountName(user string) func(int) string {
+	return func(n int) string { return t.c.name(n, "acct", user) }
+}
+
+// Get returns the token for k while it is usable.
+func (t *Tokens) Get(ctx context.Context, k tokencache.Key) (tokencache.Token, bool, error) {
+	pt, ok, err := t.c.get(ctx, t.tokenName(k))
+	if err != nil || !ok {
+		return tokencache.Token{}, false, err
+	}
+	var s storedToken
+	if json.Unmarshal(pt, &s) != nil {
+		return tokencache.Token{}, false, nil
+	}
+	tok := tokencache.Token{AccessToken: s.AccessToken, ExpiresOn: s.ExpiresOn, RefreshOn: s.RefreshOn}
+	if !tok.UsableAt(t.c.now(), time.Duration(t.margin.Load())) {
+		return tokencache.Token{}, false, nil
+	}
+	return tok, true, nil
+}
+
+// setToken stores a token and adds it to its user's index, whose expiry grows to the latest token's.
+var setToken = redis.NewScript(`
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], KEYS[1])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+return 1`)
+
+// Set stores tok under k until margin before it expires; a token already within the margin is not stored.
+func (t *Tokens) Set(ctx context.Context, k tokencache.Key, tok tokencache.Token) error {
+	ttl := tok.ExpiresOn.Add(-time.Duration(t.margin.Load())).Sub(t.c.now())
+	if ttl < time.Millisecond {
+		return nil
+	}
+	pt, err := json.Marshal(storedToken{AccessToken: tok.AccessToken, ExpiresOn: tok.ExpiresOn, RefreshOn: tok.RefreshOn})
+	if err != nil {
+		return err
+	}
+	name, index := t.tokenName(k)(0), t.indexName(k.User)(0)
+	return t.c.do(ctx, func(ctx context.Context) error {
+		return setToken.Run(ctx, t.c.rdb, []string{name, index}, t.c.sealed(name, pt), ttl.Milliseconds()).Err()
+	})
+}
+
+// storedAccount is an account record as sealed in Redis.
+type storedAccount struct {
+	MSAL      []byte    `json:"m"`
+	Scopes    []string  `json:"s"`
+	ExpiresOn time.Time `json:"e"`
+}
+
+// GetAccount returns the user's account record unless it expired.
+func (t *Tokens) GetAccount(ctx context.Context, user string) (tokencache.Account, bool, error) {
+	pt, ok, err := t.c.get(ctx, t.accountName(user))
+	if err != nil || !ok {
+		return tokencache.Account{}, false, err
+	}
+	var s storedAccount
+	if json.Unmarshal(pt, &s) != nil || !t.c.now().Before(s.ExpiresOn) {
+		return tokencache.Account{}, false, nil
+	}
+	return tokencache.Account{MSAL: s.MSAL, Scopes: s.Scopes, ExpiresOn: s.ExpiresOn}, true, nil
+}
+
+// SetAccount stores the user's account record until it expires.
+func (t *Tokens) SetAccount(ctx context.Context, user string, a tokencache.Account) error {
+	pt, err := json.Marshal(storedAccount{MSAL: a.MSAL, Scopes: a.Scopes, ExpiresOn: a.ExpiresOn})
+	if err != nil {
+		return err
+	}
+	return t.c.set(ctx, t.accountName(user)(0), pt, t.c.ttlUntil(a.ExpiresOn))
+}
+
+// SwapAccount stores next if the user's record still holds old's MSAL cache: WATCH, read, compare, MULTI/EXEC.
+func (t *Tokens) SwapAccount(ctx context.Context, user string, old, next tokencache.Account) (bool, error) {
+	pt, err := json.Marshal(storedAccount{MSAL: next.MSAL, Scopes: next.Scopes, ExpiresOn: next.ExpiresOn})
+	if err != nil {
+		return false, err
+	}
+	name := t.accountName(user)(0)
+	swapped := false
+	err = t.c.do(ctx, func(ctx context.Context) error {
+		return t.c.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			raw, err := tx.Get(ctx, name).Bytes()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return err
+			}
+			cur, _, oerr := t.c.keys.Open(raw, []byte(name))
+			var s storedAccount
+			if err != nil || oerr != nil || json.Unmarshal(cur, &s) != nil || !bytes.Equal(s.MSAL, old.MSAL) {
+				return nil // gone or replaced meanwhile: the caller keeps what is there
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, name, t.c.sealed(name, pt), t.c.ttlUntil(next.ExpiresOn))
+				return nil
+			})
+			if errors.Is(err, redis.TxFailedErr) {
+				return nil // another replica wrote between the read and the write
+			}
+			swapped = err == nil
+			return err
+		}, name)
+	})
+	return swapped, err
+}
+
+// deleteUser removes every token in a user's index, the index and the account: one slot, one script.
+var deleteUser = redis.NewScript(`
+local m = redis.call('SMEMBERS', KEYS[1])
+for i = 1, #m do redis.call('DEL', m[i]) end
+redis.call('DEL', KEYS[1], KEYS[2])
+return #m`)
+
+// DeleteUser forgets every token and the account of user, under every name key.
+func (t *Tokens) DeleteUser(ctx context.Context, user string) error {
+	if user == "" {
+		return nil
+	}
+	for n := range t.c.namers {
+		keys := []string{t.indexName(user)(n), t.accountName(user)(n)}
+		if err := t.c.do(ctx, func(ctx context.Context) error {
+			return deleteUser.Run(ctx, t.c.rdb, keys).Err()
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Len is 0: Redis holds the entries, not this process.
+func (t *Tokens) Len() int { return 0 }
+
+// Interface guards
+var (
+	_ tokencache.Cache          = (*Tokens)(nil)
+	_ tokencache.AccountSwapper = (*Tokens)(nil)
+)
