@@ -14,14 +14,17 @@ import (
 // entraProbeEvery bounds readiness probes' calls to Entra: kubelets probe every few seconds.
 const entraProbeEvery = 30 * time.Second
 
-// readinessChecks are what the registration needs to serve requests: the tenant's signing keys, and Entra
-// answering (probed at most once per entraProbeEvery). A tier with a network store (Redis) appends its own
-// check here when it is configured.
+// readinessChecks are what the registration needs to serve requests: the tenant's signing keys, Entra answering
+// (probed at most once per entraProbeEvery), and Redis answering a PING when the redis tier is configured.
 func (s *registrationState) readinessChecks() []health.Check {
-	return []health.Check{
+	checks := []health.Check{
 		{Name: "signing_keys", Run: s.validator.KeysReady},
 		{Name: "entra", Run: health.Memo(entraProbeEvery, s.probeEntra)},
 	}
+	if s.shared != nil {
+		checks = append(checks, health.Check{Name: "redis", Run: s.shared.client.Ping})
+	}
+	return checks
 }
 
 // probeEntra asks Entra for the tenant's discovery document (HEAD: the transport's document cache answers only

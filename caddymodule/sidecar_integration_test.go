@@ -1,6 +1,7 @@
 package caddymodule_test
 
 import (
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -400,5 +401,32 @@ func TestHealthDirective(t *testing.T) {
 	checks, _ := a.body["checks"].(map[string]any)
 	if a.status != 503 || a.body["status"] != "Unhealthy" || checks["signing_keys"] == "ok" || checks["entra"] != "ok" {
 		t.Fatalf("unknown tenant: %d %s, want 503 with signing_keys failing and Entra reachable", a.status, a.raw)
+	}
+}
+
+// With the redis tier, readiness includes Redis: ready while it answers, 503 naming it once it is gone.
+func TestReadinessFollowsRedis(t *testing.T) {
+	startSidecar(t)
+	srv := testenv.StartRedis(t)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	rememberCredential(base64.StdEncoding.EncodeToString(key))
+	t.Setenv("TOKEN_INJECTOR_TEST_REDIS_URL", srv.URL)
+	t.Setenv("TOKEN_INJECTOR_TEST_REDIS_KEY", base64.StdEncoding.EncodeToString(key))
+	port := sidecarSites.probePort
+	loadConfig(t, redisConfig(signInSite, "TOKEN_INJECTOR_TEST_REDIS_KEY", env.logPath, env.accessPath)+
+		fmt.Sprintf("\nhttp://127.0.0.1:%s {\n\ttoken_injector_health ready\n}\n", port))
+	t.Cleanup(func() { loadConfig(t, siteConfig(errorRoutes)) })
+	base := "http://127.0.0.1:" + port
+	a := sidecarGet(t, base, "/", "")
+	checks, _ := a.body["checks"].(map[string]any)
+	if a.status != 200 || checks["redis"] != "ok" {
+		t.Fatalf("with Redis up: %d %s", a.status, a.raw)
+	}
+	srv.Kill()
+	a = sidecarGet(t, base, "/", "")
+	checks, _ = a.body["checks"].(map[string]any)
+	if a.status != 503 || checks["redis"] == "ok" || checks["redis"] == nil || checks["signing_keys"] != "ok" {
+		t.Fatalf("with Redis gone: %d %s, want 503 naming redis", a.status, a.raw)
 	}
 }
