@@ -46,10 +46,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// 2. Get the downstream token: from the user's cache entry, or On-Behalf-Of / the session's refresh token.
 		var tok tokencache.Token
 		if tok, err = h.tokens.Token(r.Context(), req); err == nil {
-			// 3. Forward with the downstream token in place of the caller's credentials.
-			r.Header.Set("Authorization", tok.AuthorizationHeader())
+			// 3. Forward with the downstream token in place of the caller's credentials; 4. once more with a
+			// token for the claims, should the upstream challenge it (cae.go).
 			h.sessions.StripCookie(r) // also without sign-in here: another route of the site may have set one
-			return next.ServeHTTP(w, r)
+			return h.forward(w, r, next, req, tok)
 		}
 	}
 	h.refuse(w, r, err)
@@ -58,21 +58,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 // prove finds who the caller is. Nothing reaches Entra's token endpoint before this succeeds.
 func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
+	if h.AppOnly {
+		return h.proveForApp(r) // apponly.go
+	}
 	key := tokencache.Key{Scopes: h.scopeKey}
 	// 1a. The caller's bearer token, validated.
 	if assertion, ok := bearerToken(r); ok {
-		id, err := h.callers.Validate(r.Context(), assertion)
-		if err == nil {
-			err = h.callerRules.Authorize(id)
-		}
+		id, err := h.proveToken(r, assertion)
 		if err != nil {
 			observer.Rejected(err)
 			return acquire.Request{}, err
 		}
-		setUserPlaceholders(r, id.User)
 		key.User, key.Context = id.UserKey, id.AuthContext
 		return acquire.Request{Key: key, Scopes: h.scopes, Assertion: assertion, Timeout: h.timeout,
-			ExpiryMargin: h.expiryMargin}, nil
+			ExpiryMargin: h.expiryMargin, Tenant: h.callerTenant(id.TenantID)}, nil
 	}
 	// 1b. Or the caller's sign-in session; its cookie holds only a sealed session id.
 	if h.sessions == nil {
@@ -85,7 +84,21 @@ func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
 	}
 	setUserPlaceholders(r, identity.User{ObjectID: s.ObjectID, TenantID: s.TenantID, Username: s.Username, Name: s.Name})
 	key.User = s.UserKey
-	return acquire.Request{Key: key, Scopes: h.scopes, Timeout: h.timeout, ExpiryMargin: h.expiryMargin}, nil
+	return acquire.Request{Key: key, Scopes: h.scopes, Timeout: h.timeout, ExpiryMargin: h.expiryMargin,
+		Tenant: h.callerTenant(s.TenantID)}, nil
+}
+
+// proveToken validates the caller's token and applies the route's caller rules.
+func (h *Handler) proveToken(r *http.Request, assertion string) (*callerauth.Identity, error) {
+	id, err := h.callers.Validate(r.Context(), assertion)
+	if err == nil {
+		err = h.callerRules.Authorize(id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	setUserPlaceholders(r, id.User)
+	return id, nil
 }
 
 // callerValidator proves callers' tokens; *callerauth.Validator implements it.

@@ -29,6 +29,7 @@ type settings struct {
 	Audiences, AllowedOrigins            []string
 	CallerScopes, CallerApps             []string // the route's, not the registration's
 	InlineSecrets                        []string // fields whose secret is written in the config itself
+	AllowedTenants, ClientCapabilities   []string
 	CacheMaxEntries                      int
 	Timeout, RefreshBefore, ExpiryMargin time.Duration
 	ClockSkew                            time.Duration
@@ -151,6 +152,8 @@ func conflict(a settings, aRoots *x509.CertPool, b settings, bRoots *x509.CertPo
 	}{
 		{a.Credential.Kind(), a.Credential == b.Credential}, // the kinds are equal: they are in the pool key
 		{"audience", slices.Equal(a.Audiences, b.Audiences)},
+		{"allowed_tenants", slices.Equal(a.AllowedTenants, b.AllowedTenants)},
+		{"client_capabilities", slices.Equal(a.ClientCapabilities, b.ClientCapabilities)},
 		{"tls_trust_pool", aRoots.Equal(bRoots)},
 		{"cache_max_entries", a.CacheMaxEntries == b.CacheMaxEntries},
 		{"refresh_before", a.RefreshBefore == b.RefreshBefore},
@@ -184,12 +187,12 @@ func (s *registrationState) update(r settings, roots *x509.CertPool, logger *zap
 func validatorConfig(r settings, hc *http.Client) callerauth.Config {
 	return callerauth.Config{AuthorityHost: r.AuthorityHost, Tenant: r.Tenant,
 		Audiences: append([]string{r.ClientID}, r.Audiences...), HTTPClient: hc, ClockSkew: r.ClockSkew,
-		FetchTimeout: r.Timeout}
+		FetchTimeout: r.Timeout, AllowedTenants: r.AllowedTenants}
 }
 
 func entraConfig(r settings, hc *http.Client) entra.Config {
 	return entra.Config{AuthorityHost: r.AuthorityHost, Tenant: r.Tenant, ClientID: r.ClientID,
-		Credential: r.Credential, HTTPClient: hc}
+		Credential: r.Credential, HTTPClient: hc, Capabilities: r.ClientCapabilities}
 }
 
 func engineConfig(r settings, logger *zap.Logger) acquire.Config {

@@ -189,7 +189,8 @@ func (e *Engine) Token(ctx context.Context, req Request) (tokencache.Token, erro
 	}
 	cfg.Metrics.Waiting(1)
 	defer cfg.Metrics.Waiting(-1)
-	ch := e.flights.DoChan(flightKey(req), func() (any, error) { return e.fetch(ctx, req, metrics.SourceIdentityProvider) })
+	miss := req // captured by the flight: a copy of its own, so that the cache-hit path keeps req on the stack
+	ch := e.flights.DoChan(flightKey(miss), func() (any, error) { return e.fetch(ctx, miss, metrics.SourceIdentityProvider) })
 	select {
 	case r := <-ch:
 		if r.Err != nil {

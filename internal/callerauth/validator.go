@@ -47,6 +47,9 @@ type Config struct {
 	// KeyRefresh is how old the signing keys may get before they are fetched again (default 1h): a key Entra
 	// withdraws stops being trusted within it, for tokens already proven too.
 	KeyRefresh time.Duration
+	// AllowedTenants are the tenant ids (tid) whose callers a multi-tenant Tenant (organizations, common) takes;
+	// "*" takes any. Required with a multi-tenant Tenant, refused with one directory.
+	AllowedTenants []string
 }
 
 // Identity is what a valid token says about its caller. Treat Scopes as read-only: it may be shared with the cache.
@@ -127,6 +130,7 @@ type Validator struct {
 type rules struct {
 	audiences []string
 	skew      time.Duration
+	tenants   tenantSet // multi-tenant only
 }
 
 type cachedIdentity struct {
@@ -192,7 +196,11 @@ func (v *Validator) Update(cfg Config) error {
 	if cfg.ClockSkew < 0 || cfg.FetchTimeout < 0 || cfg.KeyRefresh < 0 {
 		return errors.New("callerauth: ClockSkew, FetchTimeout and KeyRefresh must not be negative")
 	}
-	v.rules.Store(&rules{audiences: auds, skew: cmp.Or(cfg.ClockSkew, defaultClockSkew)})
+	tenants, err := newTenantSet(v.keys.tenant, cfg.AllowedTenants)
+	if err != nil {
+		return err
+	}
+	v.rules.Store(&rules{audiences: auds, skew: cmp.Or(cfg.ClockSkew, defaultClockSkew), tenants: tenants})
 	v.keys.fetcher.Store(&fetcher{client: cfg.HTTPClient, timeout: cmp.Or(cfg.FetchTimeout, defaultFetchTimeout),
 		refresh: cmp.Or(cfg.KeyRefresh, defaultKeyRefresh)})
 	return nil
@@ -219,7 +227,9 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 			return nil, invalid("token expired")
 		}
 		// Keys due for refresh are refreshed here too, and a proven token counts only while its key does.
-		if ks, err := v.keys.current(ctx); err == nil && ks.keys[c.kid] != nil {
+		// A reload may have dropped the caller's tenant from the allowed ones.
+		if ks, err := v.keys.current(ctx); err == nil && ks.keys[c.kid] != nil &&
+			v.rules.Load().tenants.takes(c.id.TenantID, ks.tenantID) {
 			id := c.id
 			return &id, nil
 		}
