@@ -145,7 +145,7 @@ func parseOverrides(q url.Values) (overrides, error) {
 			if last == "" {
 				continue
 			}
-			if err := entra.CheckTenant(last); err != nil {
+			if err := checkTenantOverride(last); err != nil {
 				return o, fmt.Errorf("optionsOverride.AcquireTokenOptions.Tenant: %w", err)
 			}
 			o.tenant = last
@@ -158,6 +158,15 @@ func parseOverrides(q url.Values) (overrides, error) {
 		}
 	}
 	return o, nil
+}
+
+// checkTenantOverride accepts one directory: a token is got in one tenant, never in common or organizations.
+func checkTenantOverride(t string) error {
+	switch strings.ToLower(t) {
+	case "common", "organizations", "consumers":
+		return fmt.Errorf("%q is not one directory; name the tenant", t)
+	}
+	return entra.CheckTenant(t)
 }
 
 func isAgentParam(key string) bool {
