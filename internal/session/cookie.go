@@ -88,7 +88,7 @@ func (m *Manager) StripCookie(r *http.Request) {
 		if removed && !changed {
 			changed, out = true, lines[:i:i] // capped: an append copies, never writes over lines
 		}
-		if changed && kept != "" {
+		if changed && (kept != "" || !removed) { // a line without proxy cookies stays as it was, even empty
 			out = append(out, kept)
 		}
 	}
