@@ -119,6 +119,15 @@ func TestRedisReplicas(t *testing.T) {
 		}
 	})
 
+	t.Run("MetricsCountRedisOperations", func(t *testing.T) {
+		m := scrape(t)
+		for _, op := range []string{"get", "set", "delete", "publish", "subscribe", "lock", "unlock"} {
+			if n := m["caddy_token_injector_redis_duration_seconds_count{op="+op+"}"]; n < 1 {
+				t.Errorf("redis op %s counted %v times after the traffic above, want at least 1", op, n)
+			}
+		}
+	})
+
 	t.Run("RedisKilledUnderLoad", func(t *testing.T) { rs.outage(t, user, b) })
 
 	t.Run("WrongEncryptionKeyOnAThirdInstanceGetsAFreshOBO", func(t *testing.T) {
@@ -279,10 +288,14 @@ func (rs *replicas) outage(t *testing.T, user entraemu.User, b *browser) {
 			}
 		}
 	}()
+	errorsBefore := redisErrors(scrape(t))
 	rs.srv.Kill()
 	newcomer := freshUser(t)
 	if s, body := get(t, rs.b, "/graph/me", ssoToken(t, newcomer.Key, entraemu.MintOptions{})); s != 200 && s != 503 {
 		t.Errorf("a new user during the outage: %d %.200s, want 200 or 503", s, body)
+	}
+	if s, body := get(t, rs.a, "/graph/me", ssoToken(t, freshUser(t).Key, entraemu.MintOptions{})); s != 200 && s != 503 {
+		t.Errorf("a new user on A during the outage: %d %.200s, want 200 or 503", s, body)
 	}
 	if s, _, body := unseen.api(rs.b + "/graph/me"); s != 503 || body["error"] != "temporarily_unavailable" {
 		t.Errorf("a session B has not seen, during the outage: %d %v, want 503 temporarily_unavailable", s, body)
@@ -299,6 +312,9 @@ func (rs *replicas) outage(t *testing.T, user entraemu.User, b *browser) {
 	}
 	if n > 0 {
 		t.Fatalf("%d failed requests for cached users during the outage, want 0", n)
+	}
+	if got := redisErrors(scrape(t)); got <= errorsBefore {
+		t.Errorf("redis_errors_total went from %v to %v while Redis was down, want it to grow", errorsBefore, got)
 	}
 	if err := rs.srv.Start(); err != nil {
 		t.Fatal(err)
@@ -333,4 +349,15 @@ func (rs *replicas) outage(t *testing.T, user entraemu.User, b *browser) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// redisErrors is the sum of redis_errors_total over every op.
+func redisErrors(m map[string]float64) float64 {
+	n := 0.0
+	for k, v := range m {
+		if strings.HasPrefix(k, "caddy_token_injector_redis_errors_total{") {
+			n += v
+		}
+	}
+	return n
 }
