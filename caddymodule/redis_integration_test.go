@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -105,7 +106,7 @@ func TestRedisReplicas(t *testing.T) {
 		if s, _, body := other.api(rs.b + "/graph/me"); s != 200 {
 			t.Fatalf("B before logout: %d %v", s, body)
 		}
-		rs.logout(t, other)
+		rs.logoutKeepingCookie(t, other) // a copy of the cookie, as an attacker holding it would send
 		start := time.Now()
 		for {
 			s, _, body := other.api(rs.b + "/graph/me")
@@ -116,6 +117,33 @@ func TestRedisReplicas(t *testing.T) {
 				t.Fatalf("B still answers %d %v a second after logout on A", s, body)
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+	})
+
+	t.Run("LogoutMissedWhileCutOffIsRefusedAfterResubscribe", func(t *testing.T) {
+		gate := testenv.NewGate(t, rs.srv.Addr) // C's path to Redis
+		t.Setenv("TOKEN_INJECTOR_TEST_REDIS_URL", "redis://"+gate.Addr()+"/0")
+		c := startReplica(t, freeSite(t), "TOKEN_INJECTOR_TEST_REDIS_KEY")
+		_, other := rs.signIn(t)
+		if s, _, body := other.api(c.site + "/graph/me"); s != 200 {
+			t.Fatalf("C before logout: %d %v", s, body)
+		}
+		gate.Set(false)
+		rs.logoutKeepingCookie(t, other)
+		if s, _, body := other.api(c.site + "/graph/me"); s != 200 {
+			t.Fatalf("C cut off from Redis: %d %v; want 200 from its L1, or the test shows no missed logout", s, body)
+		}
+		gate.Set(true)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			s, _, body := other.api(c.site + "/graph/me")
+			if s == 401 && body["reason"] == "login_required" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("C still answers %d %v 5 s after its subscription came back", s, body)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	})
 
@@ -179,6 +207,19 @@ func (rs *replicas) logout(t *testing.T, b *browser) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+}
+
+// logoutKeepingCookie logs b out on A, then puts its session cookies back, as a copy of the cookie held elsewhere
+// would be sent: the logout must end the session, not just the browser's cookie.
+func (rs *replicas) logoutKeepingCookie(t *testing.T, b *browser) {
+	t.Helper()
+	saved := b.Cookies(rs.a)
+	if len(saved) == 0 {
+		t.Fatal("no cookie before the logout")
+	}
+	rs.logout(t, b)
+	u, _ := url.Parse(rs.a)
+	b.Client.Jar.SetCookies(u, saved)
 }
 
 // checkRedisOpaque reads every key and value: each key starts with the prefix, and no value, nor its base64,

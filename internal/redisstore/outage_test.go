@@ -2,8 +2,6 @@ package redisstore_test
 
 import (
 	"context"
-	"io"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -14,67 +12,6 @@ import (
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
-
-// gate is a TCP forwarder to Redis that a test can close (every connection dropped, new ones refused) and open
-// again: one replica's network path to Redis, so that it misses what another replica does meanwhile.
-type gate struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	open   bool
-	conns  []net.Conn
-}
-
-func newGate(t *testing.T, target string) *gate {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gate{ln: ln, target: target, open: true}
-	t.Cleanup(func() { _ = ln.Close(); g.set(false) })
-	go g.serve()
-	return g
-}
-
-func (g *gate) url() string { return "redis://" + g.ln.Addr().String() + "/0" }
-
-func (g *gate) serve() {
-	for {
-		c, err := g.ln.Accept()
-		if err != nil {
-			return
-		}
-		g.mu.Lock()
-		if !g.open {
-			g.mu.Unlock()
-			_ = c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", g.target)
-		if err != nil {
-			g.mu.Unlock()
-			_ = c.Close()
-			continue
-		}
-		g.conns = append(g.conns, c, up)
-		g.mu.Unlock()
-		go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
-		go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
-	}
-}
-
-// set opens or closes the gate; closing drops every connection through it.
-func (g *gate) set(open bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.open = open
-	if !open {
-		for _, c := range g.conns {
-			_ = c.Close()
-		}
-		g.conns = nil
-	}
-}
 
 // replica is one replica's tiered stores over a Redis URL.
 type replica struct {
@@ -164,11 +101,11 @@ func waitEnded(t *testing.T, b replica, what string) {
 func TestLogoutMissedDuringResubscribeEndsOnB(t *testing.T) {
 	srv := testenv.StartRedis(t)
 	k, prefix := newKey(), "resub:"
-	toB := newGate(t, srv.Addr)
-	a, b := newReplica(t, srv.URL, prefix, k, nil), newReplica(t, toB.url(), prefix, k, nil)
+	toB := testenv.NewGate(t, srv.Addr)
+	a, b := newReplica(t, srv.URL, prefix, k, nil), newReplica(t, "redis://"+toB.Addr()+"/0", prefix, k, nil)
 	cacheSignedIn(t, a, b)
 
-	toB.set(false) // B is not back yet when Redis is
+	toB.Set(false) // B is not back yet when Redis is
 	srv.Kill()
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
@@ -191,7 +128,7 @@ func TestLogoutMissedDuringResubscribeEndsOnB(t *testing.T) {
 	if _, ok, _ := b.sessions.Get(ctx, signedIn.ID); !ok {
 		t.Fatal("B lost the session while cut off from Redis: the test does not show a missed invalidation")
 	}
-	toB.set(true)
+	toB.Set(true)
 	waitEnded(t, b, "B resubscribed")
 }
 
@@ -200,11 +137,11 @@ func TestLogoutMissedDuringResubscribeEndsOnB(t *testing.T) {
 func TestLogoutDuringOutageEndsOnBWhenRedisIsBack(t *testing.T) {
 	srv := testenv.StartRedis(t)
 	k, prefix := newKey(), "pending:"
-	toA := newGate(t, srv.Addr)
-	a, b := newReplica(t, toA.url(), prefix, k, nil), newReplica(t, srv.URL, prefix, k, nil)
+	toA := testenv.NewGate(t, srv.Addr)
+	a, b := newReplica(t, "redis://"+toA.Addr()+"/0", prefix, k, nil), newReplica(t, srv.URL, prefix, k, nil)
 	cacheSignedIn(t, a, b)
 
-	toA.set(false)
+	toA.Set(false)
 	srv.Kill()
 	ctx := t.Context()
 	if err := a.sessions.Delete(ctx, signedIn.ID); err == nil {
@@ -228,7 +165,7 @@ func TestLogoutDuringOutageEndsOnBWhenRedisIsBack(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	toA.set(true)
+	toA.Set(true)
 	waitEnded(t, b, "Redis came back for A")
 }
 
