@@ -26,6 +26,7 @@ type pending struct {
 
 	mu      sync.Mutex
 	ops     []pendingOp
+	kept    map[pendingKey]bool // what ops holds: one logout repeated (a replayed cookie) is kept once
 	dropped int
 	running bool
 	closed  bool
@@ -41,8 +42,13 @@ type pendingOp struct {
 	del   func(context.Context) (int, error)
 }
 
+type pendingKey struct {
+	kind  byte
+	value string
+}
+
 func newPending(c *Client, log *zap.Logger) *pending {
-	return &pending{c: c, log: log, done: make(chan struct{})}
+	return &pending{c: c, log: log, done: make(chan struct{}), kept: map[pendingKey]bool{}}
 }
 
 // end deletes in Redis and publishes; if Redis cannot be reached, it is kept to be applied when it is back. The
@@ -67,10 +73,11 @@ func (p *pending) apply(ctx context.Context, op pendingOp) (int, error) {
 func (p *pending) add(op pendingOp) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed || p.kept[pendingKey{op.kind, op.value}] {
 		return
 	}
 	if len(p.ops) >= maxPending {
+		delete(p.kept, pendingKey{p.ops[0].kind, p.ops[0].value})
 		p.ops = p.ops[1:]
 		p.dropped++
 		if p.dropped == 1 || p.dropped%1000 == 0 {
@@ -81,6 +88,7 @@ func (p *pending) add(op pendingOp) {
 		}
 	}
 	p.ops = append(p.ops, op)
+	p.kept[pendingKey{op.kind, op.value}] = true
 	if !p.running {
 		p.running = true
 		p.wg.Add(1)
@@ -124,6 +132,7 @@ func (p *pending) drain() bool {
 		}
 		p.mu.Lock()
 		if len(p.ops) > 0 && p.ops[0].value == op.value && p.ops[0].kind == op.kind {
+			delete(p.kept, pendingKey{op.kind, op.value})
 			p.ops = p.ops[1:]
 		}
 		p.mu.Unlock()
