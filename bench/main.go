@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -44,9 +45,21 @@ type Config struct {
 	// tenant; the others post its form directly.
 	SignInPages int
 
+	// Scale (item 7): active users at each size (ascending; the largest is minted, cached and signed in), the
+	// passes of one round per kind of request, and the entries added to the token cache under load.
+	ScaleSizes   []int
+	ScalePasses  int
+	ScaleRound   time.Duration
+	ScaleMillion int
+	// ScaleOBOEvery: one scale user in this many gets a downstream token by On-Behalf-Of (checked to be their
+	// own); the others get a copy (harness.SeedTokens), so that the setup is not 50,000 RSA signatures more.
+	ScaleOBOEvery int
+	// ScaleRepeat repeats the measurement after the one setup, to show its spread (default 1).
+	ScaleRepeat int
+
 	Profile  string // directory for CPU and allocation profiles of the loaded steady state (items 1 and 6)
 	CaddyLog string // Caddy's log file; "" discards it
-	// Only, when not empty, runs just these scenarios (steady, hotpath, session, herd, expiry, redis, memory), e.g. to
+	// Only, when not empty, runs just these scenarios (steady, hotpath, session, herd, expiry, redis, scale, memory), e.g. to
 	// measure a patch before and after.
 	Only map[string]bool
 }
@@ -64,14 +77,22 @@ func (c Config) sessionUsers() int {
 // Tenant A's numbered users: the steady state's, the one-user herd's, the many-user herd's, then the sessions'.
 func (c Config) herdFrom() int    { return c.Users + 1 }
 func (c Config) sessionFrom() int { return c.herdFrom() + c.HerdUsers }
-func (c Config) usersA() int      { return c.sessionFrom() + c.sessionUsers() }
+func (c Config) scaleFrom() int   { return c.sessionFrom() + c.sessionUsers() }
+func (c Config) usersA() int {
+	if !c.runs("scale") || len(c.ScaleSizes) == 0 {
+		return c.scaleFrom()
+	}
+	return c.scaleFrom() + slices.Max(c.ScaleSizes)
+}
 
 func fullConfig() Config {
 	return Config{Users: 1000, Conns: 32, Pairs: 7, Round: 1500 * time.Millisecond,
 		MemSizes: []int{10_000, 100_000, 1_000_000}, CapEntries: 100_000,
 		HerdOne: 1000, HerdUsers: 5000, HerdDelay: 50 * time.Millisecond,
 		ExpiryUsers: 100, ExpiryConns: 8, ExpiryFor: 20 * time.Second, RefreshIn: 5 * time.Second,
-		ExpiryDelay: 500 * time.Millisecond, SignInPages: 10}
+		ExpiryDelay: 500 * time.Millisecond, SignInPages: 10,
+		ScaleSizes: []int{1000, 10_000, 50_000}, ScalePasses: 4, ScaleRound: 750 * time.Millisecond, ScaleMillion: 1_000_000,
+		ScaleOBOEvery: 25}
 }
 
 // smokeConfig exercises every scenario in a few seconds (under -race, too).
@@ -80,7 +101,9 @@ func smokeConfig() Config {
 		MemSizes: []int{2000}, CapEntries: 1000,
 		HerdOne: 50, HerdUsers: 100, HerdDelay: 50 * time.Millisecond,
 		ExpiryUsers: 5, ExpiryConns: 2, ExpiryFor: 2500 * time.Millisecond, RefreshIn: time.Second,
-		ExpiryDelay: 500 * time.Millisecond, SignInPages: 20}
+		ExpiryDelay: 500 * time.Millisecond, SignInPages: 20,
+		ScaleSizes: []int{20, 50, 100}, ScalePasses: 1, ScaleRound: 100 * time.Millisecond, ScaleMillion: 2000,
+		ScaleOBOEvery: 5}
 }
 
 func (c Config) String() string {
@@ -88,10 +111,16 @@ func (c Config) String() string {
 	for _, n := range c.MemSizes {
 		mem = append(mem, count(n))
 	}
+	var sizes []string
+	for _, n := range c.ScaleSizes {
+		sizes = append(sizes, count(n))
+	}
 	return fmt.Sprintf("steady %d users, 1 and %d connections, %d pairs of %s rounds; cache fills %s, cap %s; "+
-		"herds %d and %d users, IdP +%s; expiry %d users, refresh_in %s, %s; sessions %d users, as steady",
+		"herds %d and %d users, IdP +%s; expiry %d users, refresh_in %s, %s; sessions %d users, as steady; "+
+		"scale %s users, %d passes of %s rounds, %s more cached entries",
 		c.Users, c.Conns, c.Pairs, c.Round, strings.Join(mem, "/"), count(c.CapEntries), c.HerdOne, c.HerdUsers,
-		c.HerdDelay, c.ExpiryUsers, c.RefreshIn, c.ExpiryFor, c.sessionUsers())
+		c.HerdDelay, c.ExpiryUsers, c.RefreshIn, c.ExpiryFor, c.sessionUsers(), strings.Join(sizes, "/"),
+		c.ScalePasses, c.ScaleRound, count(c.ScaleMillion))
 }
 
 func main() {
@@ -102,9 +131,10 @@ func main() {
 	pairs := flag.Int("pairs", 0, "measured pairs of rounds per steady-state level (default 7)")
 	round := flag.Duration("round", 0, "length of a steady-state round (default 1.5s)")
 	sessionUsers := flag.Int("session-users", 0, "users signed in for the session path (default: as -users)")
+	scaleRepeat := flag.Int("scale-repeat", 1, "repeat the scale item's measurement this many times after its setup, to show its spread")
 	flag.StringVar(&cfg.Profile, "profile", "", "write CPU and allocation profiles of the loaded steady state (and session-*.pprof of the session path's) here")
 	flag.StringVar(&cfg.CaddyLog, "caddy-log", "", "write Caddy's log to this file")
-	only := flag.String("only", "", "comma-separated scenarios to run: steady, hotpath, session, herd, expiry, redis, memory (default all)")
+	only := flag.String("only", "", "comma-separated scenarios to run: steady, hotpath, session, herd, expiry, redis, scale, memory (default all)")
 	flag.Parse()
 	if *smoke {
 		p, l := cfg.Profile, cfg.CaddyLog
@@ -119,6 +149,7 @@ func main() {
 			*o.dst = o.v
 		}
 	}
+	cfg.ScaleRepeat = *scaleRepeat
 	if *round > 0 {
 		cfg.Round = *round
 	}

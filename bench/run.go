@@ -25,6 +25,7 @@ type Report struct {
 	HerdMany herdResult
 	Expiry   expiryResult
 	Session  sessionResult
+	Scale    scaleResult
 	Redis    redisResult
 	Roles    map[string]int // goroutines by role label once everything had started
 	Rows     []Row
@@ -93,6 +94,11 @@ func run(cfg Config, log io.Writer) (*Report, error) {
 			return nil, err
 		}
 		rep.Rows = append(rep.Rows, rep.Expiry.rows()...)
+	}
+	if cfg.runs("scale") { // before redis and memory: it needs the memory-only cache; the million entries are dropped after
+		if err := runScale(env, cfg, rep, step); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.runs("redis") { // after the items that need the memory-only config's cache; it restores the config
 		if err := runRedis(env, cfg, tokens, oids, rep, step); err != nil {
@@ -239,6 +245,9 @@ func (r *Report) Violations(cfg Config) []string {
 	}
 	if cfg.runs("herd") {
 		v = append(v, r.herdViolations()...)
+	}
+	if cfg.runs("scale") {
+		v = append(v, r.Scale.violations()...)
 	}
 	if cfg.runs("expiry") {
 		e := r.Expiry

@@ -88,16 +88,33 @@ func TestSmoke(t *testing.T) {
 			e.Inj, e.Plain, e.Requests)
 	}
 
+	// Item 7: every size of both paths measured at both levels, the proven tokens all remembered, and the
+	// million (here thousands of) entries held under load.
+	sc := rep.Scale
+	if len(sc.Levels) != 2 || len(sc.Levels[0].Kinds) != 2+2*len(cfg.ScaleSizes) || sc.Proven < sc.Users ||
+		sc.Million.Held < cfg.ScaleMillion || len(sc.Million.After.Kinds) != 2 {
+		t.Errorf("scale: %d levels, proven %d of %d users, %d entries held of %d", len(sc.Levels), sc.Proven, sc.Users,
+			sc.Million.Held, cfg.ScaleMillion)
+	}
+	for _, l := range sc.Levels {
+		for _, k := range l.Kinds {
+			if len(k.Rounds) != cfg.ScalePasses || k.Requests == 0 || k.Bearer && len(k.Verifications) != cfg.ScalePasses {
+				t.Errorf("scale %d conns, %s %d users: %d rounds, %d requests", l.Conns, k.Name, k.Users, len(k.Rounds), k.Requests)
+			}
+		}
+	}
+
 	var out bytes.Buffer
 	printTable(&out, rep.Machine, cfg, rep.Rows, rep.Took)
 	table := out.String()
 	for _, want := range []string{"- date: ", "cores (nproc)", "- go: go1.", "| # | measure", "≥ 0.95", "≤ 0.3 ms",
-		"≤ 1 ms", "≤ 1024 B", "1 per user", "rps ratio session/plain", "ServeHTTP session"} {
+		"≤ 1 ms", "≤ 1024 B", "1 per user", "rps ratio session/plain", "ServeHTTP session", "RSA verifications per second",
+		"session, 100 users' ratio minus", "more cached entries"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q", want)
 		}
 	}
-	for _, item := range []string{"| 1 |", "| 2 |", "| 3 |", "| 4 |", "| 5 |", "| 6 |"} {
+	for _, item := range []string{"| 1 |", "| 2 |", "| 3 |", "| 4 |", "| 5 |", "| 6 |", "| 7 |"} {
 		if !strings.Contains(table, item) {
 			t.Errorf("table has no row for item %s", item)
 		}

@@ -37,12 +37,14 @@ func bearerPlan(host string, tokens []string) steadyPlan {
 	return p
 }
 
-// sessionPlan is item 6: each signed-in user's session cookie ("name=value") and no Authorization, on /plain/
-// and /sess/.
-func sessionPlan(host string, cookies []string) steadyPlan {
+// sessionPlan is item 6: each signed-in user's session cookie ("name=value") and no Authorization on /sess/. The
+// control on /plain/ carries the cookie and the Authorization header the session route sends upstream for that
+// user (downstream[i]), so both routes send the upstream the same token: the ratio measures the proxy, not bytes.
+func sessionPlan(host string, cookies, downstream []string) steadyPlan {
 	p := steadyPlan{Item: "6", Name: "session", Route: "session"}
-	for _, c := range cookies {
-		p.Plain = append(p.Plain, loadgen.GETCookie(host, harness.PathPlain+"me", c))
+	for i, c := range cookies {
+		p.Plain = append(p.Plain, loadgen.GETHeaders(host, harness.PathPlain+"me",
+			[2]string{"Cookie", c}, [2]string{"Authorization", downstream[i]}))
 		p.Meas = append(p.Meas, loadgen.GETCookie(host, harness.PathSess+"me", c))
 	}
 	return p

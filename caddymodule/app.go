@@ -16,6 +16,13 @@ type App struct {
 	Redis *Redis `json:"redis,omitempty"`
 
 	published *publishedKeys // this config's, see publishedkeys.go
+	ctx       caddy.Context  // for Start's checks of the whole config
+}
+
+// Provision keeps the config's context for Start.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
+	return nil
 }
 
 // CaddyModule returns the Caddy module information.
@@ -42,13 +49,17 @@ func (a *App) Validate() error {
 
 // Start runs the checks that need the whole config provisioned. The shared state belongs to the handlers'
 // pool, so it outlives this config.
-func (a *App) Start() error { return a.checkPublishedKeys() }
+func (a *App) Start() error {
+	a.warnAnonymousOffLoopback()
+	return a.checkPublishedKeys()
+}
 
 // Stop does nothing; see Start.
 func (a *App) Stop() error { return nil }
 
 // Interface guards
 var (
-	_ caddy.App       = (*App)(nil)
-	_ caddy.Validator = (*App)(nil)
+	_ caddy.App         = (*App)(nil)
+	_ caddy.Provisioner = (*App)(nil)
+	_ caddy.Validator   = (*App)(nil)
 )

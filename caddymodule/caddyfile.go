@@ -32,7 +32,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		# An inline registration, for a single route. Without one, the global
 //		# token_injector option's registration (same subdirectives) is used.
 //		authority_host    <url>          # default https://login.microsoftonline.com
-//		tenant            <tenant id or domain>
+//		tenant            <tenant id or domain>  # or organizations, common: a multi-tenant app (allowed_tenants)
 //		client_id         <application id>
 //		# exactly one credential:
 //		client_secret     <secret>       # e.g. {env.CLIENT_SECRET}
@@ -42,6 +42,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		audience          <aud>...       # accepted aud values besides client_id
 //		tls_trust_pool    <module> ...   # CAs trusted for calls to authority_host
 //		cache_max_entries <n>            # default 100000
+//		caller_cache_max_bytes <size>    # proven callers' tokens kept, e.g. 512MiB; default 192MiB (50k callers)
 //		timeout           <duration>     # default 10s, each call to Entra
 //		refresh_before    <duration>     # default 5m
 //		expiry_margin     <duration>     # default 1m
@@ -49,6 +50,13 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		allowed_origins   <origin>...    # cross-origin callers (CORS) and sign-in popup message targets
 //		caller_scopes     <scope>...     # callers' tokens must carry one of these scopes (default: any)
 //		caller_apps       <client id>... # callers' tokens must come from one of these apps (default: any)
+//		allowed_tenants   <tenant id>... # with tenant organizations/common: the callers' tenants (* = any)
+//		client_capabilities cp1          # declare CAE readiness (xms_cc) on every token request
+//
+//		# The route's own:
+//		app_only                         # forward the app's own token (client credentials), scopes <resource>/.default
+//		allow_anonymous                  # app_only without a caller token (a loopback sidecar)
+//		retry_body_limit  <bytes>        # default 1048576: bodies kept to retry after a CAE challenge
 //		sign_in {                        # proxy-managed sign-in and sessions; see unmarshalSignIn
 //			cookie_secret <base64 key> [<older key>...]
 //			...
@@ -67,6 +75,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return err
 	}
 	for d.NextBlock(0) {
+		if ok, err := h.unmarshalRouteSubdirective(d); ok || err != nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		if d.Val() == "scopes" {
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -150,6 +164,16 @@ func (r *Registration) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		return listArg(d, &r.CallerScopes)
 	case "caller_apps":
 		return listArg(d, &r.CallerApps)
+	case "allowed_tenants":
+		if err := listArg(d, &r.AllowedTenants); err != nil {
+			return err
+		}
+		return checkLiterals(d, r.AllowedTenants, checkAllowedTenant)
+	case "client_capabilities":
+		if err := listArg(d, &r.ClientCapabilities); err != nil {
+			return err
+		}
+		return checkLiterals(d, r.ClientCapabilities, checkCapability)
 	case "sign_in":
 		s, err := unmarshalSignIn(d)
 		if err != nil {
@@ -163,6 +187,11 @@ func (r *Registration) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		var v string
 		err := checkedArg(d, &v, func(v string) error { _, err := parseNumber(name, v, v); return err })
 		r.CacheMaxEntries = Number(v)
+		return err
+	case "caller_cache_max_bytes":
+		var v string
+		err := checkedArg(d, &v, func(v string) error { _, err := parseSize(name, v, v); return err })
+		r.CallerCacheMaxBytes = Size(v)
 		return err
 	case "timeout":
 		return durationArg(d, &r.Timeout)
@@ -264,3 +293,26 @@ func checkSameSite(v string) error {
 
 // Interface guards
 var _ caddyfile.Unmarshaler = (*Handler)(nil)
+
+// unmarshalRouteSubdirective reads a subdirective of the route itself (not of its registration), reporting
+// whether the cursor's subdirective is one.
+func (h *Handler) unmarshalRouteSubdirective(d *caddyfile.Dispenser) (bool, error) {
+	switch name := d.Val(); name {
+	case "app_only", "allow_anonymous":
+		if d.NextArg() {
+			return true, d.ArgErr()
+		}
+		if name == "app_only" {
+			h.AppOnly = true
+		} else {
+			h.AllowAnonymous = true
+		}
+		return true, nil
+	case "retry_body_limit":
+		var v string
+		err := checkedArg(d, &v, func(v string) error { _, err := parseNumber(name, v, v); return err })
+		h.RetryBodyLimit = Number(v)
+		return true, err
+	}
+	return false, nil
+}

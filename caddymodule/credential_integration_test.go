@@ -83,10 +83,10 @@ func TestOnBehalfOfWithACertificate(t *testing.T) {
 	}
 	rememberFile(t, cert.KeyFile)
 	env.Emu.AddCertificate(credsAppID, cert.Cert)
-	logsBefore := len(readLogs())
+	logsBefore := len(caddyLog())
 	loadConfig(t, siteConfig(errorRoutes+credentialRoute("cert", "client_certificate "+cert.CertFile+" "+cert.KeyFile)))
 	t.Cleanup(func() { loadConfig(t, siteConfig(errorRoutes)) })
-	if logs := readLogs()[logsBefore:]; !strings.Contains(logs, "the client certificate expires within 30 days") ||
+	if logs := caddyLog()[logsBefore:]; !strings.Contains(logs, "the client certificate expires within 30 days") ||
 		!strings.Contains(logs, `"days_left":9`) {
 		t.Errorf("no expiry warning at load")
 	}
@@ -210,10 +210,10 @@ func TestManagedIdentityTokenIsSharedByAllUsers(t *testing.T) {
 	rememberCredential(header)
 	env.Emu.AddFederatedCredential(credsAppID, entraemu.FederatedCredential{Issuer: env.Emu.Issuer(),
 		Subject: testManagedIdentity.ObjectID})
-	logsBefore := len(readLogs())
+	logsBefore := len(caddyLog())
 	loadConfig(t, siteConfig(errorRoutes+credentialRoute("mi", "managed_identity "+managedIdentityID)))
 	t.Cleanup(func() { loadConfig(t, siteConfig(errorRoutes)) })
-	if logs := readLogs()[logsBefore:]; !strings.Contains(logs, `"source":"AppService"`) || !strings.Contains(logs, `"identity":"`+managedIdentityID+`"`) {
+	if logs := caddyLog()[logsBefore:]; !strings.Contains(logs, `"source":"AppService"`) || !strings.Contains(logs, `"identity":"`+managedIdentityID+`"`) {
 		t.Errorf("the load does not say where managed identity tokens come from")
 	}
 

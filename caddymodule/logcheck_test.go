@@ -66,6 +66,13 @@ func secretsInLogs() []string {
 }
 
 // readLogs returns Caddy's log and the access log as one text.
+// caddyLog is Caddy's own log alone. An offset into it stays an offset into it, where one into readLogs (which
+// appends the access log) would land past what Caddy wrote since.
+func caddyLog() string {
+	data, _ := os.ReadFile(env.logPath)
+	return string(data)
+}
+
 func readLogs() string {
 	var b []byte
 	for _, p := range []string{env.logPath, env.accessPath} {

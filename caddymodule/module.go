@@ -56,6 +56,18 @@ type Handler struct {
 	// Registration holds settings for this route alone; each one set here overrides the global token_injector
 	// option's. Default: the global option's registration.
 	Registration *Registration `json:"registration,omitempty"`
+	// AppOnly forwards the app's own token (client credentials) rather than one for the caller: one token per
+	// tenant and scope set, cached, renewed in the background and shared by every caller. Scopes must then be
+	// one <resource>/.default. The caller's token is still validated. Default: false.
+	AppOnly bool `json:"app_only,omitempty"`
+	// AllowAnonymous lets an AppOnly route forward requests that carry no token, for a sidecar whose only
+	// callers are on loopback; a warning is logged at load when the route is served on another interface.
+	// Default: false.
+	AllowAnonymous bool `json:"allow_anonymous,omitempty"`
+	// RetryBodyLimit bounds, in bytes, the request bodies kept in memory so that a request can be sent again
+	// after the upstream's CAE claims challenge. Larger bodies, bodies of unknown length beyond it, and upgrade
+	// requests stream upstream and are not retried. Default: 1048576 (1 MiB).
+	RetryBodyLimit Number `json:"retry_body_limit,omitempty"`
 
 	app      *App
 	state    *registrationState
@@ -72,6 +84,10 @@ type Handler struct {
 	cors         cors.Policy
 	answer       contract.Options // how refusals are answered on this route
 	kitPath      string           // where the client kit is served (clientkit.go)
+
+	retryBodyLimit   int64  // RetryBodyLimit resolved
+	clientID, tenant string // the registration's, for app-only keys
+	multiTenant      bool   // tenant organizations or common: tokens come from each caller's tenant
 
 	// Set only when sign-in is configured.
 	sessions *session.Manager
@@ -129,6 +145,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.logger.Debug("reusing token cache", zap.Int("entries", h.state.cache.Len()))
 	}
 	h.timeout, h.expiryMargin = set.Timeout, set.ExpiryMargin
+	if err := h.provisionTokenKind(set); err != nil {
+		return fmt.Errorf("token_injector: %w", err)
+	}
 	h.callerRules = callerauth.Rules{Scopes: set.CallerScopes, Apps: set.CallerApps}
 	if h.cors, err = cors.New(set.AllowedOrigins); err != nil {
 		return fmt.Errorf("token_injector: %w", err)

@@ -13,8 +13,10 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 
+	"github.com/tokeninjector/caddy-token-injector/internal/callerauth"
 	"github.com/tokeninjector/caddy-token-injector/internal/cors"
 	"github.com/tokeninjector/caddy-token-injector/internal/entra"
+	"github.com/tokeninjector/caddy-token-injector/internal/identity"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
 	"github.com/tokeninjector/caddy-token-injector/internal/signin"
 )
@@ -40,9 +42,18 @@ type Registration struct {
 	// AuthorityHost is the sign-in host of the cloud: a sovereign cloud's, or the local emulator's, as an https
 	// URL without a path. Default: https://login.microsoftonline.com.
 	AuthorityHost string `json:"authority_host,omitempty"`
-	// Tenant is the directory's tenant ID (a GUID) or a verified domain. The multi-tenant endpoints common,
-	// organizations and consumers are refused: the proxy serves one directory's users. Required.
+	// Tenant is the directory's tenant ID (a GUID) or a verified domain; or organizations (or common) for a
+	// multi-tenant app, whose callers' tenants AllowedTenants names. consumers is refused. Required.
 	Tenant string `json:"tenant,omitempty"`
+	// AllowedTenants are the tenant IDs whose callers a multi-tenant registration (tenant organizations or common)
+	// takes; "*" takes any tenant, explicitly. Each caller's downstream tokens come from its own tenant. Required
+	// with a multi-tenant tenant, refused with one directory.
+	AllowedTenants []string `json:"allowed_tenants,omitempty"`
+	// ClientCapabilities are declared on every token request, merged into its claims as xms_cc: cp1 says the
+	// proxy handles CAE claims challenges, so Entra issues long-lived CAE tokens (up to 28h), which resources
+	// revoke with a challenge. Every upstream of the registration must then be reached through the proxy.
+	// Default: none.
+	ClientCapabilities []string `json:"client_capabilities,omitempty"`
 	// ClientID is the application (client) ID of the add-in's web API registration. Required.
 	ClientID string `json:"client_id,omitempty"`
 	// ClientSecret is a client secret of that registration, typically {env.CLIENT_SECRET}. Rotating it (a reload
@@ -67,6 +78,11 @@ type Registration struct {
 	// CacheMaxEntries bounds the token cache: at most this many (user, scope set) tokens are held, the least
 	// recently used evicted first. A reload that changes it resizes the cache in place. Default: 100000.
 	CacheMaxEntries Number `json:"cache_max_entries,omitempty"`
+	// CallerCacheMaxBytes bounds the memory of the proven-token cache: callers' tokens whose signature was
+	// checked, remembered so that their next requests cost a hash and a lookup instead of an RSA verification.
+	// A token counts its length plus about 640 bytes. A reload that changes it resizes the cache in place.
+	// Default: 192MiB (50,000 active callers with 3 KB tokens).
+	CallerCacheMaxBytes Size `json:"caller_cache_max_bytes,omitempty"`
 	// Timeout bounds every call to Entra, as a duration ("10s") or nanoseconds. Default: 10s.
 	Timeout Duration `json:"timeout,omitempty"`
 	// RefreshBefore is how long before a downstream token expires that an active user's token is renewed in the
@@ -141,11 +157,20 @@ func (r Registration) overlay(o *Registration) Registration {
 	if len(o.CallerApps) > 0 {
 		r.CallerApps = o.CallerApps
 	}
+	if len(o.AllowedTenants) > 0 {
+		r.AllowedTenants = o.AllowedTenants
+	}
+	if len(o.ClientCapabilities) > 0 {
+		r.ClientCapabilities = o.ClientCapabilities
+	}
 	if o.SignIn != nil {
 		r.SignIn = o.SignIn
 	}
 	if o.CacheMaxEntries != "" {
 		r.CacheMaxEntries = o.CacheMaxEntries
+	}
+	if o.CallerCacheMaxBytes != "" {
+		r.CallerCacheMaxBytes = o.CallerCacheMaxBytes
 	}
 	for _, d := range []struct{ dst, v *Duration }{{&r.Timeout, &o.Timeout}, {&r.RefreshBefore, &o.RefreshBefore},
 		{&r.ExpiryMargin, &o.ExpiryMargin}, {&r.ClockSkew, &o.ClockSkew}} {
@@ -169,6 +194,9 @@ func (r Registration) resolve() (settings, error) {
 		CallerScopes:   replaceAll(r.CallerScopes),
 		CallerApps:     replaceAll(r.CallerApps),
 		InlineSecrets:  r.inlineSecrets(),
+
+		AllowedTenants:     replaceAll(r.AllowedTenants),
+		ClientCapabilities: replaceAll(r.ClientCapabilities),
 	}
 	if s.AuthorityHost == "" {
 		s.AuthorityHost = entra.DefaultAuthorityHost
@@ -178,6 +206,10 @@ func (r Registration) resolve() (settings, error) {
 		return settings{}, err
 	}
 	if s.CacheMaxEntries, err = r.CacheMaxEntries.resolve(repl, "cache_max_entries", defaultCacheMaxEntries); err != nil {
+		return settings{}, err
+	}
+	if s.CallerCacheMaxBytes, err = r.CallerCacheMaxBytes.resolve(repl, "caller_cache_max_bytes",
+		callerauth.DefaultMaxCachedBytes); err != nil {
 		return settings{}, err
 	}
 	for _, d := range []struct {
@@ -220,8 +252,54 @@ func (s settings) check() error {
 	if err := checkTenant(s.Tenant); err != nil {
 		return err
 	}
+	if err := checkAllowedTenants(s.Tenant, s.AllowedTenants); err != nil {
+		return err
+	}
+	for _, c := range s.ClientCapabilities {
+		if err := checkCapability(c); err != nil {
+			return err
+		}
+	}
 	_, err := cors.New(s.AllowedOrigins)
 	return err
+}
+
+// checkAllowedTenants requires allowed_tenants with a multi-tenant tenant, and only then: tenant IDs, or *.
+func checkAllowedTenants(tenant string, allowed []string) error {
+	multi := entra.IsMultiTenant(tenant)
+	switch {
+	case multi && len(allowed) == 0:
+		return fmt.Errorf("allowed_tenants: required with tenant %s: name the tenant IDs whose users may call, or * for any tenant", tenant)
+	case !multi && len(allowed) > 0:
+		return fmt.Errorf("allowed_tenants: only with tenant organizations or common; tenant %s serves its own users", tenant)
+	}
+	for _, t := range allowed {
+		if err := checkAllowedTenant(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkAllowedTenant checks one allowed_tenants value.
+func checkAllowedTenant(t string) error {
+	if t != "*" && !identity.IsGUID(t) {
+		return fmt.Errorf("allowed_tenants: %q is not a tenant ID (a GUID) or *", t)
+	}
+	return nil
+}
+
+// checkCapability checks one client_capabilities value: a word, such as cp1.
+func checkCapability(c string) error {
+	for _, r := range c {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return fmt.Errorf("client_capabilities: %q is not a capability (such as cp1)", c)
+		}
+	}
+	if c == "" {
+		return errors.New("client_capabilities: empty capability")
+	}
+	return nil
 }
 
 // resolve returns the sign_in block's settings. Errors name the field. The cookie secrets are checked where they

@@ -46,10 +46,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// 2. Get the downstream token: from the user's cache entry, or On-Behalf-Of / the session's refresh token.
 		var tok tokencache.Token
 		if tok, err = h.tokens.Token(r.Context(), req); err == nil {
-			// 3. Forward with the downstream token in place of the caller's credentials.
-			r.Header.Set("Authorization", tok.AuthorizationHeader())
+			// 3. Forward with the downstream token in place of the caller's credentials; 4. once more with a
+			// token for the claims, should the upstream challenge it (cae.go).
 			h.sessions.StripCookie(r) // also without sign-in here: another route of the site may have set one
-			return next.ServeHTTP(w, r)
+			return h.forward(w, r, next, req, tok)
 		}
 	}
 	h.refuse(w, r, err)
@@ -58,34 +58,51 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 // prove finds who the caller is. Nothing reaches Entra's token endpoint before this succeeds.
 func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
+	if h.AppOnly {
+		return h.proveForApp(r) // apponly.go
+	}
 	key := tokencache.Key{Scopes: h.scopeKey}
 	// 1a. The caller's bearer token, validated.
 	if assertion, ok := bearerToken(r); ok {
-		id, err := h.callers.Validate(r.Context(), assertion)
-		if err == nil {
-			err = h.callerRules.Authorize(id)
-		}
+		id, err := h.proveToken(r, assertion)
 		if err != nil {
 			observer.Rejected(err)
 			return acquire.Request{}, err
 		}
-		setUserPlaceholders(r, id.User)
 		key.User, key.Context = id.UserKey, id.AuthContext
 		return acquire.Request{Key: key, Scopes: h.scopes, Assertion: assertion, Timeout: h.timeout,
-			ExpiryMargin: h.expiryMargin}, nil
+			ExpiryMargin: h.expiryMargin, Tenant: h.callerTenant(id.TenantID)}, nil
 	}
 	// 1b. Or the caller's sign-in session; its cookie holds only a sealed session id.
 	if h.sessions == nil {
 		observer.Rejected(errMissingBearer)
 		return acquire.Request{}, errMissingBearer
 	}
-	s, err := h.sessions.Authenticate(r)
+	c, err := h.sessions.Caller(r)
 	if err != nil {
 		return acquire.Request{}, err // ErrNoSession, or a shared store that is down (503, nobody signed out)
 	}
-	setUserPlaceholders(r, identity.User{ObjectID: s.ObjectID, TenantID: s.TenantID, Username: s.Username, Name: s.Name})
-	key.User = s.UserKey
-	return acquire.Request{Key: key, Scopes: h.scopes, Timeout: h.timeout, ExpiryMargin: h.expiryMargin}, nil
+	setUserPlaceholders(r, c.Placeholders)
+	key.User = c.UserKey
+	return acquire.Request{Key: key, Scopes: h.scopes, Timeout: h.timeout, ExpiryMargin: h.expiryMargin,
+		Tenant: h.callerTenant(c.User.TenantID)}, nil
+}
+
+// proveToken validates the caller's token and applies the route's caller rules.
+func (h *Handler) proveToken(r *http.Request, assertion string) (*callerauth.Identity, error) {
+	id, err := h.callers.Validate(r.Context(), assertion)
+	if err == nil {
+		err = h.callerRules.Authorize(id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	p := id.Placeholders
+	if p == nil { // an Identity not from callerauth.Validator
+		p = identity.NewPlaceholders(id.User)
+	}
+	setUserPlaceholders(r, p)
+	return id, nil
 }
 
 // callerValidator proves callers' tokens; *callerauth.Validator implements it.
@@ -135,28 +152,27 @@ func bearerToken(r *http.Request) (string, bool) {
 	return token, token != ""
 }
 
-// setUserPlaceholders names the user for access logs and later handlers. {http.auth.user.id} is the one Caddy's
-// access log prints as user_id.
-func setUserPlaceholders(r *http.Request, u identity.User) {
-	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if !ok {
+// setAuthorization sets the Authorization header to v, in the caller's header's slice when there is one: on the
+// bearer path that saves an allocation per request. Nothing else holds the slice (Caddy's copy of the original
+// request keeps no headers), and its value is replaced either way.
+func setAuthorization(h http.Header, v string) {
+	if old := h["Authorization"]; len(old) == 1 {
+		old[0] = v
 		return
 	}
-	// One provider rather than five Set calls: Set boxes each string into an interface (an allocation apiece)
-	// and grows the replacer's map on every request; the provider boxes only what a log line actually reads.
-	repl.Map(func(key string) (any, bool) {
-		switch key {
-		case "http.auth.user.id", "http.auth.user.oid":
-			return u.ObjectID, true
-		case "http.auth.user.tid":
-			return u.TenantID, true
-		case "http.auth.user.upn":
-			return u.Username, true
-		case "http.auth.user.name":
-			return u.Name, true
-		}
-		return nil, false
-	})
+	h["Authorization"] = []string{v}
+}
+
+// setUserPlaceholders names the user for access logs and later handlers. {http.auth.user.id} is the one Caddy's
+// access log prints as user_id.
+func setUserPlaceholders(r *http.Request, p identity.Placeholders) {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok || p == nil {
+		return
+	}
+	// One provider, built once per proven caller or session, rather than five Set calls: Set boxes each string
+	// into an interface (an allocation apiece) and grows the replacer's map on every request.
+	repl.Map(caddy.ReplacerFunc(p))
 }
 
 // setRefusalPlaceholders names a refusal for access logs and handle_errors routes.

@@ -29,7 +29,9 @@ type settings struct {
 	Audiences, AllowedOrigins            []string
 	CallerScopes, CallerApps             []string // the route's, not the registration's
 	InlineSecrets                        []string // fields whose secret is written in the config itself
+	AllowedTenants, ClientCapabilities   []string
 	CacheMaxEntries                      int
+	CallerCacheMaxBytes                  int64
 	Timeout, RefreshBefore, ExpiryMargin time.Duration
 	ClockSkew                            time.Duration
 	SignIn                               *signInSettings
@@ -151,8 +153,11 @@ func conflict(a settings, aRoots *x509.CertPool, b settings, bRoots *x509.CertPo
 	}{
 		{a.Credential.Kind(), a.Credential == b.Credential}, // the kinds are equal: they are in the pool key
 		{"audience", slices.Equal(a.Audiences, b.Audiences)},
+		{"allowed_tenants", slices.Equal(a.AllowedTenants, b.AllowedTenants)},
+		{"client_capabilities", slices.Equal(a.ClientCapabilities, b.ClientCapabilities)},
 		{"tls_trust_pool", aRoots.Equal(bRoots)},
 		{"cache_max_entries", a.CacheMaxEntries == b.CacheMaxEntries},
+		{"caller_cache_max_bytes", a.CallerCacheMaxBytes == b.CallerCacheMaxBytes},
 		{"refresh_before", a.RefreshBefore == b.RefreshBefore},
 		{"clock_skew", a.ClockSkew == b.ClockSkew},
 	} {
@@ -184,12 +189,12 @@ func (s *registrationState) update(r settings, roots *x509.CertPool, logger *zap
 func validatorConfig(r settings, hc *http.Client) callerauth.Config {
 	return callerauth.Config{AuthorityHost: r.AuthorityHost, Tenant: r.Tenant,
 		Audiences: append([]string{r.ClientID}, r.Audiences...), HTTPClient: hc, ClockSkew: r.ClockSkew,
-		FetchTimeout: r.Timeout}
+		FetchTimeout: r.Timeout, AllowedTenants: r.AllowedTenants, MaxCachedBytes: r.CallerCacheMaxBytes}
 }
 
 func entraConfig(r settings, hc *http.Client) entra.Config {
 	return entra.Config{AuthorityHost: r.AuthorityHost, Tenant: r.Tenant, ClientID: r.ClientID,
-		Credential: r.Credential, HTTPClient: hc}
+		Credential: r.Credential, HTTPClient: hc, Capabilities: r.ClientCapabilities}
 }
 
 func engineConfig(r settings, logger *zap.Logger) acquire.Config {

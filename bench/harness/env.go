@@ -37,6 +37,9 @@ const (
 	CaptureSess   = "sess"     // name of the captured /sess/ handler
 )
 
+// CacheMaxEntriesA is tenant A's token cache bound: room for the scale item's million entries besides the users.
+const CacheMaxEntriesA = 2_000_000
+
 // EnvOptions configures StartEnv.
 type EnvOptions struct {
 	UsersA int // numbered users of tenant A (steady state, herds)
@@ -98,7 +101,7 @@ func StartEnv(o EnvOptions) (env *Env, err error) {
 	if e.Echo, err = StartUpstream(entraemu.NewDownstreamAPI(e.A.Emu), e.ServerErrors.Logger()); err != nil {
 		return nil, err
 	}
-	regA := map[string]any{}
+	regA := map[string]any{"cache_max_entries": CacheMaxEntriesA}
 	if o.TimeoutA > 0 {
 		regA["timeout"] = int64(o.TimeoutA)
 	}

@@ -59,7 +59,7 @@ func newHotPath(name, url, header string, creds, oids []string) (*HotPath, error
 type Client struct {
 	p     *HotPath
 	reqs  []*http.Request
-	creds [][]string // each user's credential header, restored before every call
+	creds [][]string // each user's credential header, restored before every call (the handler writes into it)
 	w     nopWriter
 	i     int
 	ctx   context.Context
@@ -80,20 +80,25 @@ func (p *HotPath) NewClient() *Client {
 	return c
 }
 
-// request builds what Caddy's server builds per request for the handler: a fresh Replacer in the context. Its
-// cost is the same with and without the handler, so Baseline measures it alone.
+// request builds what Caddy's server builds per request for the handler: the request's vars and a Replacer with
+// the http.* placeholders in the context (caddyhttp.NewTestReplacer does what the server does). Its cost is the
+// same with and without the handler, so Baseline measures it alone.
 func (c *Client) request() *http.Request {
 	u := c.i % len(c.reqs)
 	c.i++
 	base := c.reqs[u]
 	h := base.Header
+	cred := c.creds[u]
+	cred[0] = c.p.creds[u] // the handler wrote the downstream token over it last time, or stripped it
 	if c.p.header == "Authorization" {
-		h["Authorization"] = c.creds[u] // the handler replaced it last time
+		h["Authorization"] = cred
 	} else {
-		h["Cookie"] = c.creds[u]   // the handler stripped it
-		delete(h, "Authorization") // and added this
+		h["Cookie"] = cred
+		delete(h, "Authorization") // the handler added this
 	}
-	return base.WithContext(context.WithValue(c.ctx, caddy.ReplacerCtxKey, caddy.NewReplacer()))
+	r := base.WithContext(context.WithValue(c.ctx, caddyhttp.VarsCtxKey, map[string]any{}))
+	caddyhttp.NewTestReplacer(r)
+	return r
 }
 
 // Serve sends the next user's request through the handler.
@@ -116,7 +121,7 @@ func (c *Client) Check(i int) error {
 	if err := c.p.h.ServeHTTP(&c.w, r, next); err != nil {
 		return err
 	}
-	caller := c.creds[i%len(c.creds)][0]
+	caller := c.p.creds[i%len(c.p.creds)]
 	switch {
 	case c.w.status != 0:
 		return fmt.Errorf("user %d: the handler answered %d itself (token not cached? session unknown?)", i, c.w.status)

@@ -173,3 +173,14 @@ func discardChunked(br *bufio.Reader) error {
 		}
 	}
 }
+
+// GETHeaders encodes a GET request for path on host with the given headers, in order: {name, value} pairs.
+func GETHeaders(host, path string, headers ...[2]string) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: token-injector-bench\r\n", path, host)
+	for _, h := range headers {
+		fmt.Fprintf(&b, "%s: %s\r\n", h[0], h[1])
+	}
+	b.WriteString("\r\n")
+	return b.Bytes()
+}

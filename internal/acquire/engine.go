@@ -187,9 +187,16 @@ func (e *Engine) Token(ctx context.Context, req Request) (tokencache.Token, erro
 			return t, nil
 		}
 	}
+	return e.join(ctx, cfg, req)
+}
+
+// join waits for req's flight to the identity provider, starting it if none is under way. It is Token's slow path,
+// apart so that the flight's closure does not move every cache hit's req to the heap.
+func (e *Engine) join(ctx context.Context, cfg *Config, req Request) (tokencache.Token, error) {
 	cfg.Metrics.Waiting(1)
 	defer cfg.Metrics.Waiting(-1)
-	ch := e.flights.DoChan(flightKey(req), func() (any, error) { return e.fetch(ctx, req, metrics.SourceIdentityProvider) })
+	miss := req // captured by the flight: a copy of its own, so that the cache-hit path keeps req on the stack
+	ch := e.flights.DoChan(flightKey(miss), func() (any, error) { return e.fetch(ctx, miss, metrics.SourceIdentityProvider) })
 	select {
 	case r := <-ch:
 		if r.Err != nil {

@@ -111,10 +111,10 @@ func (v *Validator) checkClaims(payload []byte, ks *keySet, now time.Time) (*Ide
 	if c.TenantID == "" {
 		return nil, invalid("token has no tid")
 	}
-	if c.TenantID != ks.tenantID {
+	if !rules.tenants.takes(c.TenantID, ks.tenantID) {
 		return nil, invalid("token is from tenant %s, not this tenant", safe(c.TenantID))
 	}
-	if !ks.acceptsIssuer(c.Issuer) {
+	if !ks.acceptsIssuer(c.Issuer, c.TenantID) {
 		return nil, invalid("issuer %s is not this tenant's", safe(c.Issuer))
 	}
 	if err := checkAudience(c.Audience, rules.audiences); err != nil {

@@ -38,6 +38,9 @@ func (s *keyStore) discover(ctx context.Context) (discovery, error) {
 	if err2 != nil {
 		return discovery{}, err2
 	}
+	if entra.IsMultiTenant(s.tenant) {
+		return s.multiTenantDiscovery(v2, v1, err1)
+	}
 	tid, err := tenantFromV2Issuer(v2.Issuer)
 	if err != nil {
 		return discovery{}, s.misconfigured(err, "authority_host does not serve Entra's discovery documents")

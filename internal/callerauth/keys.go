@@ -25,7 +25,7 @@ const (
 
 // discovery is what the two OpenID configuration documents tell us.
 type discovery struct {
-	tenantID string // from the v2 issuer
+	tenantID string // from the v2 issuer; empty for a multi-tenant document, whose issuers name tenantTemplate
 	v2Issuer string
 	v2JWKS   string
 	v1Issuer string // empty when the v1 document or its keys could not be fetched: v1 tokens are then rejected
@@ -39,9 +39,14 @@ type keySet struct {
 	fetched time.Time
 }
 
-// acceptsIssuer compares case-insensitively: URL schemes and hosts are, and so is the tenant GUID in the path.
-func (ks *keySet) acceptsIssuer(iss string) bool {
-	return iss != "" && (strings.EqualFold(iss, ks.v2Issuer) || (ks.v1Issuer != "" && strings.EqualFold(iss, ks.v1Issuer)))
+// acceptsIssuer compares case-insensitively: URL schemes and hosts are, and so is the tenant GUID in the path. A
+// multi-tenant document's issuers are templates: {tenantid} stands for the token's own tid, already checked.
+func (ks *keySet) acceptsIssuer(iss, tid string) bool {
+	v2, v1 := ks.v2Issuer, ks.v1Issuer
+	if ks.tenantID == "" {
+		v2, v1 = strings.Replace(v2, tenantTemplate, tid, 1), strings.Replace(v1, tenantTemplate, tid, 1)
+	}
+	return iss != "" && (strings.EqualFold(iss, v2) || (v1 != "" && strings.EqualFold(iss, v1)))
 }
 
 // keyStore owns the tenant's discovery data and signing keys. Reads are a lock-free pointer load; fetches are

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,9 +22,8 @@ import (
 )
 
 const (
-	defaultClockSkew       = time.Minute
-	defaultMaxCachedTokens = 10000
-	defaultFetchTimeout    = 10 * time.Second
+	defaultClockSkew    = time.Minute
+	defaultFetchTimeout = 10 * time.Second
 
 	// maxCacheLifetime bounds how long a proven token skips signature verification; a key withdrawn from the
 	// JWKS stops being trusted at the next key refresh (KeyRefresh) whatever this says.
@@ -36,17 +36,25 @@ const (
 
 // Config configures a Validator. AuthorityHost, Tenant, Audiences and HTTPClient are required.
 type Config struct {
-	AuthorityHost   string        // e.g. https://login.microsoftonline.com (no trailing slash)
-	Tenant          string        // tenant GUID or domain; the tenant GUID itself comes from the v2 discovery issuer
-	Audiences       []string      // accepted aud values: the app's client id and its App ID URIs
-	HTTPClient      *http.Client  // used for discovery and JWKS
-	ClockSkew       time.Duration // default 1 minute, applied to exp and nbf
-	MaxCachedTokens int           // default 10000: proven tokens remembered by SHA-256 of the raw token
+	AuthorityHost string        // e.g. https://login.microsoftonline.com (no trailing slash)
+	Tenant        string        // tenant GUID or domain; the tenant GUID itself comes from the v2 discovery issuer
+	Audiences     []string      // accepted aud values: the app's client id and its App ID URIs
+	HTTPClient    *http.Client  // used for discovery and JWKS
+	ClockSkew     time.Duration // default 1 minute, applied to exp and nbf
+	// MaxCachedBytes bounds the proven tokens remembered (each later request with one costs a hash and a lookup,
+	// not an RSA verification) by size: a token counts its length plus about 640 bytes. Default
+	// DefaultMaxCachedBytes (192 MiB: 50,000 callers with 3 KB tokens). A reload that changes it resizes in place.
+	MaxCachedBytes int64
+	// MaxCachedTokens also bounds them by count. Default 0: the byte bound alone.
+	MaxCachedTokens int
 	Now             func() time.Time
 	FetchTimeout    time.Duration // default 10s, bounds each discovery/JWKS fetch
 	// KeyRefresh is how old the signing keys may get before they are fetched again (default 1h): a key Entra
 	// withdraws stops being trusted within it, for tokens already proven too.
 	KeyRefresh time.Duration
+	// AllowedTenants are the tenant ids (tid) whose callers a multi-tenant Tenant (organizations, common) takes;
+	// "*" takes any. Required with a multi-tenant Tenant, refused with one directory.
+	AllowedTenants []string
 }
 
 // Identity is what a valid token says about its caller. Treat Scopes as read-only: it may be shared with the cache.
@@ -59,6 +67,8 @@ type Identity struct {
 	ExpiresAt time.Time
 	// AuthContext partitions the user's downstream tokens by how the caller authenticated (see authContext).
 	AuthContext string
+	// Placeholders names the user for access logs, built once per proven token.
+	Placeholders identity.Placeholders
 }
 
 // ForbiddenError reports a valid token this route does not accept: it lacks every required scope, or it was
@@ -116,8 +126,10 @@ type Validator struct {
 	keys  *keyStore
 	// cache remembers proven tokens by a seeded hash of the raw token; an entry counts only if its token is equal,
 	// so a hash collision is a miss, never another caller's identity. Cheaper than SHA-256 on every request.
-	seed  maphash.Seed
-	cache *lru.Cache[uint64, *cachedIdentity]
+	seed   maphash.Seed
+	cache  *lru.Cache[uint64, *cachedIdentity] // bounded by bytes; see proven.go
+	resize sync.Mutex                          // serializes resizeProven
+	limits [2]int64                            // the cache's bounds (entries, bytes), as last applied
 
 	verifications atomic.Int64 // RSA signature checks performed; lets tests prove the cache works
 	stop          context.CancelFunc
@@ -127,6 +139,7 @@ type Validator struct {
 type rules struct {
 	audiences []string
 	skew      time.Duration
+	tenants   tenantSet // multi-tenant only
 }
 
 type cachedIdentity struct {
@@ -147,8 +160,8 @@ func New(cfg Config) (*Validator, error) {
 	if err := entra.CheckTenant(cfg.Tenant); err != nil {
 		return nil, fmt.Errorf("callerauth: Tenant: %w", err)
 	}
-	if cfg.MaxCachedTokens < 0 {
-		return nil, errors.New("callerauth: MaxCachedTokens must not be negative")
+	if cfg.MaxCachedTokens < 0 || cfg.MaxCachedBytes < 0 {
+		return nil, errors.New("callerauth: MaxCachedTokens and MaxCachedBytes must not be negative")
 	}
 	now := cfg.Now
 	if now == nil {
@@ -156,10 +169,9 @@ func New(cfg Config) (*Validator, error) {
 	}
 	life, stop := context.WithCancel(context.Background())
 	v := &Validator{
-		now:   now,
-		seed:  maphash.MakeSeed(),
-		cache: lru.New[uint64, *cachedIdentity](cmp.Or(cfg.MaxCachedTokens, defaultMaxCachedTokens)),
-		stop:  stop,
+		now:  now,
+		seed: maphash.MakeSeed(),
+		stop: stop,
 	}
 	v.keys = &keyStore{
 		authority: authority,
@@ -192,7 +204,15 @@ func (v *Validator) Update(cfg Config) error {
 	if cfg.ClockSkew < 0 || cfg.FetchTimeout < 0 || cfg.KeyRefresh < 0 {
 		return errors.New("callerauth: ClockSkew, FetchTimeout and KeyRefresh must not be negative")
 	}
-	v.rules.Store(&rules{audiences: auds, skew: cmp.Or(cfg.ClockSkew, defaultClockSkew)})
+	if cfg.MaxCachedTokens < 0 || cfg.MaxCachedBytes < 0 {
+		return errors.New("callerauth: MaxCachedTokens and MaxCachedBytes must not be negative")
+	}
+	tenants, err := newTenantSet(v.keys.tenant, cfg.AllowedTenants)
+	if err != nil {
+		return err
+	}
+	v.resizeProven(cfg)
+	v.rules.Store(&rules{audiences: auds, skew: cmp.Or(cfg.ClockSkew, defaultClockSkew), tenants: tenants})
 	v.keys.fetcher.Store(&fetcher{client: cfg.HTTPClient, timeout: cmp.Or(cfg.FetchTimeout, defaultFetchTimeout),
 		refresh: cmp.Or(cfg.KeyRefresh, defaultKeyRefresh)})
 	return nil
@@ -219,7 +239,9 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 			return nil, invalid("token expired")
 		}
 		// Keys due for refresh are refreshed here too, and a proven token counts only while its key does.
-		if ks, err := v.keys.current(ctx); err == nil && ks.keys[c.kid] != nil {
+		// A reload may have dropped the caller's tenant from the allowed ones.
+		if ks, err := v.keys.current(ctx); err == nil && ks.keys[c.kid] != nil &&
+			v.rules.Load().tenants.takes(c.id.TenantID, ks.tenantID) {
 			id := c.id
 			return &id, nil
 		}
@@ -257,7 +279,10 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 		until = limit
 	}
 	until = until.Add(v.rules.Load().skew)
-	v.cache.Add(sum, &cachedIdentity{id: *id, kid: tok.kid, raw: raw}, until)
+	c := &cachedIdentity{id: *id, kid: tok.kid, raw: raw}
+	c.id.Placeholders = identity.NewPlaceholders(c.id.User)
+	id.Placeholders = c.id.Placeholders
+	v.remember(sum, c, until)
 	return id, nil
 }
 

@@ -249,9 +249,9 @@ func TestNewConfigErrors(t *testing.T) {
 			if (err == nil) != tt.ok {
 				t.Fatalf("New error = %v, want ok=%v", err, tt.ok)
 			}
-			if err == nil && (v.rules.Load().skew != defaultClockSkew || v.cache.Capacity() != defaultMaxCachedTokens ||
+			if err == nil && (v.rules.Load().skew != defaultClockSkew || v.cache.Cost() != 0 || v.limits != [2]int64{0, DefaultMaxCachedBytes} ||
 				v.keys.fetcher.Load().timeout != defaultFetchTimeout) {
-				t.Errorf("defaults not applied: skew %v, cache %d, timeout %v", v.rules.Load().skew, v.cache.Capacity(), v.keys.fetcher.Load().timeout)
+				t.Errorf("defaults not applied: skew %v, cache %d, timeout %v", v.rules.Load().skew, v.limits, v.keys.fetcher.Load().timeout)
 			}
 		})
 	}

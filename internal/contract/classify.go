@@ -65,6 +65,7 @@ func Decide(err error, scopes []string) *Problem {
 		unavailable *entra.UnavailableError
 		misconfig   *entra.MisconfiguredError
 		unexpected  *entra.UnexpectedError
+		challenged  *ChallengedAgainError
 	)
 	switch {
 	case errors.As(err, &bad):
@@ -85,6 +86,8 @@ func Decide(err error, scopes []string) *Problem {
 		return fromEntra(entraErr, scopes)
 	case errors.As(err, &unexpected):
 		return serverError(unexpected.Error(), "")
+	case errors.As(err, &challenged):
+		return challengedAgain(challenged, scopes)
 	}
 	return serverError("token acquisition failed: "+err.Error(), "")
 }

@@ -21,14 +21,14 @@ func CheckAuthorityHost(s string) (string, error) {
 	return s, nil
 }
 
-// CheckTenant accepts one directory: a tenant ID or a verified domain. The multi-tenant names are refused, since
-// their documents publish a templated issuer that names no tenant.
+// CheckTenant accepts a tenant ID, a verified domain, or the multi-tenant organizations and common (see
+// IsMultiTenant). consumers is refused: personal accounts cannot call a work API On-Behalf-Of.
 func CheckTenant(t string) error {
 	switch strings.ToLower(t) {
 	case "":
 		return fmt.Errorf("required (the directory's tenant ID or domain)")
-	case "common", "organizations", "consumers":
-		return fmt.Errorf("%q is not one directory; name the tenant whose users this proxy serves", t)
+	case "consumers":
+		return fmt.Errorf("%q is personal Microsoft accounts only; name the tenant, or organizations for several", t)
 	}
 	for _, r := range t {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
@@ -36,4 +36,10 @@ func CheckTenant(t string) error {
 		}
 	}
 	return nil
+}
+
+// IsMultiTenant reports whether t names every work tenant (organizations) or every tenant (common) rather than
+// one: the callers' own tenants are then the ones that matter, and their documents publish a templated issuer.
+func IsMultiTenant(t string) bool {
+	return strings.EqualFold(t, "organizations") || strings.EqualFold(t, "common")
 }

@@ -4,6 +4,7 @@ package lru
 
 import (
 	"hash/maphash"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,13 +27,16 @@ type shard[K comparable, V any] struct {
 	items    map[K]*entry[K, V]
 	head     entry[K, V] // sentinel: head.next is the most recently used, head.prev the least
 	capacity int
-	retired  bool // its entries moved to a newer table; look the table up again
+	maxCost  int64 // 0: no bound on the entries' total cost
+	cost     int64 // total cost of the entries held
+	retired  bool  // its entries moved to a newer table; look the table up again
 }
 
 type entry[K comparable, V any] struct {
 	key        K
 	value      V
 	expires    int64 // unix nanoseconds; 0 never expires
+	cost       int64 // what the entry counts against its shard's maxCost (AddWeighted); 0 for Add
 	prev, next *entry[K, V]
 }
 
@@ -42,13 +46,30 @@ const entriesPerShard = 256
 // New returns a cache holding at most capacity entries (at least 1).
 func New[K comparable, V any](capacity int) *Cache[K, V] {
 	c := &Cache[K, V]{seed: maphash.MakeSeed()}
-	c.table.Store(newTable[K, V](capacity))
+	c.table.Store(newTable[K, V](capacity, 0))
 	return c
 }
 
-func newTable[K comparable, V any](capacity int) *table[K, V] {
+// NewWeighted returns a cache bounded by the total cost of its entries (AddWeighted), such as their bytes, and by
+// maxEntries unless that is 0. Like the entry bound, maxCost is split evenly over the shards.
+func NewWeighted[K comparable, V any](maxEntries int, maxCost int64) *Cache[K, V] {
+	c := &Cache[K, V]{seed: maphash.MakeSeed()}
+	c.table.Store(newTable[K, V](maxEntries, max(maxCost, 1)))
+	return c
+}
+
+// costPerShard sizes the shards of a cache bounded only by cost, as if each entry cost this much.
+const costPerShard = entriesPerShard * 2048
+
+func newTable[K comparable, V any](capacity int, maxCost int64) *table[K, V] {
+	if maxCost > 0 && capacity <= 0 {
+		capacity = math.MaxInt
+	}
 	capacity = max(capacity, 1)
 	n := min(max(capacity/entriesPerShard, 1), 64)
+	if maxCost > 0 {
+		n = min(n, max(int(maxCost/costPerShard), 1))
+	}
 	t := &table[K, V]{shards: make([]shard[K, V], n)}
 	for i := range t.shards {
 		s := &t.shards[i]
@@ -56,6 +77,7 @@ func newTable[K comparable, V any](capacity int) *table[K, V] {
 		if i < capacity%n {
 			s.capacity++
 		}
+		s.maxCost = maxCost / int64(n)
 		s.items = make(map[K]*entry[K, V])
 		s.head.next, s.head.prev = &s.head, &s.head
 	}
@@ -102,6 +124,12 @@ func (c *Cache[K, V]) Get(k K, now time.Time) (V, bool) {
 // Add stores v under k until expires (the zero time means no expiry), evicting the least recently used entry of
 // its shard when full. It reports how many entries it evicted.
 func (c *Cache[K, V]) Add(k K, v V, expires time.Time) (evicted int) {
+	return c.AddWeighted(k, v, expires, 0)
+}
+
+// AddWeighted is Add for an entry that counts cost against the cache's maxCost (NewWeighted). An entry that costs
+// more than a shard may hold is not stored.
+func (c *Cache[K, V]) AddWeighted(k K, v V, expires time.Time, cost int64) (evicted int) {
 	var exp int64
 	if !expires.IsZero() {
 		exp = expires.UnixNano()
@@ -109,11 +137,9 @@ func (c *Cache[K, V]) Add(k K, v V, expires time.Time) (evicted int) {
 	s := c.lock(k)
 	defer s.mu.Unlock()
 	if e, ok := s.items[k]; ok {
-		e.value, e.expires = v, exp
-		s.moveToFront(e)
-		return 0
+		s.remove(e)
 	}
-	return s.insert(&entry[K, V]{key: k, value: v, expires: exp})
+	return s.insert(&entry[K, V]{key: k, value: v, expires: exp, cost: cost})
 }
 
 // Remove deletes k and reports whether it was present.
@@ -172,6 +198,13 @@ func (c *Cache[K, V]) eachShard(f func(*shard[K, V])) {
 	}
 }
 
+// Cost returns the total cost of the entries held (AddWeighted).
+func (c *Cache[K, V]) Cost() int64 {
+	var n int64
+	c.eachShard(func(s *shard[K, V]) { n += s.cost })
+	return n
+}
+
 // Capacity returns the most entries the cache holds.
 func (c *Cache[K, V]) Capacity() int {
 	t := c.table.Load()
@@ -187,11 +220,14 @@ func (c *Cache[K, V]) Capacity() int {
 // operations such as a config reload; concurrent calls of the other methods wait, then go on in the new shards.
 // Recency is kept within each old shard and interleaved across them, so eviction order is approximate for
 // caches of more than one shard, as it always is.
-func (c *Cache[K, V]) SetCapacity(n int) {
+func (c *Cache[K, V]) SetCapacity(n int) { c.SetLimits(n, 0) }
+
+// SetLimits is SetCapacity for a weighted cache: the bounds NewWeighted(maxEntries, maxCost) would have set.
+func (c *Cache[K, V]) SetLimits(maxEntries int, maxCost int64) {
 	c.resize.Lock()
 	defer c.resize.Unlock()
 	old := c.table.Load()
-	nt := newTable[K, V](n)
+	nt := newTable[K, V](maxEntries, maxCost)
 	for i := range old.shards {
 		old.shards[i].mu.Lock()
 	}
@@ -217,11 +253,15 @@ func (c *Cache[K, V]) SetCapacity(n int) {
 // insert adds e, a key not in s, as the most recently used, evicting the least recently used entries while s is
 // full. It returns how many it evicted.
 func (s *shard[K, V]) insert(e *entry[K, V]) (evicted int) {
-	for len(s.items) >= s.capacity {
+	if s.maxCost > 0 && e.cost > s.maxCost {
+		return 0
+	}
+	for len(s.items) >= s.capacity || s.maxCost > 0 && s.cost+e.cost > s.maxCost {
 		s.remove(s.head.prev)
 		evicted++
 	}
 	s.items[e.key] = e
+	s.cost += e.cost
 	s.pushFront(e)
 	return evicted
 }
@@ -243,5 +283,6 @@ func (s *shard[K, V]) moveToFront(e *entry[K, V]) {
 func (s *shard[K, V]) remove(e *entry[K, V]) {
 	e.prev.next, e.next.prev = e.next, e.prev
 	e.prev, e.next = nil, nil
+	s.cost -= e.cost
 	delete(s.items, e.key)
 }

@@ -88,6 +88,7 @@ func NewManager(cfg Config, store Store) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cookie_secret: %w", err)
 	}
-	m := &Manager{cfg: cfg, store: store, keys: keys}
+	m := &Manager{cfg: cfg, store: store, keys: keys, opened: newOpened(cfg.MaxSessions),
+		cookieAD: additionalData(cookiePurpose)}
 	return m, nil
 }

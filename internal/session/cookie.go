@@ -81,26 +81,21 @@ func (m *Manager) cookie(r *http.Request, value string, maxAge int) *http.Cookie
 // route without sign-in, whose site may still carry another route's session cookie) strips the default names.
 func (m *Manager) StripCookie(r *http.Request) {
 	lines := r.Header["Cookie"]
-	if len(lines) == 0 {
-		return
-	}
-	out := make([]string, 0, len(lines))
+	var out []string // from the first line that changes: the lines before it, then what is kept
 	changed := false
-	for _, line := range lines {
+	for i, line := range lines {
 		kept, removed := m.stripFromLine(line)
-		if !removed {
-			out = append(out, line)
-			continue
+		if removed && !changed {
+			changed, out = true, lines[:i:i] // capped: an append copies, never writes over lines
 		}
-		changed = true
-		if kept != "" {
+		if changed && kept != "" {
 			out = append(out, kept)
 		}
 	}
 	switch {
 	case !changed:
 	case len(out) == 0:
-		r.Header.Del("Cookie")
+		delete(r.Header, "Cookie")
 	default:
 		r.Header["Cookie"] = out
 	}
@@ -124,26 +119,33 @@ func unprefixed(name string) string {
 }
 
 // stripFromLine drops every proxy cookie pair from one Cookie header line, keeping the other pairs and the
-// separators between them as they were.
+// separators between them as they were. A line of proxy cookies only costs no allocation.
 func (m *Manager) stripFromLine(line string) (string, bool) {
 	if !strings.Contains(line, DefaultInsecureCookieName) &&
-		(m.cfg.CookieName == "" || !strings.Contains(line, unprefixed(m.cfg.CookieName))) {
+		(m == nil || m.cfg.CookieName == "" || !strings.Contains(line, unprefixed(m.cfg.CookieName))) {
 		return line, false
 	}
-	parts := strings.Split(line, ";")
-	kept := make([]string, 0, len(parts))
-	removed := false
-	for _, p := range parts {
+	var kept strings.Builder
+	removed, first := false, true
+	for rest := line; ; {
+		p, after, more := strings.Cut(rest, ";")
 		n, _, _ := strings.Cut(p, "=")
 		if m.isProxyCookie(textproto.TrimString(n)) {
 			removed = true
-			continue
+		} else {
+			if !first {
+				kept.WriteByte(';')
+			}
+			kept.WriteString(p)
+			first = false
 		}
-		kept = append(kept, p)
+		if !more {
+			break
+		}
+		rest = after
 	}
 	if !removed {
 		return line, false
 	}
-	s := strings.Join(kept, ";")
-	return strings.Trim(s, " \t"), true
+	return strings.Trim(kept.String(), " \t"), true
 }

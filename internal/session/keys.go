@@ -46,7 +46,10 @@ func (m *Manager) Seal(plaintext []byte, purpose string) (string, error) {
 }
 
 // Open reverses Seal with any configured key. Every failure is ErrUnsealable.
-func (m *Manager) Open(v, purpose string) ([]byte, error) {
+func (m *Manager) Open(v, purpose string) ([]byte, error) { return m.open(v, additionalData(purpose)) }
+
+// open is Open with the additional data of a purpose, which the session cookie's path builds once.
+func (m *Manager) open(v string, ad []byte) ([]byte, error) {
 	if len(v) == 0 || len(v) > maxSealed {
 		return nil, ErrUnsealable
 	}
@@ -54,7 +57,7 @@ func (m *Manager) Open(v, purpose string) ([]byte, error) {
 	if err != nil {
 		return nil, ErrUnsealable
 	}
-	pt, _, err := m.keys.Open(raw, additionalData(purpose))
+	pt, _, err := m.keys.Open(raw, ad)
 	if err != nil {
 		return nil, ErrUnsealable
 	}

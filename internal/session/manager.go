@@ -1,7 +1,6 @@
 package session
 
 import (
-	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -18,9 +17,12 @@ var ErrNoSession = errors.New("no valid session")
 
 // Manager issues, reads and ends sessions. It is safe for concurrent use.
 type Manager struct {
-	cfg   Config
-	keys  *seal.Keys
-	store Store
+	cfg    Config
+	keys   *seal.Keys
+	store  Store
+	opened *opened // cookies opened before (see Caller)
+	// cookieAD is the additional data session cookies are sealed with, built once.
+	cookieAD []byte
 }
 
 // touchInterval is how stale LastSeenAt may get before Load writes it back: one store write a minute per active
@@ -44,55 +46,23 @@ func (m *Manager) Load(r *http.Request) (*Session, bool) {
 // Authenticate is Load telling why there is no session: ErrNoSession, or the store's error when it could not
 // be asked (a shared tier that is down), which must not sign anyone out.
 func (m *Manager) Authenticate(r *http.Request) (*Session, error) {
-	s, ok, err := m.find(r)
-	if !ok {
-		return nil, cmp.Or(err, ErrNoSession)
-	}
-	now := m.cfg.Now()
-	if now.Sub(s.LastSeenAt) >= touchInterval {
-		s.LastSeenAt = now
-		// A failed touch costs the session at most a minute of idle time; the request goes on.
-		_ = m.store.Put(r.Context(), s, m.ttl(s, now))
+	s, _, err := m.find(r, true)
+	if err != nil {
+		return nil, err
 	}
 	return &s, nil
 }
 
 // lookup finds the valid session behind r's cookie without touching it.
 func (m *Manager) lookup(r *http.Request) (Session, bool) {
-	s, ok, _ := m.find(r)
-	return s, ok
-}
-
-// find is lookup that also returns the store's last error, for when no session was found.
-func (m *Manager) find(r *http.Request) (Session, bool, error) {
-	var storeErr error
-	now := m.cfg.Now()
-	// A sibling host may set a cookie of the same name (not with __Host-), so every one is tried.
-	for _, c := range r.CookiesNamed(m.CookieName(r)) {
-		id, ok := m.openCookie(c.Value, now)
-		if !ok {
-			continue
-		}
-		s, found, err := m.store.Get(r.Context(), id)
-		if err != nil {
-			storeErr = err
-		}
-		if err != nil || !found || s.ID != id {
-			continue
-		}
-		if m.expired(s, now) {
-			_ = m.store.Delete(r.Context(), id)
-			continue
-		}
-		return s, true, nil
-	}
-	return Session{}, false, storeErr
+	s, _, err := m.find(r, false)
+	return s, err == nil
 }
 
 // openCookie returns the session ID sealed in v unless v does not open or its absolute expiry has passed, which
 // is decided without a store lookup.
 func (m *Manager) openCookie(v string, now time.Time) (string, bool) {
-	pt, err := m.Open(v, cookiePurpose)
+	pt, err := m.open(v, m.cookieAD)
 	if err != nil || len(pt) != 8+idBytes {
 		return "", false
 	}
@@ -145,6 +115,7 @@ func (m *Manager) Destroy(w http.ResponseWriter, r *http.Request) (*Session, boo
 	s, ok := m.lookup(r)
 	now := m.cfg.Now()
 	for _, c := range r.CookiesNamed(m.CookieName(r)) {
+		m.opened.forget(c.Value) // the store's Get would refuse it anyway
 		if id, valid := m.openCookie(c.Value, now); valid {
 			_ = m.store.Delete(r.Context(), id)
 		}

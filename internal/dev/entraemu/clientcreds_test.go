@@ -69,6 +69,7 @@ func TestClientCredentials(t *testing.T) {
 	}{
 		{"specific scope", ccForm(GraphURI + "/User.Read.All"), v2Token, 400, "invalid_scope", 1002012},
 		{"bare scope", ccForm("User.Read"), v2Token, 400, "invalid_scope", 1002012},
+		{"OpenID scopes only", ccForm("openid profile offline_access"), v2Token, 400, "invalid_scope", 1002012},
 		{"unknown resource", ccForm("api://nowhere/.default"), v2Token, 400, "invalid_resource", 500011},
 		{"over common", ccForm(GraphURI + "/.default"), "/common/oauth2/v2.0/token", 400, "invalid_request", 9001023},
 		{"public client", url.Values{"grant_type": {"client_credentials"}, "client_id": {"55555555-6666-4777-8888-999999999999"}, "scope": {GraphURI + "/.default"}}, v2Token, 401, "invalid_client", 7000218},

@@ -2,10 +2,8 @@ package entraemu
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -45,14 +43,14 @@ func NewDownstreamAPI(e *Emulator) http.Handler {
 			return
 		}
 		if oid, _ := claims["oid"].(string); oid != "" {
-			if u := e.usersByOID[strings.ToLower(oid)]; u != nil && e.caeRevoked(u) {
+			if u := e.usersByOID[strings.ToLower(oid)]; u != nil {
 				// CAE: a critical event (say, the user's session was revoked) makes the resource
-				// demand a token issued after it, with the nbf of the challenge.
-				ch := fmt.Sprintf(`{"access_token":{"nbf":{"essential":true,"value":"%d"}}}`, now.Unix())
-				downstreamUnauthorized(w, `Bearer realm="", authorization_uri="`+e.baseURL(r)+`/common/oauth2/authorize", error="insufficient_claims", claims="`+
-					base64.StdEncoding.EncodeToString([]byte(ch))+`"`,
-					"InvalidAuthenticationToken", "Continuous access evaluation resulted in challenge with result: InteractionRequired and code: TokenIssuedBeforeRevocationTimestamp")
-				return
+				// demand a token issued after it, with the nbf of the challenge (cae.go).
+				if nbf, ok := e.caeChallenge(u, claims, now); ok {
+					downstreamUnauthorized(w, caeChallengeHeader(e.baseURL(r), nbf),
+						"InvalidAuthenticationToken", "Continuous access evaluation resulted in challenge with result: InteractionRequired and code: TokenIssuedBeforeRevocationTimestamp")
+					return
+				}
 			}
 		}
 		sum := sha256.Sum256([]byte(raw))

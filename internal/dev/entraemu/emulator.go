@@ -153,8 +153,11 @@ type Emulator struct {
 	sweepTick int
 
 	counters    counterState
-	credentials credentialLog  // client authentications, managed identity tokens, used jti values
-	federated   federatedState // federated credentials added at run time, hosted workload issuers
+	credentials credentialLog   // client authentications, managed identity tokens, used jti values
+	federated   federatedState  // federated credentials added at run time, hosted workload issuers
+	others      tenantDirectory // more tenants on the same host (tenants.go)
+	cae         caeState        // CAE revocations enforced by the downstream stub (cae.go)
+	requests    requestLog      // the claims of recent token requests (claims.go)
 }
 
 // Grant names used in Counters.
@@ -323,6 +326,9 @@ func (e *Emulator) TenantID() string { return e.tenant }
 func (e *Emulator) SetBaseURL(u string) {
 	u = strings.TrimRight(u, "/")
 	e.base.Store(&u)
+	for _, t := range e.otherTenants() {
+		t.SetBaseURL(u)
+	}
 }
 
 // baseURL is where the emulator is reached, as the issuer and endpoints must say.
@@ -342,6 +348,9 @@ func (e *Emulator) baseURL(r *http.Request) string {
 
 // ServeHTTP serves every endpoint: discovery, keys, token, authorize, logout and /_emulator/.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if e.serveOtherTenant(w, r) {
+		return
+	}
 	e.mux.ServeHTTP(w, r)
 }
 
@@ -370,6 +379,7 @@ func (e *Emulator) routes() *http.ServeMux {
 
 	e.controlRoutes(m)
 	e.credentialRoutes(m)
+	e.caeRoutes(m)
 	return m
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,6 +62,7 @@ func (e *Emulator) handleToken(w http.ResponseWriter, r *http.Request, v1 bool) 
 		return
 	}
 	e.counters.grant(tr.grant)
+	e.recordTokenRequest(tr)
 	if a := e.authenticateClient(tr); a != nil {
 		e.tokenError(w, r, a)
 		return
@@ -233,6 +235,7 @@ func (e *Emulator) issueUser(w http.ResponseWriter, tr *tokenRequest, is issued)
 		e.tokenError(w, tr.r, &aadError{500, "server_error", 50000, "There was an error issuing a token.", "", ""})
 		return
 	}
+	e.noteIssued(is.subject.user, at, now)
 	resp := tokenResponse{TokenType: "Bearer", AccessToken: at, expiresAt: exp, now: now}
 	if tr.v1 {
 		resp.Scope, resp.Resource = strings.Join(is.values, " "), resID
@@ -336,7 +339,8 @@ func (e *Emulator) grantClientCredentials(w http.ResponseWriter, tr *tokenReques
 			e.tokenError(w, tr.r, errMissingParam("scope"))
 			return
 		}
-		fields := strings.Fields(raw)
+		// MSAL adds openid, profile and offline_access to every request; Entra ignores them here.
+		fields := slices.DeleteFunc(strings.Fields(raw), func(s string) bool { return oidcScopes[strings.ToLower(s)] })
 		if len(fields) != 1 || !strings.HasSuffix(fields[0], "/.default") {
 			e.tokenError(w, tr.r, errClientCredentialsScope(raw))
 			return

@@ -1,0 +1,122 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+
+	"github.com/tokeninjector/caddy-token-injector/caddymodule"
+	"github.com/tokeninjector/caddy-token-injector/internal/callerauth"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
+	"github.com/tokeninjector/caddy-token-injector/internal/session"
+	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
+)
+
+// What the scale items need from the provisioned handlers: their registration's counters and caches, and
+// sessions made without the sign-in flow (which redeems codes at a bounded rate, by design: 50,000 sign-ins take
+// half an hour).
+
+// CapturedHandler is the token_injector handler captured under name.
+func CapturedHandler(name string) (*caddymodule.Handler, error) {
+	h, err := Captured(name)
+	if err != nil {
+		return nil, err
+	}
+	ti, ok := h.(*caddymodule.Handler)
+	if !ok {
+		return nil, fmt.Errorf("captured %q is a %T, not token_injector", name, h)
+	}
+	return ti, nil
+}
+
+// CallerStats is the proven-token cache and RSA verification count of the captured handler's registration.
+func CallerStats(name string) (callerauth.ProvenStats, error) {
+	h, err := CapturedHandler(name)
+	if err != nil {
+		return callerauth.ProvenStats{}, err
+	}
+	return h.CallerStats(), nil
+}
+
+// CreateSessions starts a session for each user in the store of the captured sign_in handler name, as its
+// callback would after a sign-in, and returns each one's cookie as "name=value" for this Env's origin. The users'
+// downstream tokens must be cached already (warming them with bearer tokens does: a session's cache key is the
+// bearer's when the caller token has no authentication context, as the emulator's have none).
+func (e *Env) CreateSessions(name string, users []entraemu.User) ([]string, error) {
+	h, err := CapturedHandler(name)
+	if err != nil {
+		return nil, err
+	}
+	m := h.SessionManager()
+	if m == nil {
+		return nil, fmt.Errorf("captured %q has no sign_in", name)
+	}
+	cookies := make([]string, len(users))
+	for i, u := range users {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", e.Origin()+PathSess+"me", nil)
+		if _, err := m.Create(w, r, session.Session{UserKey: tokencache.UserKey(u.ObjectID, entraemu.DefaultTenantID),
+			ObjectID: u.ObjectID, TenantID: entraemu.DefaultTenantID, Username: u.UPN, Name: u.Name}); err != nil {
+			return nil, err
+		}
+		c := w.Result().Cookies()
+		if len(c) != 1 {
+			return nil, fmt.Errorf("session for %s: %d cookies set", u.Key, len(c))
+		}
+		cookies[i] = c[0].Name + "=" + c[0].Value
+	}
+	return cookies, nil
+}
+
+// DownstreamHeaders returns the Authorization header the captured handler name sends upstream for each user
+// (by object id): the cached downstream token. A fair control route carries the same header.
+func DownstreamHeaders(name string, oids []string) ([]string, error) {
+	h, err := CapturedHandler(name)
+	if err != nil {
+		return nil, err
+	}
+	scopes := tokencache.NormalizeScopes([]string{GraphScope})
+	out := make([]string, len(oids))
+	for i, oid := range oids {
+		t, ok, err := h.TokenCache().Get(context.Background(),
+			tokencache.Key{User: tokencache.UserKey(oid, entraemu.DefaultTenantID), Scopes: scopes})
+		if err != nil || !ok {
+			return nil, fmt.Errorf("no cached token for %s (%v)", oid, err)
+		}
+		out[i] = t.AuthorizationHeader()
+	}
+	return out, nil
+}
+
+// SeedTokens caches, for each user (by object id) that has no downstream token yet, a copy of user like's cached
+// token (its bytes, expiry and refresh time) in the captured handler's registration, as On-Behalf-Of would have
+// cached one. It stands in for tens of thousands of On-Behalf-Of calls, each an RSA signature by the emulator on
+// the cores the suite measures; the request path reads a seeded entry exactly as an obtained one. It returns how
+// many it seeded.
+func SeedTokens(name, like string, oids []string) (int, error) {
+	h, err := CapturedHandler(name)
+	if err != nil {
+		return 0, err
+	}
+	ctx := context.Background()
+	key := func(oid string) tokencache.Key {
+		return tokencache.Key{User: tokencache.UserKey(oid, entraemu.DefaultTenantID),
+			Scopes: tokencache.NormalizeScopes([]string{GraphScope})}
+	}
+	tok, ok, err := h.TokenCache().Get(ctx, key(like))
+	if err != nil || !ok {
+		return 0, fmt.Errorf("no cached token for %s to copy (%v)", like, err)
+	}
+	seeded := 0
+	for _, oid := range oids {
+		if _, ok, _ := h.TokenCache().Get(ctx, key(oid)); ok {
+			continue
+		}
+		if err := h.TokenCache().Set(ctx, key(oid), tokencache.Token{AccessToken: tok.AccessToken,
+			ExpiresOn: tok.ExpiresOn, RefreshOn: tok.RefreshOn}); err != nil {
+			return seeded, err
+		}
+		seeded++
+	}
+	return seeded, nil
+}

@@ -1,0 +1,279 @@
+package main
+
+import (
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokeninjector/caddy-token-injector/bench/harness"
+	"github.com/tokeninjector/caddy-token-injector/bench/loadgen"
+)
+
+// Item 7, scale: the proxy's cost at 1k, 10k and 50k active users on both paths, and with a million cached
+// entries. Every kind of request is measured in the same passes: a pass runs one round of each kind, in an order
+// reversed from one pass to the next, and each kind's ratio is its rps over its control's in the same pass. The
+// bearer control is /plain/ with the caller's token; the session control is /plain/ with the cookie and the
+// downstream Authorization header the session route sends upstream (the same bytes upstream).
+
+// scaleKind is one kind of request of the scale passes.
+type scaleKind struct {
+	Name    string // "plain (bearer)", "bearer", "plain (session)", "session"
+	Users   int
+	Control int // index of the kind this one is compared with; -1 for a control
+	Bearer  bool
+	reqs    [][]byte
+	next    atomic.Int64 // the next user: rounds go on where the last one stopped, so every user is reached
+}
+
+// scaleKindResult is a kind's measurements over the passes.
+type scaleKindResult struct {
+	Name     string
+	Users    int
+	Control  int
+	Bearer   bool
+	Rounds   []roundStats
+	Ratios   []float64       // per pass, against the control
+	AddedP50 []time.Duration // per pass
+	AddedP99 []time.Duration
+	// Verifications is the RSA signature checks per second during this kind's rounds (bearer kinds).
+	Verifications []float64
+	NotOK         int
+	Requests      int
+}
+
+// scaleLevel is the passes at one number of connections.
+type scaleLevel struct {
+	Repeat int // which repetition of the measurement (Config.ScaleRepeat) after the one setup
+	Conns  int
+	Kinds  []scaleKindResult
+}
+
+// scaleResult is item 7.
+type scaleResult struct {
+	Users                      int // the largest size: users minted, cached and signed in
+	MintTook, WarmTook         time.Duration
+	SessionsTook, OpenTook     time.Duration
+	Warm, SessionCheck         harness.WarmResult // through the checking stub: the OBO sample; a sample of sessions
+	Proved                     harness.WarmResult // every caller token once through /inj/
+	Seeded                     int                // users whose downstream token is a copy (SeedTokens)
+	Proven                     int                // tokens in the proven-token cache after the warm-up
+	ProvenBytes                int64
+	Levels                     []scaleLevel
+	Million                    millionResult
+	UpstreamReq, MeasuredTotal int64
+}
+
+func runScale(env *harness.Env, cfg Config, rep *Report, step func(string, ...any)) error {
+	res := &rep.Scale
+	n := slices.Max(cfg.ScaleSizes)
+	res.Users = n
+	users, oids := harness.Users(cfg.scaleFrom(), n)
+	step("scale: minting %d caller tokens", n)
+	t0 := time.Now()
+	tokens, err := env.A.Mint(users)
+	if err != nil {
+		return err
+	}
+	res.MintTook = time.Since(t0)
+	// One user in oboEvery gets their token by On-Behalf-Of through the token-checking stub, which proves it is
+	// their own; the others get a copy of one (SeedTokens). Then every caller token is proven once through /inj/.
+	sample, sampleOIDs := everyNth(tokens, oids, cfg.ScaleOBOEvery)
+	step("scale: %d users' downstream tokens by OBO through the checking stub (minted in %s), the other %d seeded",
+		len(sample), res.MintTook.Round(time.Millisecond), n-len(sample))
+	t0 = time.Now()
+	if res.Warm, err = env.Warm(harness.PathCheck, sample, sampleOIDs); err != nil {
+		return err
+	}
+	if res.Seeded, err = harness.SeedTokens(harness.CaptureInj, sampleOIDs[0], oids); err != nil {
+		return err
+	}
+	if res.Proved, err = env.Warm(harness.PathInj, tokens, nil); err != nil {
+		return err
+	}
+	res.WarmTook = time.Since(t0)
+	st, err := harness.CallerStats(harness.CaptureInj)
+	if err != nil {
+		return err
+	}
+	res.Proven, res.ProvenBytes = st.Tokens, st.Bytes
+	step("scale: %d sessions, each cookie opened once through /sess/ and checked through /scheck/", n)
+	t0 = time.Now()
+	cookies, err := env.CreateSessions(harness.CaptureSess, users)
+	if err != nil {
+		return err
+	}
+	res.SessionsTook = time.Since(t0)
+	t0 = time.Now()
+	if _, err := env.WarmSessions(harness.PathSess, cookies, nil); err != nil {
+		return err
+	}
+	res.OpenTook = time.Since(t0)
+	sc, scOIDs := everyNth(cookies, oids, cfg.ScaleOBOEvery) // the users whose own token was obtained
+	if res.SessionCheck, err = env.WarmSessions(harness.PathSessCheck, sc, scOIDs); err != nil {
+		return err
+	}
+	downstream, err := harness.DownstreamHeaders(harness.CaptureInj, oids)
+	if err != nil {
+		return err
+	}
+	kinds := scaleKinds(env.Addr, cfg.ScaleSizes, tokens, cookies, downstream)
+	before := env.Trivial.Requests()
+	for rep := range max(cfg.ScaleRepeat, 1) {
+		if err := scaleLevels(env, cfg, kinds, rep, res, step); err != nil {
+			return err
+		}
+	}
+	res.UpstreamReq = env.Trivial.Requests() - before
+	if cfg.ScaleMillion > 0 {
+		if res.Million, err = millionUnderLoad(env, cfg, kinds, step); err != nil {
+			return err
+		}
+	}
+	rep.Rows = append(rep.Rows, res.rows(cfg)...)
+	return nil
+}
+
+// scaleLevels measures every kind at one connection and at cfg.Conns, profiling the loaded level of the first
+// repetition when asked.
+func scaleLevels(env *harness.Env, cfg Config, kinds []*scaleKind, rep int, res *scaleResult, step func(string, ...any)) error {
+	var err error
+	for _, conns := range []int{1, cfg.Conns} {
+		step("scale (repetition %d): %d connection(s), %d passes of %d kinds × %s", rep+1, conns, cfg.ScalePasses, len(kinds), cfg.ScaleRound)
+		stop := func() error { return nil }
+		if conns == cfg.Conns && cfg.Profile != "" && rep == 0 {
+			if stop, err = startProfiles(cfg.Profile, "scale-"); err != nil {
+				return err
+			}
+		}
+		lvl, err := scalePasses(env, kinds, conns, cfg.ScalePasses, cfg.ScaleRound)
+		if perr := stop(); err == nil {
+			err = perr
+		}
+		if err != nil {
+			return err
+		}
+		lvl.Repeat = rep
+		res.Levels = append(res.Levels, lvl)
+		for _, k := range lvl.Kinds {
+			res.MeasuredTotal += int64(k.Requests)
+		}
+	}
+	return nil
+}
+
+func everyNth(a, b []string, k int) ([]string, []string) {
+	var x, y []string
+	for i := 0; i < len(a); i += k {
+		x, y = append(x, a[i]), append(y, b[i])
+	}
+	return x, y
+}
+
+// scaleKinds builds the requests: a control per path over all users, then each path at each size (its first
+// size users).
+func scaleKinds(host string, sizes []int, tokens, cookies, downstream []string) []*scaleKind {
+	plainB := &scaleKind{Name: "plain (bearer control)", Users: len(tokens), Control: -1}
+	plainS := &scaleKind{Name: "plain (session control)", Users: len(tokens), Control: -1}
+	for i := range tokens {
+		plainB.reqs = append(plainB.reqs, loadgen.GET(host, harness.PathPlain+"me", tokens[i]))
+		plainS.reqs = append(plainS.reqs, loadgen.GETHeaders(host, harness.PathPlain+"me",
+			[2]string{"Cookie", cookies[i]}, [2]string{"Authorization", downstream[i]}))
+	}
+	kinds := []*scaleKind{plainB}
+	for _, s := range sizes {
+		k := &scaleKind{Name: "bearer", Users: s, Control: 0, Bearer: true}
+		for _, t := range tokens[:s] {
+			k.reqs = append(k.reqs, loadgen.GET(host, harness.PathInj+"me", t))
+		}
+		kinds = append(kinds, k)
+	}
+	ps := len(kinds)
+	kinds = append(kinds, plainS)
+	for _, s := range sizes {
+		k := &scaleKind{Name: "session", Users: s, Control: ps}
+		for _, c := range cookies[:s] {
+			k.reqs = append(k.reqs, loadgen.GETCookie(host, harness.PathSess+"me", c))
+		}
+		kinds = append(kinds, k)
+	}
+	return kinds
+}
+
+// scalePasses runs one unmeasured pass of short rounds, then passes measured passes.
+func scalePasses(env *harness.Env, kinds []*scaleKind, conns, passes int, round time.Duration) (scaleLevel, error) {
+	lvl := scaleLevel{Conns: conns, Kinds: make([]scaleKindResult, len(kinds))}
+	for i, k := range kinds {
+		lvl.Kinds[i] = scaleKindResult{Name: k.Name, Users: k.Users, Control: k.Control, Bearer: k.Bearer}
+	}
+	for _, k := range kinds {
+		if _, _, err := scaleRound(env, k, conns, round/4); err != nil {
+			return lvl, err
+		}
+	}
+	for p := range passes {
+		order := make([]int, len(kinds))
+		for i := range order {
+			order[i] = i
+		}
+		if p%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, i := range order {
+			st, verif, err := scaleRound(env, kinds[i], conns, round)
+			if err != nil {
+				return lvl, err
+			}
+			kr := &lvl.Kinds[i]
+			kr.Rounds = append(kr.Rounds, st)
+			kr.Requests += st.N
+			kr.NotOK += st.NotOK
+			if kinds[i].Bearer {
+				kr.Verifications = append(kr.Verifications, verif)
+			}
+		}
+		for i := range lvl.Kinds {
+			kr := &lvl.Kinds[i]
+			if kr.Control < 0 {
+				continue
+			}
+			c := lvl.Kinds[kr.Control].Rounds[p]
+			m := kr.Rounds[p]
+			kr.Ratios = append(kr.Ratios, m.RPS/c.RPS)
+			kr.AddedP50 = append(kr.AddedP50, m.P50-c.P50)
+			kr.AddedP99 = append(kr.AddedP99, m.P99-c.P99)
+		}
+	}
+	return lvl, nil
+}
+
+// scaleRound is one round of k, and the RSA verifications per second of the bearer registration during it.
+func scaleRound(env *harness.Env, k *scaleKind, conns int, d time.Duration) (roundStats, float64, error) {
+	v0, err := harness.CallerStats(harness.CaptureInj)
+	if err != nil {
+		return roundStats{}, 0, err
+	}
+	n := int64(len(k.reqs))
+	st, err := runRound(env.Addr, conns, d, func(int, int) []byte { return k.reqs[(k.next.Add(1)-1)%n] })
+	if err != nil {
+		return st, 0, err
+	}
+	v1, err := harness.CallerStats(harness.CaptureInj)
+	return st, float64(v1.Verifications-v0.Verifications) / d.Seconds(), err
+}
+
+// runRound is one closed-loop round of conns connections for d, next choosing each request.
+func runRound(host string, conns int, d time.Duration, next func(c, i int) []byte) (roundStats, error) {
+	var res loadgen.Result
+	var err error
+	cpu0, _ := processCPU()
+	harness.WithRole(harness.RoleClient, func() {
+		res, err = loadgen.Run(loadgen.Plan{Addr: host, Conns: conns, Duration: d, Next: next})
+	})
+	cpu1, _ := processCPU()
+	if err != nil {
+		return roundStats{}, err
+	}
+	lat := res.Latencies()
+	return roundStats{RPS: res.RPS(), P50: loadgen.Percentile(lat, 0.50), P99: loadgen.Percentile(lat, 0.99),
+		N: len(res.Samples), NotOK: res.NotOK(), CPU: (cpu1 - cpu0) / time.Duration(max(len(res.Samples), 1))}, nil
+}

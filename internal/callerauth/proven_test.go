@@ -1,0 +1,131 @@
+package callerauth
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// mintMany mints n distinct valid tokens (their oid differs), each padded with a name claim of pad bytes.
+func mintMany(t testing.TB, ti *testIssuer, now time.Time, n, pad int) []string {
+	toks := make([]string, n)
+	for i := range toks {
+		c := v2Claims(now)
+		c["oid"] = fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
+		c["name"] = strings.Repeat("n", pad)
+		toks[i] = ti.mint(t, c)
+	}
+	return toks
+}
+
+// TestProvenCacheIsBoundedByBytes: a validator remembers as many proven tokens as its byte bound holds, each
+// counting its length plus the overhead, and a remembered token is never verified again.
+func TestProvenCacheIsBoundedByBytes(t *testing.T) {
+	ti := newTestIssuer(t)
+	clock := newClock()
+	toks := mintMany(t, ti, clock.Now(), 200, 1000)
+	perToken := int64(len(toks[0])) + provenOverhead
+	tests := []struct {
+		name    string
+		bound   int64
+		entries int
+		want    int // tokens remembered
+	}{
+		{"all fit", 0, 0, 200},
+		{"bytes for 50", 50 * perToken, 0, 50},
+		{"entries for 20, bytes for 50", 50 * perToken, 20, 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := newTestValidator(t, ti, clock, func(c *Config) { c.MaxCachedBytes, c.MaxCachedTokens = tt.bound, tt.entries })
+			for _, tok := range toks {
+				wantValid(t, v, tok)
+			}
+			st := v.Stats()
+			if st.Tokens != tt.want || st.Verifications != int64(len(toks)) || st.Bytes > int64(tt.want)*perToken+int64(tt.want) {
+				t.Fatalf("stats %+v, want %d tokens of about %d bytes each, %d verifications", st, tt.want, perToken, len(toks))
+			}
+			for _, tok := range toks[len(toks)-tt.want:] { // the most recent ones are remembered
+				wantValid(t, v, tok)
+			}
+			if n := v.Stats().Verifications; n != int64(len(toks)) {
+				t.Errorf("remembered tokens were verified again: %d verifications, want %d", n, len(toks))
+			}
+		})
+	}
+}
+
+// TestProvenCacheResizesOnUpdate: a reload that lowers the bound keeps as many tokens as fit, and those are not
+// verified again. (Which ones is approximately the most recent: recency is kept per shard.)
+func TestProvenCacheResizesOnUpdate(t *testing.T) {
+	ti := newTestIssuer(t)
+	clock := newClock()
+	v := newTestValidator(t, ti, clock)
+	toks := mintMany(t, ti, clock.Now(), 30, 0)
+	for _, tok := range toks {
+		wantValid(t, v, tok)
+	}
+	cfg := Config{AuthorityHost: ti.srv.URL, Tenant: testDomain, Audiences: []string{testClientID},
+		HTTPClient: ti.srv.Client(), MaxCachedTokens: 10}
+	if err := v.Update(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if st := v.Stats(); st.Tokens != 10 || st.Verifications != int64(len(toks)) {
+		t.Fatalf("after lowering the bound to 10 tokens: %+v", st)
+	}
+	var kept []string
+	for _, tok := range toks {
+		if _, ok := v.cache.Get(cacheKey(v, tok), clock.Now()); ok {
+			kept = append(kept, tok)
+		}
+	}
+	if len(kept) != 10 {
+		t.Fatalf("%d of the tokens are remembered after the resize, want 10", len(kept))
+	}
+	for _, tok := range kept {
+		wantValid(t, v, tok)
+	}
+	if n := v.Stats().Verifications; n != int64(len(toks)) {
+		t.Errorf("tokens kept by the resize were verified again: %d verifications, want %d", n, len(toks))
+	}
+}
+
+// BenchmarkProvenBytesPerToken measures what a remembered token costs on the heap beyond its own bytes, which
+// provenOverhead must cover. The tokens are allocated before, as a request's header is: the cache keeps them.
+//
+//	go test -run '^$' -bench ProvenBytesPerToken ./internal/callerauth
+func BenchmarkProvenBytesPerToken(b *testing.B) {
+	ti := newTestIssuer(b)
+	clock := newClock()
+	const n = 2000
+	toks := mintMany(b, ti, clock.Now(), n, 0)
+	for b.Loop() {
+		v := newTestValidator(b, ti, clock)
+		warmKeys(b, v, toks[0])
+		before := heapNow()
+		for _, tok := range toks {
+			if _, err := v.Validate(b.Context(), tok); err != nil {
+				b.Fatal(err)
+			}
+		}
+		heap := heapNow() - before
+		b.ReportMetric(heap/n, "B/token-overhead")
+		runtime.KeepAlive(v)
+	}
+}
+
+func warmKeys(b *testing.B, v *Validator, tok string) {
+	if _, err := v.Validate(b.Context(), tok); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func heapNow() float64 {
+	runtime.GC()
+	runtime.GC()
+	var s runtime.MemStats
+	runtime.ReadMemStats(&s)
+	return float64(s.HeapAlloc)
+}

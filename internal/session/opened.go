@@ -1,0 +1,148 @@
+package session
+
+import (
+	"cmp"
+	"hash/maphash"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"time"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/identity"
+	"github.com/tokeninjector/caddy-token-injector/internal/lru"
+)
+
+// Caller is the signed-in user a session cookie proves, as Manager.Caller returns it. It is shared by every
+// request with the same cookie: treat it as read-only.
+type Caller struct {
+	SessionID string
+	UserKey   string // "<oid>.<tid>", the token cache's partition
+	User      identity.User
+	// Placeholders names the user for access logs, built once per opened cookie.
+	Placeholders identity.Placeholders
+}
+
+// openedCookie is a session cookie opened before: its value (compared exactly, so a hash collision is a miss)
+// and the caller its session names.
+type openedCookie struct {
+	value  string
+	caller Caller
+}
+
+// opened remembers the cookies a Manager has opened, by a seeded hash of the cookie's value, until the absolute
+// expiry sealed in each. Opening a cookie (base64, AES-GCM) happens once per session and Manager; afterwards a
+// request costs a hash and a lookup here, then the store's Get. That Get is the liveness check that makes
+// revocation work: a session the store no longer has (Destroy, DestroyUser, a logout on another replica that
+// deleted it from a shared store, expiry, eviction) is refused on the next request, and its entry here dropped.
+// The memo never answers for a session by itself.
+type opened struct {
+	seed  maphash.Seed
+	cache *lru.Cache[uint64, *openedCookie]
+}
+
+func newOpened(maxEntries int) *opened {
+	return &opened{seed: maphash.MakeSeed(), cache: lru.New[uint64, *openedCookie](maxEntries)}
+}
+
+func (o *opened) get(v string, now time.Time) (*openedCookie, uint64, bool) {
+	sum := maphash.String(o.seed, v)
+	c, ok := o.cache.Get(sum, now)
+	return c, sum, ok && c.value == v
+}
+
+func (o *opened) forget(v string) { o.cache.Remove(maphash.String(o.seed, v)) }
+
+// Caller is Authenticate for the request path: the caller r's session cookie proves, without allocating once
+// the cookie has been opened. Its errors are Authenticate's.
+func (m *Manager) Caller(r *http.Request) (*Caller, error) {
+	_, c, err := m.find(r, true)
+	if err != nil {
+		return nil, err
+	}
+	return &c.caller, nil
+}
+
+// find returns the valid session behind r's cookie and the cookie as remembered; with touch, it refreshes the
+// session's LastSeenAt in the store at most once a minute. Without one it returns ErrNoSession, or the store's
+// last error when the store could not be asked.
+func (m *Manager) find(r *http.Request, touch bool) (Session, *openedCookie, error) {
+	name := m.CookieName(r)
+	now := m.cfg.Now()
+	var storeErr error
+	// A sibling host may set a cookie of the same name (not with __Host-), so every one is tried.
+	for _, line := range r.Header["Cookie"] {
+		for v, rest, found := nextCookie(line, name); found; v, rest, found = nextCookie(rest, name) {
+			s, c, err := m.resolve(r, v, now, touch)
+			if err == nil {
+				return s, c, nil
+			}
+			if err != ErrNoSession {
+				storeErr = err
+			}
+		}
+	}
+	return Session{}, nil, cmp.Or(storeErr, ErrNoSession)
+}
+
+// resolve returns the session cookie value v names, if the store has it and it has not expired.
+func (m *Manager) resolve(r *http.Request, v string, now time.Time, touch bool) (Session, *openedCookie, error) {
+	c, sum, hit := m.opened.get(v, now)
+	var id string
+	if hit {
+		id = c.caller.SessionID
+	} else {
+		var ok bool
+		if id, ok = m.openCookie(v, now); !ok {
+			return Session{}, nil, ErrNoSession
+		}
+	}
+	s, found, err := m.store.Get(r.Context(), id)
+	switch {
+	case err != nil:
+		return Session{}, nil, err // the store could not be asked: nobody is signed out, the memo stays
+	case !found || s.ID != id || hit && s.UserKey != c.caller.UserKey:
+		if hit {
+			m.opened.cache.Remove(sum)
+		}
+		return Session{}, nil, ErrNoSession
+	case m.expired(s, now):
+		_ = m.store.Delete(r.Context(), id)
+		m.opened.cache.Remove(sum)
+		return Session{}, nil, ErrNoSession
+	}
+	if touch && now.Sub(s.LastSeenAt) >= touchInterval {
+		s.LastSeenAt = now
+		_ = m.store.Put(r.Context(), s, m.ttl(s, now)) // a failed touch costs at most a minute of idle time
+	}
+	if !hit {
+		c = &openedCookie{value: strings.Clone(v), caller: callerOf(s)}
+		m.opened.cache.Add(sum, c, s.CreatedAt.Add(m.cfg.AbsoluteTimeout))
+	}
+	return s, c, nil
+}
+
+func callerOf(s Session) Caller {
+	u := identity.User{ObjectID: s.ObjectID, TenantID: s.TenantID, Username: s.Username, Name: s.Name}
+	return Caller{SessionID: s.ID, UserKey: s.UserKey, User: u, Placeholders: identity.NewPlaceholders(u)}
+}
+
+// nextCookie finds the next cookie named name in a Cookie header line, as http.Request.CookiesNamed reads them
+// (pairs separated by ';', spaces trimmed, a quoted value unquoted) but without allocating. rest is the line
+// after it.
+func nextCookie(line, name string) (value, rest string, found bool) {
+	for line != "" {
+		var part string
+		part, line, _ = strings.Cut(line, ";")
+		n, v, ok := strings.Cut(textproto.TrimString(part), "=")
+		if !ok || n != name {
+			continue
+		}
+		if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+			v = v[1 : len(v)-1]
+		}
+		if v != "" {
+			return v, line, true
+		}
+	}
+	return "", "", false
+}

@@ -1,0 +1,170 @@
+package session
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+// TestCallerNamesTheSessionsUser: the request path's Caller names the user Load names, with the
+// placeholders access logs print, on the first request (cookie opened) and on later ones (cookie remembered).
+func TestCallerNamesTheSessionsUser(t *testing.T) {
+	m, _, _ := newTestManager(t, Config{})
+	s, r := signIn(t, m, "oid.tid")
+	for i := range 3 {
+		c, err := m.Caller(r)
+		ok := err == nil
+		if !ok || c.SessionID != s.ID || c.UserKey != "oid.tid" || c.User.ObjectID != "oid" || c.User.Username != "u@example.com" {
+			t.Fatalf("request %d: Caller = %+v, %v; want session %s of oid.tid", i, c, ok, s.ID)
+		}
+		if v, ok := c.Placeholders("http.auth.user.id"); !ok || v != "oid" {
+			t.Fatalf("request %d: {http.auth.user.id} = %v, %v", i, v, ok)
+		}
+	}
+	if _, err := m.Caller(httpsRequest("https://proxy.example/")); err != ErrNoSession {
+		t.Fatal("a request without a cookie authenticated")
+	}
+}
+
+// TestRememberedCookieDoesNotOutliveItsSession: a cookie remembered by one route's Manager stops working as soon
+// as its session ends, however it ends: a logout through another Manager sharing the store (the /.auth/ route),
+// "sign out everywhere", a deletion from the shared store (another replica's logout), or the idle timeout.
+func TestRememberedCookieDoesNotOutliveItsSession(t *testing.T) {
+	tests := []struct {
+		name string
+		end  func(t *testing.T, other *Manager, st Store, r *httptestRequest, c advancer)
+	}{
+		{"logout through another route", func(t *testing.T, other *Manager, _ Store, r *httptestRequest, _ advancer) {
+			if _, ok := other.Destroy(httptest.NewRecorder(), r.Request); !ok {
+				t.Fatal("the other route found no session to end")
+			}
+		}},
+		{"sign out everywhere", func(t *testing.T, other *Manager, _ Store, _ *httptestRequest, _ advancer) {
+			if n, err := other.DestroyUser(context.Background(), "oid.tid"); n != 1 || err != nil {
+				t.Fatalf("DestroyUser = %d, %v", n, err)
+			}
+		}},
+		{"deleted from the shared store", func(t *testing.T, _ *Manager, st Store, r *httptestRequest, _ advancer) {
+			if err := st.Delete(context.Background(), r.id); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"idle timeout", func(_ *testing.T, _ *Manager, _ Store, _ *httptestRequest, c advancer) {
+			c.Advance(DefaultIdleTimeout)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, st, clock := newTestManager(t, Config{})
+			other, err := NewManager(Config{Keys: [][]byte{key(1)}, Now: clock.Now}, st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, r := signIn(t, m, "oid.tid")
+			for range 2 { // opened, then remembered
+				if _, err := m.Caller(r); err != nil {
+					t.Fatal("a fresh session did not authenticate")
+				}
+			}
+			tt.end(t, other, st, &httptestRequest{Request: r, id: s.ID}, clock)
+			if c, err := m.Caller(r); err == nil {
+				t.Fatalf("the remembered cookie still authenticates after the session ended: %+v", c)
+			}
+			if _, ok := m.Load(r); ok {
+				t.Fatal("the ended session still loads")
+			}
+		})
+	}
+}
+
+// TestCallerRefusesWhatLoadRefuses runs TestLoadRefusesBadCookies's kinds of cookie through Caller,
+// twice each: a refused cookie must not be remembered as opened.
+func TestCallerRefusesWhatLoadRefuses(t *testing.T) {
+	m, _, _ := newTestManager(t, Config{})
+	_, good := signIn(t, m, "oid.tid")
+	value := good.Cookies()[0].Value
+	tampered := []byte(value)
+	tampered[20] = map[bool]byte{true: 'B', false: 'A'}[tampered[20] == 'A']
+	for name, header := range map[string]string{
+		"empty":      DefaultCookieName + "=",
+		"garbage":    DefaultCookieName + "=x",
+		"tampered":   DefaultCookieName + "=" + string(tampered),
+		"truncated":  DefaultCookieName + "=" + value[:len(value)-5],
+		"other name": "token_injector=" + value,
+		"quoted bad": DefaultCookieName + `="x"`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := httpsRequest("https://proxy.example/")
+			r.Header.Set("Cookie", header)
+			for range 2 {
+				if c, err := m.Caller(r); err == nil {
+					t.Fatalf("Caller = %+v", c)
+				}
+			}
+		})
+	}
+	r := httpsRequest("https://proxy.example/")
+	r.Header["Cookie"] = []string{"a=b; " + DefaultCookieName + "=bogus", `c=d; ` + DefaultCookieName + `="` + value + `"`}
+	if _, err := m.Caller(r); err != nil {
+		t.Fatal("a valid quoted cookie on a second Cookie line, after a bogus one, was not found")
+	}
+}
+
+// TestRememberedCookieExpiresWithItsSeal: the absolute timeout ends a remembered cookie too.
+func TestRememberedCookieExpiresWithItsSeal(t *testing.T) {
+	m, _, clock := newTestManager(t, Config{AbsoluteTimeout: time.Hour, IdleTimeout: 2 * time.Hour})
+	_, r := signIn(t, m, "oid.tid")
+	if _, err := m.Caller(r); err != nil {
+		t.Fatal("a fresh session did not authenticate")
+	}
+	clock.Advance(time.Hour)
+	if _, err := m.Caller(r); err == nil {
+		t.Fatal("a remembered cookie outlived its absolute timeout")
+	}
+}
+
+// BenchmarkCaller is the session cookie on the request path once opened: a hash and a lookup of the
+// remembered cookie, then the store's Get.
+//
+//	go test -run '^$' -bench Caller -benchmem ./internal/session
+func BenchmarkCaller(b *testing.B) {
+	m, err := NewManager(Config{Keys: [][]byte{key(1)}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := httpsRequest("https://proxy.example/app")
+	w := httptest.NewRecorder()
+	if _, err := m.Create(w, r, Session{UserKey: "oid.tid", ObjectID: "oid", TenantID: "tid"}); err != nil {
+		b.Fatal(err)
+	}
+	r = withCookies(r, w)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Caller(r); err != nil {
+			b.Fatal("no session")
+		}
+	}
+}
+
+type httptestRequest struct {
+	*http.Request
+	id string
+}
+
+type advancer interface{ Advance(time.Duration) }
+
+// TestStripCookieWithoutSignIn: a route without sign-in (a nil Manager) strips the default names and leaves other
+// cookies, whatever the header holds.
+func TestStripCookieWithoutSignIn(t *testing.T) {
+	var m *Manager
+	for in, want := range map[string]string{"a=b": "a=b", "token_injector=x; a=b": "a=b", "token_injector=x": ""} {
+		r := httpsRequest("https://proxy.example/")
+		r.Header.Set("Cookie", in)
+		m.StripCookie(r)
+		if got := r.Header.Get("Cookie"); got != want {
+			t.Errorf("Cookie %q stripped to %q, want %q", in, got, want)
+		}
+	}
+}
