@@ -122,8 +122,11 @@ func (p *pending) drain() bool {
 			p.mu.Unlock()
 			return true
 		}
-		op := p.ops[0]
+		op, closed := p.ops[0], p.closed
 		p.mu.Unlock()
+		if closed {
+			return true
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), p.c.timeout)
 		_, err := p.apply(ctx, op)
 		cancel()
