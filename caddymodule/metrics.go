@@ -19,10 +19,12 @@ func registerMetrics(ctx caddy.Context) error {
 	return observer.Register(ctx.GetMetricsRegistry())
 }
 
-// registrationMetrics reports each live registration's cache entries and sessions at a scrape.
+// registrationMetrics reports each live registration's caches and sessions at a scrape.
 func registrationMetrics(yield func(prom.RegistrationState)) {
 	eachRegistration(func(id string, s *registrationState) {
-		yield(prom.RegistrationState{Registration: id, CacheEntries: s.cache.Len(), Sessions: countSessions(s.sessions)})
+		caller := s.validator.Stats()
+		yield(prom.RegistrationState{Registration: id, CacheEntries: s.cache.Len(), Sessions: countSessions(s.sessions),
+			CallerTokens: caller.Tokens, CallerBytes: caller.Bytes, CallerVerifications: caller.Verifications})
 	})
 }
 

@@ -51,7 +51,8 @@ func main() {
 		t.Helper()
 		cmd := exec.Command(name, args...)
 		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
+		// Static and -trimpath, as container/build-rootfs.sh builds it: the image test then reuses this build's cache.
+		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off", "CGO_ENABLED=0")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
@@ -64,7 +65,7 @@ func main() {
 	// A replaced module is required at the zero pseudo-version, as xcaddy does; the proxy is never asked for it.
 	run(goBin, "mod", "edit", "-require", "github.com/tokeninjector/caddy-token-injector@v0.0.0-00010101000000-000000000000")
 	run(goBin, "mod", "tidy")
-	run(goBin, "build", "-o", "caddy", ".")
+	run(goBin, "build", "-trimpath", "-o", "caddy", ".")
 	const devPkgs = "github.com/tokeninjector/caddy-token-injector/internal/dev/"
 	for _, pkg := range strings.Fields(run(goBin, "list", "-deps", ".")) {
 		if strings.HasPrefix(pkg, devPkgs) {

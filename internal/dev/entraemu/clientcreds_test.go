@@ -27,6 +27,8 @@ func TestClientCredentials(t *testing.T) {
 		{"graph by app id", GraphAppID + "/.default", GraphAppID, "1.0", []string{"User.Read.All"}},
 		{"downstream v2", DefaultDownstreamURI + "/.default", DefaultDownstreamAppID, "2.0", []string{"Data.Read.All"}},
 		{"own API without roles", DefaultAddinIdentifierURI + "/.default", DefaultAddinIdentifierURI, "1.0", nil},
+		// MSAL Go appends openid offline_access profile to client-credentials requests; Entra ignores them.
+		{"with MSAL's OpenID scopes", GraphURI + "/.default openid offline_access profile", GraphURI, "1.0", []string{"User.Read.All"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,7 +15,8 @@ import (
 )
 
 func twoRegistrations(yield func(RegistrationState)) {
-	yield(RegistrationState{Registration: "aaaaaaaaaaaa", CacheEntries: 3, Sessions: 2})
+	yield(RegistrationState{Registration: "aaaaaaaaaaaa", CacheEntries: 3, Sessions: 2, CallerTokens: 4, CallerBytes: 9000,
+		CallerVerifications: 5})
 	yield(RegistrationState{Registration: "bbbbbbbbbbbb", CacheEntries: 1, Sessions: -1})
 }
 
@@ -49,9 +50,13 @@ caddy_token_injector_cache_entries{registration="bbbbbbbbbbbb"} 1
 # HELP caddy_token_injector_sessions Sign-in sessions held by the registration's store (an expired one until it is next looked up).
 # TYPE caddy_token_injector_sessions gauge
 caddy_token_injector_sessions{registration="aaaaaaaaaaaa"} 2
+# HELP caddy_token_injector_caller_verifications_total RSA signature checks of caller tokens not proven before (or forgotten by the proven-token cache).
+# TYPE caddy_token_injector_caller_verifications_total counter
+caddy_token_injector_caller_verifications_total{registration="aaaaaaaaaaaa"} 5
+caddy_token_injector_caller_verifications_total{registration="bbbbbbbbbbbb"} 0
 `
 	if err := testutil.GatherAndCompare(reload, strings.NewReader(want), "caddy_token_injector_cache_entries",
-		"caddy_token_injector_sessions"); err != nil {
+		"caddy_token_injector_sessions", "caddy_token_injector_caller_verifications_total"); err != nil {
 		t.Fatal(err)
 	}
 	// A collector of the same name from elsewhere is a real conflict.
