@@ -9,6 +9,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/redisstore"
 	"github.com/tokeninjector/caddy-token-injector/internal/seal"
@@ -175,8 +176,10 @@ type sharedTier struct {
 	used     *redisstore.Used
 }
 
-func newSharedTier(r settings, l1 *tokencache.Memory, l1Sessions session.Store) (*sharedTier, error) {
-	client, err := redisstore.Open(r.Redis.config())
+func newSharedTier(r settings, l1 *tokencache.Memory, l1Sessions session.Store, logger *zap.Logger) (*sharedTier, error) {
+	cfg := r.Redis.config()
+	cfg.Metrics, cfg.Logger = observer, logger
+	client, err := redisstore.Open(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}

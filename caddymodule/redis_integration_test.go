@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -105,7 +106,7 @@ func TestRedisReplicas(t *testing.T) {
 		if s, _, body := other.api(rs.b + "/graph/me"); s != 200 {
 			t.Fatalf("B before logout: %d %v", s, body)
 		}
-		rs.logout(t, other)
+		rs.logoutKeepingCookie(t, other) // a copy of the cookie, as an attacker holding it would send
 		start := time.Now()
 		for {
 			s, _, body := other.api(rs.b + "/graph/me")
@@ -116,6 +117,42 @@ func TestRedisReplicas(t *testing.T) {
 				t.Fatalf("B still answers %d %v a second after logout on A", s, body)
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+	})
+
+	t.Run("LogoutMissedWhileCutOffIsRefusedAfterResubscribe", func(t *testing.T) {
+		gate := testenv.NewGate(t, rs.srv.Addr) // C's path to Redis
+		t.Setenv("TOKEN_INJECTOR_TEST_REDIS_URL", "redis://"+gate.Addr()+"/0")
+		c := startReplica(t, freeSite(t), "TOKEN_INJECTOR_TEST_REDIS_KEY")
+		_, other := rs.signIn(t)
+		if s, _, body := other.api(c.site + "/graph/me"); s != 200 {
+			t.Fatalf("C before logout: %d %v", s, body)
+		}
+		gate.Set(false)
+		rs.logoutKeepingCookie(t, other)
+		if s, _, body := other.api(c.site + "/graph/me"); s != 200 {
+			t.Fatalf("C cut off from Redis: %d %v; want 200 from its L1, or the test shows no missed logout", s, body)
+		}
+		gate.Set(true)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			s, _, body := other.api(c.site + "/graph/me")
+			if s == 401 && body["reason"] == "login_required" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("C still answers %d %v 5 s after its subscription came back", s, body)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+
+	t.Run("MetricsCountRedisOperations", func(t *testing.T) {
+		m := scrape(t)
+		for _, op := range []string{"get", "set", "delete", "publish", "subscribe", "lock", "unlock"} {
+			if n := m["caddy_token_injector_redis_duration_seconds_count{op="+op+"}"]; n < 1 {
+				t.Errorf("redis op %s counted %v times after the traffic above, want at least 1", op, n)
+			}
 		}
 	})
 
@@ -170,6 +207,19 @@ func (rs *replicas) logout(t *testing.T, b *browser) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+}
+
+// logoutKeepingCookie logs b out on A, then puts its session cookies back, as a copy of the cookie held elsewhere
+// would be sent: the logout must end the session, not just the browser's cookie.
+func (rs *replicas) logoutKeepingCookie(t *testing.T, b *browser) {
+	t.Helper()
+	saved := b.Cookies(rs.a)
+	if len(saved) == 0 {
+		t.Fatal("no cookie before the logout")
+	}
+	rs.logout(t, b)
+	u, _ := url.Parse(rs.a)
+	b.Client.Jar.SetCookies(u, saved)
 }
 
 // checkRedisOpaque reads every key and value: each key starts with the prefix, and no value, nor its base64,
@@ -279,10 +329,14 @@ func (rs *replicas) outage(t *testing.T, user entraemu.User, b *browser) {
 			}
 		}
 	}()
+	errorsBefore := redisErrors(scrape(t))
 	rs.srv.Kill()
 	newcomer := freshUser(t)
 	if s, body := get(t, rs.b, "/graph/me", ssoToken(t, newcomer.Key, entraemu.MintOptions{})); s != 200 && s != 503 {
 		t.Errorf("a new user during the outage: %d %.200s, want 200 or 503", s, body)
+	}
+	if s, body := get(t, rs.a, "/graph/me", ssoToken(t, freshUser(t).Key, entraemu.MintOptions{})); s != 200 && s != 503 {
+		t.Errorf("a new user on A during the outage: %d %.200s, want 200 or 503", s, body)
 	}
 	if s, _, body := unseen.api(rs.b + "/graph/me"); s != 503 || body["error"] != "temporarily_unavailable" {
 		t.Errorf("a session B has not seen, during the outage: %d %v, want 503 temporarily_unavailable", s, body)
@@ -299,6 +353,9 @@ func (rs *replicas) outage(t *testing.T, user entraemu.User, b *browser) {
 	}
 	if n > 0 {
 		t.Fatalf("%d failed requests for cached users during the outage, want 0", n)
+	}
+	if got := redisErrors(scrape(t)); got <= errorsBefore {
+		t.Errorf("redis_errors_total went from %v to %v while Redis was down, want it to grow", errorsBefore, got)
 	}
 	if err := rs.srv.Start(); err != nil {
 		t.Fatal(err)
@@ -333,4 +390,15 @@ func (rs *replicas) outage(t *testing.T, user entraemu.User, b *browser) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// redisErrors is the sum of redis_errors_total over every op.
+func redisErrors(m map[string]float64) float64 {
+	n := 0.0
+	for k, v := range m {
+		if strings.HasPrefix(k, "caddy_token_injector_redis_errors_total{") {
+			n += v
+		}
+	}
+	return n
 }

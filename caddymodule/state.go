@@ -96,7 +96,7 @@ func newRegistrationState(r settings, roots *x509.CertPool, logger *zap.Logger) 
 	sessions := session.NewMemoryStore(session.DefaultMaxSessions, nil)
 	var shared *sharedTier
 	if r.Redis != nil {
-		if shared, err = newSharedTier(r, cache, sessions); err != nil {
+		if shared, err = newSharedTier(r, cache, sessions, logger); err != nil {
 			validator.Close()
 			return nil, err
 		}

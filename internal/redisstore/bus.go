@@ -4,8 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/metrics"
 )
 
 // Invalidation kinds: what ended, so every replica's L1 forgets it.
@@ -13,15 +17,20 @@ const (
 	invalidUser     byte = 'u' // a user's tokens and account (sign-out, a rotated refresh token)
 	invalidSessions byte = 'U' // every session of a user (sign out everywhere)
 	invalidSession  byte = 's' // one session (logout, revoked)
+	// resubscribed is not sent: the subscription (re)started, and whatever was published while it was down was
+	// missed, so each L1 forgets what an invalidation could have ended.
+	resubscribed byte = 0
 )
 
 // bus carries invalidations between replicas over Redis pub/sub: one channel per key_prefix, each message sealed
 // (it names a user or a session id), tagged with the sender so a replica skips its own. go-redis resubscribes
-// after a reconnect by itself.
+// after a reconnect by itself; each confirmed subscription after the first reaches the handlers as resubscribed.
 type bus struct {
 	c       *Client
 	channel string
 	origin  [16]byte
+	// gen grows with every invalidation handled: an L1 fill that read Redis before one is not kept.
+	gen atomic.Uint64
 
 	mu       sync.RWMutex
 	handlers []func(kind byte, value string)
@@ -41,26 +50,53 @@ func (b *bus) on(h func(kind byte, value string)) {
 	defer b.mu.Unlock()
 	b.handlers = append(b.handlers, h)
 	if b.sub == nil {
-		b.sub = b.c.rdb.Subscribe(context.Background(), b.channel)
+		b.sub = b.c.rdb.Subscribe(context.Background())
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), b.c.timeout)
+		// A failure here is retried by go-redis' receive loop; the confirmation then arrives as resubscribed.
+		b.c.metrics.RedisCalled(metrics.RedisSubscribe, time.Since(start), b.sub.Subscribe(ctx, b.channel))
+		cancel()
 		b.done = make(chan struct{})
-		go b.listen(b.sub.Channel(), b.done)
+		go b.listen(b.sub.ChannelWithSubscriptions(), b.done)
 	}
 }
 
-func (b *bus) listen(ch <-chan *redis.Message, done chan struct{}) {
+func (b *bus) listen(ch <-chan any, done chan struct{}) {
 	defer close(done)
-	ad := []byte(b.channel)
+	subscribed := false
 	for m := range ch {
-		pt, _, err := b.c.keys.Open([]byte(m.Payload), ad)
-		if err != nil || len(pt) < len(b.origin)+1 || string(pt[:len(b.origin)]) == string(b.origin[:]) {
-			continue // another key (a misconfigured replica), or our own
+		switch m := m.(type) {
+		case *redis.Subscription:
+			if m.Kind != "subscribe" {
+				continue
+			}
+			if subscribed { // again, after a drop: what was published meanwhile is lost
+				b.deliver(resubscribed, "")
+			}
+			subscribed = true
+		case *redis.Message:
+			if kind, value, ok := b.open(m.Payload); ok {
+				b.deliver(kind, value)
+			}
 		}
-		kind, value := pt[len(b.origin)], string(pt[len(b.origin)+1:])
-		b.mu.RLock()
-		for _, h := range b.handlers {
-			h(kind, value)
-		}
-		b.mu.RUnlock()
+	}
+}
+
+// open returns what a message says, false for one sealed with another key (a misconfigured replica) or our own.
+func (b *bus) open(payload string) (byte, string, bool) {
+	pt, _, err := b.c.keys.Open([]byte(payload), []byte(b.channel))
+	if err != nil || len(pt) < len(b.origin)+1 || string(pt[:len(b.origin)]) == string(b.origin[:]) {
+		return 0, "", false
+	}
+	return pt[len(b.origin)], string(pt[len(b.origin)+1:]), true
+}
+
+func (b *bus) deliver(kind byte, value string) {
+	b.gen.Add(1)
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for _, h := range b.handlers {
+		h(kind, value)
 	}
 }
 
@@ -69,7 +105,9 @@ func (b *bus) listen(ch <-chan *redis.Message, done chan struct{}) {
 func (b *bus) publish(ctx context.Context, kind byte, value string) error {
 	pt := append(append(append([]byte{}, b.origin[:]...), kind), value...)
 	msg := b.c.keys.Seal(pt, []byte(b.channel))
-	return b.c.do(ctx, func(ctx context.Context) error { return b.c.rdb.Publish(ctx, b.channel, msg).Err() })
+	return b.c.do(ctx, metrics.RedisPublish, func(ctx context.Context) error {
+		return b.c.rdb.Publish(ctx, b.channel, msg).Err()
+	})
 }
 
 // close stops listening.

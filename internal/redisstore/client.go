@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
+	"github.com/tokeninjector/caddy-token-injector/internal/metrics"
 	"github.com/tokeninjector/caddy-token-injector/internal/seal"
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
@@ -49,6 +51,10 @@ type Config struct {
 	// Timeout bounds each operation. Default 250ms.
 	Timeout time.Duration
 	Now     func() time.Time
+	// Metrics receives every command or pipeline sent. Default: metrics.Nop.
+	Metrics metrics.Redis
+	// Logger says when a deletion waiting for Redis had to be dropped. Default: a no-op logger.
+	Logger *zap.Logger
 }
 
 // Client is a connection to Redis with the sealing and naming every store shares. It is safe for concurrent use.
@@ -61,6 +67,8 @@ type Client struct {
 	now     func() time.Time
 	breaker breaker
 	bus     *bus
+	metrics metrics.Redis
+	pending *pending
 }
 
 // Open checks cfg and connects lazily (go-redis reconnects by itself). Errors never contain the URL's password.
@@ -82,12 +90,19 @@ func Open(cfg Config) (*Client, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.Nop{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = cfg.Timeout, cfg.Timeout, cfg.Timeout
 	opts.MaxRetries = -1 // the breaker and the caller decide; a retry would double the wait
 	opts.ContextTimeoutEnabled = true
 	c := &Client{rdb: redis.NewUniversalClient(opts), keys: keys, prefix: cfg.Prefix, timeout: cfg.Timeout,
-		now: cfg.Now}
+		now: cfg.Now, metrics: cfg.Metrics}
 	c.bus = newBus(c)
+	c.pending = newPending(c, cfg.Logger)
 	for _, k := range cfg.Keys {
 		m := hmac.New(sha256.New, k)
 		m.Write([]byte("token_injector redis key names v1"))
@@ -127,23 +142,31 @@ func universalOptions(cfg Config) (*redis.UniversalOptions, error) {
 
 // Close stops listening for invalidations and closes the connections.
 func (c *Client) Close() error {
+	c.pending.close()
 	c.bus.close()
 	return c.rdb.Close()
 }
 
 // Ping checks that Redis answers within the timeout.
 func (c *Client) Ping(ctx context.Context) error {
-	return c.do(ctx, func(ctx context.Context) error { return c.rdb.Ping(ctx).Err() })
+	return c.do(ctx, metrics.RedisPing, func(ctx context.Context) error { return c.rdb.Ping(ctx).Err() })
 }
 
-// do runs op bounded by the timeout, through the breaker. A failure of Redis itself becomes ErrUnavailable.
-func (c *Client) do(ctx context.Context, op func(context.Context) error) error {
-	if !c.breaker.allow(time.Now()) {
+// do runs op (a command or pipeline of kind) bounded by the timeout, through the breaker, and reports it to the
+// metrics. A failure of Redis itself becomes ErrUnavailable.
+func (c *Client) do(ctx context.Context, kind metrics.RedisOp, op func(context.Context) error) error {
+	start := time.Now()
+	if !c.breaker.allow(start) {
 		return ErrUnavailable
 	}
 	opCtx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	err := op(opCtx)
+	if errors.Is(err, redis.Nil) || errors.Is(err, errConflict) {
+		c.metrics.RedisCalled(kind, time.Since(start), nil)
+	} else {
+		c.metrics.RedisCalled(kind, time.Since(start), err)
+	}
 	if err != nil && ctx.Err() != nil {
 		return ctx.Err() // the caller gave up (a waiter's deadline): says nothing about Redis
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/metrics"
 )
 
 // Leases are locks in Redis with a lifetime (SET NX PX), for one identity-provider call per key across replicas.
@@ -45,7 +47,7 @@ func (l *Leases) Acquire(ctx context.Context, key string, ttl time.Duration) (re
 	holder := hex.EncodeToString(id[:])
 	ttl = max(ttl, 10*time.Millisecond)
 	for {
-		err := l.c.do(ctx, func(ctx context.Context) error {
+		err := l.c.do(ctx, metrics.RedisLock, func(ctx context.Context) error {
 			var err error
 			fence, err = grantLease.Run(ctx, l.c.rdb, keys, holder, ttl.Milliseconds()).Int64()
 			return err
@@ -63,7 +65,7 @@ func (l *Leases) Acquire(ctx context.Context, key string, ttl time.Duration) (re
 				// Detached: the request's context may be over, and the next waiter should not wait for expiry.
 				rctx, cancel := context.WithTimeout(context.Background(), l.c.timeout)
 				defer cancel()
-				_ = l.c.do(rctx, func(ctx context.Context) error {
+				_ = l.c.do(rctx, metrics.RedisUnlock, func(ctx context.Context) error {
 					return releaseLease.Run(ctx, l.c.rdb, keys[:1], holder).Err()
 				})
 			}, fence, nil
@@ -96,7 +98,7 @@ func (l *Leases) keepAlive(key, holder string, ttl time.Duration) (stop func()) 
 				return
 			case <-tick.C:
 				ctx, cancel := context.WithTimeout(context.Background(), l.c.timeout)
-				_ = l.c.do(ctx, func(ctx context.Context) error {
+				_ = l.c.do(ctx, metrics.RedisLock, func(ctx context.Context) error {
 					return extendLease.Run(ctx, l.c.rdb, []string{key}, holder, ttl.Milliseconds()).Err()
 				})
 				cancel()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/tokeninjector/caddy-token-injector/internal/metrics"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
 )
 
@@ -64,7 +65,7 @@ func (s *Sessions) Put(ctx context.Context, v session.Session, ttl time.Duration
 		return err
 	}
 	name := s.sessionName(v.ID)(0)
-	return s.c.do(ctx, func(ctx context.Context) error {
+	return s.c.do(ctx, metrics.RedisSet, func(ctx context.Context) error {
 		// Two slots in a Cluster: a pipeline, not a transaction. An index entry without its session is harmless.
 		pipe := s.c.rdb.Pipeline()
 		pipe.Set(ctx, name, s.c.sealed(name, pt), ttl)
@@ -91,7 +92,7 @@ func (s *Sessions) DeleteUser(ctx context.Context, userKey string) (int, error) 
 	deleted := 0
 	for n := range s.c.namers {
 		index := s.indexName(userKey)(n)
-		err := s.c.do(ctx, func(ctx context.Context) error {
+		err := s.c.do(ctx, metrics.RedisDeleteUser, func(ctx context.Context) error {
 			names, err := s.c.rdb.SMembers(ctx, index).Result()
 			if err != nil || len(names) == 0 {
 				return err

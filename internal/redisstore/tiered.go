@@ -23,8 +23,14 @@ type TieredCache struct {
 func NewTieredCache(l1 *tokencache.Memory, l2 *Tokens) *TieredCache {
 	t := &TieredCache{l1: l1, l2: l2, bus: l2.c.bus}
 	t.bus.on(func(kind byte, user string) {
-		if kind == invalidUser {
+		switch kind {
+		case invalidUser:
 			_ = l1.DeleteUser(context.Background(), user)
+		case resubscribed:
+			// A sign-out or a rotated refresh token may have been missed: every token and account is read from
+			// Redis again (tokens too, since their grant may have ended; they are in Redis while valid).
+			_, _ = l1.Flush(context.Background())
+			l1.FlushAccounts()
 		}
 	})
 	return t
@@ -41,8 +47,9 @@ func (t *TieredCache) Get(ctx context.Context, k tokencache.Key) (tokencache.Tok
 	if tok, ok, _ := t.l1.Get(ctx, k); ok {
 		return tok, true, nil
 	}
+	gen := t.bus.gen.Load()
 	tok, ok, err := t.l2.Get(ctx, k)
-	if ok {
+	if ok && t.bus.gen.Load() == gen { // an invalidation meanwhile may have ended what was read
 		_ = t.l1.Set(ctx, k, tok)
 	}
 	return tok, ok, err
@@ -57,9 +64,12 @@ func (t *TieredCache) Set(ctx context.Context, k tokencache.Key, tok tokencache.
 // GetAccount reads Redis first: another replica may have rotated the refresh token. While Redis is down, or
 // when it came back empty, L1's copy is used (and written back).
 func (t *TieredCache) GetAccount(ctx context.Context, user string) (tokencache.Account, bool, error) {
+	gen := t.bus.gen.Load()
 	a, ok, err := t.l2.GetAccount(ctx, user)
 	if ok {
-		_ = t.l1.SetAccount(ctx, user, a)
+		if t.bus.gen.Load() == gen {
+			_ = t.l1.SetAccount(ctx, user, a)
+		}
 		return a, true, nil
 	}
 	local, found, _ := t.l1.GetAccount(ctx, user)
@@ -106,16 +116,17 @@ func unlessUnavailable(err error) error {
 	return err
 }
 
-// DeleteUser forgets the user in both tiers and on every replica.
+// DeleteUser forgets the user in both tiers and on every replica. While Redis is down it is forgotten here at
+// once and in Redis and on the other replicas when Redis is back.
 func (t *TieredCache) DeleteUser(ctx context.Context, user string) error {
 	if user == "" {
 		return nil
 	}
 	_ = t.l1.DeleteUser(ctx, user)
-	if err := t.l2.DeleteUser(ctx, user); err != nil {
-		return err
-	}
-	return t.bus.publish(ctx, invalidUser, user)
+	_, err := t.l2.c.pending.end(ctx, invalidUser, user, func(ctx context.Context) (int, error) {
+		return 0, t.l2.DeleteUser(ctx, user)
+	})
+	return err
 }
 
 // Len is the number of tokens in L1.
@@ -139,6 +150,11 @@ func NewTieredSessions(l1 session.Store, l2 *Sessions) *TieredSessions {
 			_ = l1.Delete(context.Background(), v)
 		case invalidSessions:
 			_, _ = l1.DeleteUser(context.Background(), v)
+		case resubscribed:
+			// A logout may have been missed: every session is read from Redis again.
+			if f, ok := l1.(session.Flusher); ok {
+				f.Flush()
+			}
 		}
 	})
 	return t
@@ -149,8 +165,9 @@ func (t *TieredSessions) Get(ctx context.Context, id string) (session.Session, b
 	if s, ok, _ := t.l1.Get(ctx, id); ok {
 		return s, true, nil
 	}
+	gen := t.bus.gen.Load()
 	s, until, ok, err := t.l2.get(ctx, id)
-	if ok {
+	if ok && t.bus.gen.Load() == gen { // a logout meanwhile may have ended what was read
 		if ttl := until.Sub(t.l2.c.now()); ttl > 0 {
 			_ = t.l1.Put(ctx, s, ttl)
 		}
@@ -166,13 +183,14 @@ func (t *TieredSessions) Put(ctx context.Context, s session.Session, ttl time.Du
 	return t.l1.Put(ctx, s, ttl)
 }
 
-// Delete ends id in both tiers and on every replica.
+// Delete ends id in both tiers and on every replica. While Redis is down it ends here at once, and in Redis and
+// on the other replicas when Redis is back.
 func (t *TieredSessions) Delete(ctx context.Context, id string) error {
 	_ = t.l1.Delete(ctx, id)
-	if err := t.l2.Delete(ctx, id); err != nil {
-		return err
-	}
-	return t.bus.publish(ctx, invalidSession, id)
+	_, err := t.l2.c.pending.end(ctx, invalidSession, id, func(ctx context.Context) (int, error) {
+		return 0, t.l2.Delete(ctx, id)
+	})
+	return err
 }
 
 // DeleteUser ends every session of userKey in both tiers and on every replica.
@@ -181,11 +199,10 @@ func (t *TieredSessions) DeleteUser(ctx context.Context, userKey string) (int, e
 		return 0, nil
 	}
 	local, _ := t.l1.DeleteUser(ctx, userKey)
-	n, err := t.l2.DeleteUser(ctx, userKey)
-	if err != nil {
-		return local, err
-	}
-	return max(n, local), t.bus.publish(ctx, invalidSessions, userKey)
+	n, err := t.l2.c.pending.end(ctx, invalidSessions, userKey, func(ctx context.Context) (int, error) {
+		return t.l2.DeleteUser(ctx, userKey)
+	})
+	return max(n, local), err
 }
 
 // Interface guards

@@ -10,6 +10,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tokeninjector/caddy-token-injector/internal/metrics"
+
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
@@ -85,7 +87,7 @@ func (t *Tokens) Set(ctx context.Context, k tokencache.Key, tok tokencache.Token
 		return err
 	}
 	name, index := t.tokenName(k)(0), t.indexName(k.User)(0)
-	return t.c.do(ctx, func(ctx context.Context) error {
+	return t.c.do(ctx, metrics.RedisSet, func(ctx context.Context) error {
 		return setToken.Run(ctx, t.c.rdb, []string{name, index}, t.c.sealed(name, pt), ttl.Milliseconds()).Err()
 	})
 }
@@ -127,7 +129,7 @@ func (t *Tokens) SwapAccount(ctx context.Context, user string, old, next tokenca
 	}
 	name := t.accountName(user)(0)
 	swapped := false
-	err = t.c.do(ctx, func(ctx context.Context) error {
+	err = t.c.do(ctx, metrics.RedisSet, func(ctx context.Context) error {
 		return t.c.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			raw, err := tx.Get(ctx, name).Bytes()
 			if err != nil && !errors.Is(err, redis.Nil) {
@@ -166,7 +168,7 @@ func (t *Tokens) DeleteUser(ctx context.Context, user string) error {
 	}
 	for n := range t.c.namers {
 		keys := []string{t.indexName(user)(n), t.accountName(user)(n)}
-		if err := t.c.do(ctx, func(ctx context.Context) error {
+		if err := t.c.do(ctx, metrics.RedisDeleteUser, func(ctx context.Context) error {
 			return deleteUser.Run(ctx, t.c.rdb, keys).Err()
 		}); err != nil {
 			return err

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/metrics"
 )
 
 // Used is the sign-in's one-time memory shared by every replica: a state, a code (hashed by the caller) or a
@@ -21,7 +23,7 @@ func NewUsed(c *Client) *Used { return &Used{c: c} }
 func (u *Used) MarkUsed(ctx context.Context, key string, expires time.Time) (bool, error) {
 	name := u.c.plainName(0, "used", key)
 	var fresh bool
-	err := u.c.do(ctx, func(ctx context.Context) (err error) {
+	err := u.c.do(ctx, metrics.RedisSet, func(ctx context.Context) (err error) {
 		fresh, err = u.c.rdb.SetNX(ctx, name, 1, u.c.ttlUntil(expires)).Result()
 		return
 	})
@@ -32,7 +34,7 @@ func (u *Used) MarkUsed(ctx context.Context, key string, expires time.Time) (boo
 func (u *Used) Seen(ctx context.Context, key string) (bool, error) {
 	name := u.c.plainName(0, "used", key)
 	var n int64
-	err := u.c.do(ctx, func(ctx context.Context) (err error) { n, err = u.c.rdb.Exists(ctx, name).Result(); return })
+	err := u.c.do(ctx, metrics.RedisGet, func(ctx context.Context) (err error) { n, err = u.c.rdb.Exists(ctx, name).Result(); return })
 	if errors.Is(err, redis.Nil) {
 		err = nil
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/metrics"
 )
 
 // errConflict is a compare-and-set that lost; it is not a failure of Redis.
@@ -18,7 +20,7 @@ func (c *Client) get(ctx context.Context, nameOf func(namer int) string) ([]byte
 	for i := range c.namers {
 		name := nameOf(i)
 		var raw []byte
-		err := c.do(ctx, func(ctx context.Context) (err error) { raw, err = c.rdb.Get(ctx, name).Bytes(); return })
+		err := c.do(ctx, metrics.RedisGet, func(ctx context.Context) (err error) { raw, err = c.rdb.Get(ctx, name).Bytes(); return })
 		if errors.Is(err, redis.Nil) {
 			continue
 		}
@@ -40,7 +42,7 @@ func (c *Client) get(ctx context.Context, nameOf func(namer int) string) ([]byte
 // reseal moves a value to the newest key and name, keeping its expiry. It is best effort: the old entry still
 // opens until it expires or its key is dropped from the configuration.
 func (c *Client) reseal(ctx context.Context, from, to string, pt []byte) {
-	_ = c.do(ctx, func(ctx context.Context) error {
+	_ = c.do(ctx, metrics.RedisSet, func(ctx context.Context) error {
 		ttl, err := c.rdb.PTTL(ctx, from).Result()
 		if err != nil || ttl <= 0 {
 			return err
@@ -60,12 +62,12 @@ func (c *Client) sealed(name string, pt []byte) []byte { return c.keys.Seal(pt, 
 
 // set stores pt sealed under name for ttl.
 func (c *Client) set(ctx context.Context, name string, pt []byte, ttl time.Duration) error {
-	return c.do(ctx, func(ctx context.Context) error { return c.rdb.Set(ctx, name, c.sealed(name, pt), ttl).Err() })
+	return c.do(ctx, metrics.RedisSet, func(ctx context.Context) error { return c.rdb.Set(ctx, name, c.sealed(name, pt), ttl).Err() })
 }
 
 // del deletes the names under every name key.
 func (c *Client) del(ctx context.Context, nameOf func(namer int) string) error {
-	return c.do(ctx, func(ctx context.Context) error {
+	return c.do(ctx, metrics.RedisDelete, func(ctx context.Context) error {
 		pipe := c.rdb.Pipeline()
 		for i := range c.namers {
 			pipe.Del(ctx, nameOf(i))

@@ -9,3 +9,16 @@ type Counter interface {
 func (s *memoryStore) Len() int { return s.cache.Len() }
 
 var _ Counter = (*memoryStore)(nil)
+
+// Flusher is a Store that can forget every session it holds: a replica's L1 in front of a shared tier, after it
+// may have missed the other replicas' logouts.
+type Flusher interface {
+	// Flush forgets every session held and returns how many.
+	Flush() int
+}
+
+func (s *memoryStore) Flush() int {
+	return s.cache.RemoveFunc(func(string, Session) bool { return true })
+}
+
+var _ Flusher = (*memoryStore)(nil)
