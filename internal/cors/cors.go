@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 // Policy answers cross-origin requests from the configured origins, with credentials. An origin not listed gets no
@@ -86,13 +87,21 @@ func (c Policy) Allowed(origin string) bool {
 // NormalizeOrigin returns origin as scheme://host[:port], lower-case, default port dropped. It refuses anything
 // that is not an http(s) origin: paths, queries, credentials, "null", "*".
 func NormalizeOrigin(origin string) (string, error) {
+	// A browser sends an origin's host as ASCII (punycode), never percent-encoded: url.Parse would decode "%80" into
+	// bytes that a second normalization reads differently (a Unicode space it trims). This also refuses a zone
+	// (fe80::1%eth0): it names an interface of this machine, not a site.
+	if strings.Contains(origin, "%") {
+		return "", fmt.Errorf("%q is not an origin (want scheme://host[:port], without percent-encoding)", origin)
+	}
 	u, err := url.Parse(strings.TrimSuffix(strings.TrimSpace(origin), "/"))
 	if err != nil {
 		return "", err
 	}
+	if strings.ContainsFunc(u.Host, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return "", fmt.Errorf("%q is not an origin (want scheme://host[:port])", origin)
+	}
 	scheme := strings.ToLower(u.Scheme)
-	// No zone (fe80::1%eth0): it names an interface of this machine, not a site, and does not survive a round trip.
-	if (scheme != "https" && scheme != "http") || u.Hostname() == "" || strings.Contains(u.Host, "%") || u.User != nil || u.Path != "" ||
+	if (scheme != "https" && scheme != "http") || u.Hostname() == "" || u.User != nil || u.Path != "" ||
 		u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" || strings.ContainsAny(u.Host, "*@/\\") {
 		return "", fmt.Errorf("%q is not an origin (want scheme://host[:port])", origin)
 	}
