@@ -89,6 +89,11 @@ func startCAE(t *testing.T) *http.Client {
 
 // globalOptions is the integration config's global block with the tenant (and registration lines) given.
 func globalOptions(tenant, registration string) string {
+	return globalBlock(env.logPath, tenant, registration)
+}
+
+// globalBlock is the integration config's global block, logging to logPath.
+func globalBlock(logPath, tenant, registration string) string {
 	return fmt.Sprintf(`{
 	https_port %s
 	skip_install_trust
@@ -107,7 +112,7 @@ func globalOptions(tenant, registration string) string {
 		%s
 	}
 }
-`, httpsPort, env.logPath, env.Server.URL, tenant, entraemu.DefaultAddinClientID, entraemu.DefaultAddinIdentifierURI,
+`, httpsPort, logPath, env.Server.URL, tenant, entraemu.DefaultAddinClientID, entraemu.DefaultAddinIdentifierURI,
 		env.CAFile, registration)
 }
 

@@ -125,24 +125,7 @@ func runWithHarness(m *testing.M) (int, error) {
 
 // siteConfig is the Caddyfile every integration test loads; extra is spliced into the site block.
 func siteConfig(extra string) string {
-	return fmt.Sprintf(`{
-	https_port %s
-	skip_install_trust
-	log {
-		output file %s
-		level DEBUG
-	}
-	token_injector {
-		authority_host %s
-		tenant %s
-		client_id %s
-		client_secret {env.TOKEN_INJECTOR_TEST_SECRET}
-		audience %s
-		tls_trust_pool file %s
-		timeout 3s
-	}
-}
-
+	return globalOptions(entraemu.DefaultTenantDomain, "") + fmt.Sprintf(`
 %s {
 	log {
 		output file %s
@@ -150,13 +133,13 @@ func siteConfig(extra string) string {
 	token_injector /graph/* https://graph.microsoft.com/User.Read
 	token_injector /api/* api://downstream/Data.Read
 	%s
-	reverse_proxy %[12]s
+	reverse_proxy %[5]s
 }
 
 # Sign-in: the same registration (and cache) as above, with sessions.
-%[13]s {
+%[6]s {
 	log {
-		output file %[11]s
+		output file %[4]s
 	}
 	@graph path /graph/* /.auth/*
 	token_injector @graph {
@@ -181,7 +164,7 @@ func siteConfig(extra string) string {
 				cookie_secret {env.TOKEN_INJECTOR_TEST_COOKIE_SECRET}
 			}
 		}
-		reverse_proxy %[12]s
+		reverse_proxy %[5]s
 	}
 	# Never consented: incremental consent.
 	token_injector /send/* {
@@ -190,12 +173,12 @@ func siteConfig(extra string) string {
 			cookie_secret {env.TOKEN_INJECTOR_TEST_COOKIE_SECRET}
 		}
 	}
-	reverse_proxy %[12]s
+	reverse_proxy %[5]s
 }
 
 # Sign-in where every access token is as good as expired a second after it is issued: the proxy keeps only
 # tokens with more than expiry_margin left, so each request needs the session's refresh token.
-%[14]s {
+%[7]s {
 	@graph path /graph/* /.auth/*
 	token_injector @graph {
 		scopes https://graph.microsoft.com/User.Read
@@ -204,10 +187,9 @@ func siteConfig(extra string) string {
 			cookie_secret {env.TOKEN_INJECTOR_TEST_COOKIE_SECRET}
 		}
 	}
-	reverse_proxy %[12]s
+	reverse_proxy %[5]s
 }
-`, httpsPort, env.logPath, env.Server.URL, entraemu.DefaultTenantDomain, entraemu.DefaultAddinClientID,
-		entraemu.DefaultAddinIdentifierURI, env.CAFile, siteBase, env.accessPath, extra, env.accessPath,
+`, siteBase, env.accessPath, extra, env.accessPath,
 		env.Upstream.Addr, signInSite, expiringSite)
 }
 

@@ -51,29 +51,12 @@ func buildReplica(t *testing.T) string {
 // redisConfig is a site for site with both bearer (On-Behalf-Of) and session callers, on the registration of
 // the integration config with a redis block whose url and key come from the environment.
 func redisConfig(site, keyEnv, logPath, accessPath string) string {
-	return fmt.Sprintf(`{
-	https_port %s
-	skip_install_trust
-	log {
-		output file %s
-		level DEBUG
-	}
-	token_injector {
-		authority_host %s
-		tenant %s
-		client_id %s
-		client_secret {env.TOKEN_INJECTOR_TEST_SECRET}
-		audience %s
-		tls_trust_pool file %s
-		timeout 3s
-		redis {
+	redis := fmt.Sprintf(`redis {
 			url {env.TOKEN_INJECTOR_TEST_REDIS_URL}
 			encryption_key {env.%s}
 			timeout 1s # the default 250ms, on a test machine shared with -race builds, opens the breaker at times
-		}
-	}
-}
-
+		}`, keyEnv)
+	return globalBlock(logPath, entraemu.DefaultTenantDomain, redis) + fmt.Sprintf(`
 %s {
 	log {
 		output file %s
@@ -93,8 +76,7 @@ func redisConfig(site, keyEnv, logPath, accessPath string) string {
 	}
 	reverse_proxy %s
 }
-`, httpsPort, logPath, env.Server.URL, entraemu.DefaultTenantDomain, entraemu.DefaultAddinClientID,
-		entraemu.DefaultAddinIdentifierURI, env.CAFile, keyEnv, site, accessPath, env.Upstream.Addr)
+`, site, accessPath, env.Upstream.Addr)
 }
 
 // replica is a caddy process serving redisConfig on site.
