@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
+	"sync"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
 	"github.com/tokeninjector/caddy-token-injector/internal/contract"
@@ -37,23 +38,24 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	if !replayable {
 		return h.forwardOnce(w, r, next, req)
 	}
-	first := newChallengeCatcher(w)
-	if err := next.ServeHTTP(first, r); err != nil || first.claims == "" {
+	catcher := newChallengeCatcher(w)
+	defer catcher.release()
+	if err := next.ServeHTTP(catcher, r); err != nil || catcher.claims == "" {
 		return err
 	}
 	// 4. The upstream challenged the token: get one with its claims, and send the request again.
-	req.Claims = first.claims
+	req.Claims = catcher.claims
 	if tok, err = h.tokens.Token(r.Context(), req); err != nil {
 		h.refuse(w, r, err)
 		return nil
 	}
 	setAuthorization(r.Header, tok.AuthorizationHeader())
 	body.rewind(r)
-	second := newChallengeCatcher(w)
-	if err := next.ServeHTTP(second, r); err != nil || second.claims == "" {
+	catcher.reset(w)
+	if err := next.ServeHTTP(catcher, r); err != nil || catcher.claims == "" {
 		return err
 	}
-	h.refuse(w, r, &contract.ChallengedAgainError{Claims: second.claims})
+	h.refuse(w, r, &contract.ChallengedAgainError{Claims: catcher.claims})
 	return nil
 }
 
@@ -92,7 +94,9 @@ func bufferBody(r *http.Request, limit int64) (replayBody, bool, error) {
 	if isUpgrade(r) {
 		return nil, false, nil
 	}
-	if r.Body == nil || r.Body == http.NoBody {
+	// A server request's ContentLength 0 means no body: reading Caddy's wrapper of it (IdleTimeoutReader) would
+	// only reset the connection's read deadline, a timer change per request.
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return nil, true, nil
 	}
 	if r.ContentLength > limit {
@@ -133,8 +137,9 @@ func bodyReadError(err error) error {
 
 // isUpgrade reports a request that becomes another protocol (WebSocket, h2c; over HTTP/2, extended CONNECT).
 func isUpgrade(r *http.Request) bool {
-	return r.Method == http.MethodConnect || r.Header.Get("Upgrade") != "" ||
-		strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade")
+	up := r.Header["Upgrade"] // the canonical key read directly: Header.Get canonicalizes it on every request
+	return r.Method == http.MethodConnect || (len(up) > 0 && up[0] != "") ||
+		httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade")
 }
 
 // challengeCatcher passes the upstream's answer to the client unless it is a CAE claims challenge, which it
@@ -149,10 +154,26 @@ type challengeCatcher struct {
 	wrote       bool           // the answer is going to the client
 }
 
+// catchers are reused: every forwarded request needs one, and nothing holds it once next.ServeHTTP has returned
+// (reverse_proxy's copy and flushes end before it returns; upgrades are not wrapped).
+var catchers = sync.Pool{New: func() any { return new(challengeCatcher) }}
+
+// newChallengeCatcher wraps w; release returns the catcher once the request is done with it.
 func newChallengeCatcher(w http.ResponseWriter) *challengeCatcher {
-	c := &challengeCatcher{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
-	c.before.take(w.Header())
+	c := catchers.Get().(*challengeCatcher)
+	c.reset(w)
 	return c
+}
+
+// reset makes c a fresh catcher for w, for a first or second attempt.
+func (c *challengeCatcher) reset(w http.ResponseWriter) {
+	*c = challengeCatcher{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	c.before.take(w.Header())
+}
+
+func (c *challengeCatcher) release() {
+	*c = challengeCatcher{} // keeps no response writer, header or claims alive in the pool
+	catchers.Put(c)
 }
 
 // headerSnapshot keeps a header's entries so they can be put back. The few a response has before the upstream
