@@ -142,9 +142,14 @@ func (h *Handler) loginURL(r *http.Request, scopes []string, claims string) stri
 	return h.signIn.LoginURL(r, scopes, claims)
 }
 
-// bearerToken returns the credentials of an "Authorization: Bearer" header.
+// bearerToken returns the credentials of an "Authorization: Bearer" header. The header is read by its canonical
+// key, as Header.Get would after canonicalizing "Authorization" on every request.
 func bearerToken(r *http.Request) (string, bool) {
-	scheme, token, found := strings.Cut(r.Header.Get("Authorization"), " ")
+	v := r.Header["Authorization"]
+	if len(v) == 0 {
+		return "", false
+	}
+	scheme, token, found := strings.Cut(v[0], " ")
 	if !found || !strings.EqualFold(scheme, "Bearer") {
 		return "", false
 	}

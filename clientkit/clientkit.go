@@ -40,10 +40,11 @@ func newFile(name, typ string, body []byte) File {
 // nothing) for any other request. The kit is revalidated on every use (no-cache with an ETag), so a proxy upgrade
 // reaches pages at once.
 func Serve(w http.ResponseWriter, r *http.Request, base string) bool {
-	name, ok := strings.CutPrefix(r.URL.Path, base+"/")
-	if !ok {
+	name, ok := strings.CutPrefix(r.URL.Path, base)
+	if !ok || !strings.HasPrefix(name, "/") { // base+"/" would build a string on every request
 		return false
 	}
+	name = name[1:]
 	f, ok := Files[name]
 	if !ok || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		return false

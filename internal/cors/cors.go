@@ -23,8 +23,11 @@ const allowedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 // Preflight answers an OPTIONS preflight from an allowed origin with 204 and reports whether it answered. A
 // preflight from any other origin, and any other request, is left to the caller.
 func (c Policy) Preflight(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodOptions {
+		return false
+	}
 	method := r.Header.Get("Access-Control-Request-Method")
-	if r.Method != http.MethodOptions || method == "" {
+	if method == "" {
 		return false
 	}
 	origin := r.Header.Get("Origin")
