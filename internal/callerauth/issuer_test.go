@@ -226,7 +226,7 @@ func (ti *testIssuer) mint(tb testing.TB, claims map[string]any) string {
 
 // warm fetches the validator's keys now, as the first request would.
 func warm(v *Validator) error {
-	_, err := v.keys.current(context.Background())
+	_, err := v.keys.current(context.Background(), v.now())
 	return err
 }
 

@@ -97,10 +97,10 @@ func (f *flight) wait(ctx context.Context) (*keySet, error) {
 
 // current returns the keys to validate with: it loads them on first use and, once they are older than the
 // refresh interval, lets one caller refetch them while everyone else (and that caller too, should the refetch
-// fail) keeps the old ones.
-func (s *keyStore) current(ctx context.Context) (*keySet, error) {
+// fail) keeps the old ones. now is the caller's clock reading, which spares a cache hit a second one.
+func (s *keyStore) current(ctx context.Context, now time.Time) (*keySet, error) {
 	maxAge := s.fetcher.Load().refresh
-	if ks := s.cur.Load(); ks != nil && s.now().Sub(ks.fetched) < maxAge {
+	if ks := s.cur.Load(); ks != nil && now.Sub(ks.fetched) < maxAge {
 		return ks, nil
 	}
 	s.mu.Lock()

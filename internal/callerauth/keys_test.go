@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"net/http"
 	"sync"
 	"testing"
@@ -55,7 +54,7 @@ func wantUnavailable(t *testing.T, v *Validator, raw string) {
 	}
 }
 
-func cacheKey(v *Validator, s string) uint64 { return maphash.String(v.seed, s) }
+func cacheKey(v *Validator, s string) uint64 { return provenKey(v.seed, s) }
 
 func TestHerdOnColdValidator(t *testing.T) {
 	for _, same := range []bool{false, true} {
@@ -243,7 +242,7 @@ func TestKeysAreRefreshedPeriodically(t *testing.T) {
 func waitForRefresh(t *testing.T, v *Validator) {
 	t.Helper()
 	before := v.keys.cur.Load()
-	_, _ = v.keys.current(context.Background())
+	_, _ = v.keys.current(context.Background(), v.now())
 	deadline := time.Now().Add(5 * time.Second)
 	for v.keys.cur.Load() == before && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)

@@ -2,6 +2,7 @@ package callerauth
 
 import (
 	"cmp"
+	"hash/maphash"
 	"time"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/lru"
@@ -18,6 +19,18 @@ const DefaultMaxCachedBytes = 192 << 20
 // provenOverhead is what a remembered token costs besides its own bytes: the identity's strings and struct, the
 // LRU entry and its map slot (BenchmarkProvenBytesPerToken measures it; this rounds up).
 const provenOverhead = 640
+
+// provenTail is how much of a token's end provenKey hashes: inside a JWS's signature (342 characters for RS256),
+// which differs between any two tokens the issuer signed.
+const provenTail = 64
+
+// provenKey is the cache key of raw: a seeded hash of its last provenTail bytes, rather than of all 1.5–3 KB of
+// it, on every request. Only proven tokens are stored, and their signatures differ, so their keys do not collide
+// but by chance; tokens that share an end with a proven one (forged ones) find that entry, fail the exact
+// comparison Validate makes, and are verified like any unknown token.
+func provenKey(seed maphash.Seed, raw string) uint64 {
+	return maphash.String(seed, raw[max(len(raw)-provenTail, 0):])
+}
 
 // resizeProven creates the cache (from New) or applies a reload's bounds to it, keeping what fits; unchanged
 // bounds leave it alone.

@@ -1,6 +1,7 @@
 package callerauth
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"strings"
@@ -128,4 +129,44 @@ func heapNow() float64 {
 	var s runtime.MemStats
 	runtime.ReadMemStats(&s)
 	return float64(s.HeapAlloc)
+}
+
+// TestProvenTokenEndIsNotProof: the proven-token cache is indexed by a token's end (its signature), so a token that
+// keeps a proven token's signature but carries another payload, or one byte more in front, finds that entry: it
+// must fail the exact comparison, be verified, and be refused, never take the proven caller's identity.
+func TestProvenTokenEndIsNotProof(t *testing.T) {
+	ti := newTestIssuer(t)
+	clock := newClock()
+	v := newTestValidator(t, ti, clock)
+	victim := v2Claims(clock.Now())
+	proven := ti.mint(t, victim)
+	if id := wantValid(t, v, proven); id.ObjectID != victim["oid"] {
+		t.Fatalf("proven token's oid = %q, want %q", id.ObjectID, victim["oid"])
+	}
+	parts := strings.Split(proven, ".")
+	other := v2Claims(clock.Now())
+	other["oid"] = "ffffffff-0000-4000-8000-000000000001"
+	otherParts := strings.Split(ti.mint(t, other), ".")
+	tests := []struct {
+		name, forged string
+		verified     bool // it parses, so its signature is checked (and fails)
+	}{
+		{"another payload, the proven signature", parts[0] + "." + otherParts[1] + "." + parts[2], true},
+		{"a byte in front", "e" + proven, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if provenKey(v.seed, tt.forged) != provenKey(v.seed, proven) {
+				t.Fatal("the forged token does not share the proven token's cache key: the test proves nothing")
+			}
+			before := v.Stats().Verifications
+			if id, err := v.Validate(context.Background(), tt.forged); err == nil {
+				t.Fatalf("forged token accepted as oid %q", id.ObjectID)
+			}
+			if tt.verified && v.Stats().Verifications == before {
+				t.Error("the forged token was refused without a signature check")
+			}
+			wantValid(t, v, proven) // and the proven caller is still remembered
+		})
+	}
 }

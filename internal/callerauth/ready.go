@@ -6,6 +6,6 @@ import "context"
 // would when it holds none (at most one fetch at a time, rate-limited after a failure). A readiness probe uses
 // it: without keys no caller can be proven.
 func (v *Validator) KeysReady(ctx context.Context) error {
-	_, err := v.keys.current(ctx)
+	_, err := v.keys.current(ctx, v.now())
 	return err
 }

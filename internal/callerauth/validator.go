@@ -124,8 +124,8 @@ type Validator struct {
 	rules atomic.Pointer[rules] // replaced whole by Update
 	now   func() time.Time
 	keys  *keyStore
-	// cache remembers proven tokens by a seeded hash of the raw token; an entry counts only if its token is equal,
-	// so a hash collision is a miss, never another caller's identity. Cheaper than SHA-256 on every request.
+	// cache remembers proven tokens by a seeded hash of the raw token's end (provenKey); an entry counts only if its
+	// token is equal, so a hash collision is a miss, never another caller's identity.
 	seed   maphash.Seed
 	cache  *lru.Cache[uint64, *cachedIdentity] // bounded by bytes; see proven.go
 	resize sync.Mutex                          // serializes resizeProven
@@ -222,7 +222,8 @@ func (v *Validator) Update(cfg Config) error {
 func (v *Validator) Close() { v.stop() }
 
 // Validate checks raw (the bearer token without the "Bearer " prefix) and returns the caller's identity. A problem
-// with the token is an *InvalidTokenError; any other error wraps ErrKeysUnavailable.
+// with the token is an *InvalidTokenError; any other error wraps ErrKeysUnavailable. The Identity is shared by every
+// request with the same token and must not be modified.
 func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error) {
 	if raw == "" {
 		return nil, invalid("empty token")
@@ -231,7 +232,7 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 		return nil, invalid("token is too large")
 	}
 	now := v.now()
-	sum := maphash.String(v.seed, raw)
+	sum := provenKey(v.seed, raw)
 	if c, ok := v.cache.Get(sum, now); ok && c.raw == raw {
 		// The cache entry outlives nothing it should not, but exp is the contract, so check it on every hit.
 		if !now.Before(c.id.ExpiresAt.Add(v.rules.Load().skew)) {
@@ -240,10 +241,9 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 		}
 		// Keys due for refresh are refreshed here too, and a proven token counts only while its key does.
 		// A reload may have dropped the caller's tenant from the allowed ones.
-		if ks, err := v.keys.current(ctx); err == nil && ks.keys[c.kid] != nil &&
+		if ks, err := v.keys.current(ctx, now); err == nil && ks.keys[c.kid] != nil &&
 			v.rules.Load().tenants.takes(c.id.TenantID, ks.tenantID) {
-			id := c.id
-			return &id, nil
+			return &c.id, nil
 		}
 		v.cache.Remove(sum)
 	}
@@ -252,7 +252,7 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 	if err != nil {
 		return nil, err
 	}
-	ks, err := v.keys.current(ctx)
+	ks, err := v.keys.current(ctx, now)
 	if err != nil {
 		return nil, err
 	}
