@@ -129,13 +129,15 @@ func runSteady(env *harness.Env, cfg Config, tokens []string, rep *Report, step 
 	for _, conns := range []int{1, cfg.Conns} {
 		step("steady state, %d connection(s): %d pairs of %s rounds", conns, cfg.Pairs, cfg.Round)
 		stopProfile := func() error { return nil }
+		plan := bearerPlan(env.Addr, tokens)
 		if conns == cfg.Conns && cfg.Profile != "" {
 			var err error
-			if stopProfile, err = startProfiles(cfg.Profile, ""); err != nil {
+			if stopProfile, err = startProfiles(cfg.Profile, "", false); err != nil {
 				return err
 			}
+			plan.ProfileDir = cfg.Profile
 		}
-		lvl, err := steadyState(env, bearerPlan(env.Addr, tokens), conns, cfg.Pairs, cfg.Round)
+		lvl, err := steadyState(env, plan, conns, cfg.Pairs, cfg.Round)
 		if perr := stopProfile(); err == nil {
 			err = perr
 		}
@@ -178,27 +180,32 @@ func runHerds(env *harness.Env, cfg Config, rep *Report, step func(string, ...an
 	return nil
 }
 
-// startProfiles starts a CPU profile and returns the function that stops it and writes the allocation profiles
-// before and after (go tool pprof -sample_index=alloc_space -diff_base allocs-before.pprof allocs-after.pprof).
-// Each file name starts with prefix: "" for item 1, "session-" for item 6.
-func startProfiles(dir, prefix string) (func() error, error) {
+// startProfiles writes the allocation profile, starts a CPU profile of the whole level when cpu is set, and
+// returns the function that stops it and writes the allocation profile again (go tool pprof
+// -sample_index=alloc_space -diff_base allocs-before.pprof allocs-after.pprof). The steady-state items profile
+// their CPU per round instead (profile.go). Each file name starts with prefix: "" for item 1, "session-" for
+// item 6, "scale-" for item 7.
+func startProfiles(dir, prefix string, cpu bool) (func() error, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	if err := writeProfile(filepath.Join(dir, prefix+"allocs-before.pprof"), "allocs"); err != nil {
 		return nil, err
 	}
-	f, err := os.Create(filepath.Join(dir, prefix+"cpu.pprof"))
-	if err != nil {
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
+	stopCPU := func() error { return nil }
+	if cpu {
+		f, err := os.Create(filepath.Join(dir, prefix+"cpu.pprof"))
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		stopCPU = func() error { pprof.StopCPUProfile(); return f.Close() }
 	}
 	return func() error {
-		pprof.StopCPUProfile()
-		if err := f.Close(); err != nil {
+		if err := stopCPU(); err != nil {
 			return err
 		}
 		return writeProfile(filepath.Join(dir, prefix+"allocs-after.pprof"), "allocs")

@@ -141,7 +141,7 @@ func scaleLevels(env *harness.Env, cfg Config, kinds []*scaleKind, rep int, res 
 		step("scale (repetition %d): %d connection(s), %d passes of %d kinds × %s", rep+1, conns, cfg.ScalePasses, len(kinds), cfg.ScaleRound)
 		stop := func() error { return nil }
 		if conns == cfg.Conns && cfg.Profile != "" && rep == 0 {
-			if stop, err = startProfiles(cfg.Profile, "scale-"); err != nil {
+			if stop, err = startProfiles(cfg.Profile, "scale-", true); err != nil {
 				return err
 			}
 		}

@@ -48,12 +48,14 @@ func runSession(env *harness.Env, cfg Config, rep *Report, step func(string, ...
 	for _, conns := range []int{1, cfg.Conns} {
 		step("session steady state, %d connection(s): %d pairs of %s rounds", conns, cfg.Pairs, cfg.Round)
 		stopProfile := func() error { return nil }
+		plan := sessionPlan(env.Addr, cookies, downstream)
 		if conns == cfg.Conns && cfg.Profile != "" {
-			if stopProfile, err = startProfiles(cfg.Profile, "session-"); err != nil {
+			if stopProfile, err = startProfiles(cfg.Profile, "session-", false); err != nil {
 				return err
 			}
+			plan.ProfileDir, plan.ProfilePrefix = cfg.Profile, "session-"
 		}
-		lvl, err := steadyState(env, sessionPlan(env.Addr, cookies, downstream), conns, cfg.Pairs, cfg.Round)
+		lvl, err := steadyState(env, plan, conns, cfg.Pairs, cfg.Round)
 		if perr := stopProfile(); err == nil {
 			err = perr
 		}

@@ -25,6 +25,9 @@ type steadyPlan struct {
 	Route string // the measured route's name in the rows: "injector" or "session"
 	Plain [][]byte
 	Meas  [][]byte
+	// ProfileDir, when set, receives a CPU profile of each measured round, in a file of its route whose name
+	// starts with ProfilePrefix, so the two routes can be compared per request (profile.go).
+	ProfileDir, ProfilePrefix string
 }
 
 // bearerPlan is item 1: each user's caller token in Authorization, on /plain/ and /inj/.
@@ -119,7 +122,14 @@ func steadyState(env *harness.Env, plan steadyPlan, conns, pairs int, round time
 			if isInj {
 				reqs = inj
 			}
+			stop, err := plan.profileRound(isInj, p)
+			if err != nil {
+				return lvl, err
+			}
 			st, err := runOne(reqs, round)
+			if perr := stop(st.N); err == nil {
+				err = perr
+			}
 			if err != nil {
 				return lvl, err
 			}
