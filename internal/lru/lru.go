@@ -1,5 +1,10 @@
 // Package lru is a bounded, sharded, expiry-aware LRU map. The proxy keeps everything it remembers about users in
 // one of these (proven caller tokens, downstream tokens), so memory is capped however many users arrive.
+//
+// Recency is kept as CLOCK's second chance does: a hit only marks its entry as used, and eviction, taking the
+// least recently inserted entry, moves a used one to the front instead (unmarked) and takes the next. So a hit
+// writes to its own entry alone, not to its neighbours' and the list head's (cache misses on every request of a
+// large cache), and an entry used since it was last passed over is never evicted before one that was not.
 package lru
 
 import (
@@ -37,6 +42,7 @@ type entry[K comparable, V any] struct {
 	value      V
 	expires    int64 // unix nanoseconds; 0 never expires
 	cost       int64 // what the entry counts against its shard's maxCost (AddWeighted); 0 for Add
+	used       bool  // hit since it was inserted or last given its second chance
 	prev, next *entry[K, V]
 }
 
@@ -117,7 +123,9 @@ func (c *Cache[K, V]) Get(k K, now time.Time) (V, bool) {
 		var zero V
 		return zero, false
 	}
-	s.moveToFront(e)
+	if !e.used { // a hit on a marked entry writes nothing
+		e.used = true
+	}
 	return e.value, true
 }
 
@@ -230,6 +238,7 @@ func (c *Cache[K, V]) SetLimits(maxEntries int, maxCost int64) {
 	nt := newTable[K, V](maxEntries, maxCost)
 	for i := range old.shards {
 		old.shards[i].mu.Lock()
+		old.shards[i].promoteUsed()
 	}
 	// Oldest first, round robin over the old shards, so each new shard evicts the least recently used.
 	for moved := true; moved; {
@@ -257,6 +266,11 @@ func (s *shard[K, V]) insert(e *entry[K, V]) (evicted int) {
 		return 0
 	}
 	for len(s.items) >= s.capacity || s.maxCost > 0 && s.cost+e.cost > s.maxCost {
+		if last := s.head.prev; last.used { // its second chance; each is paid for by the hit that marked it
+			last.used = false
+			s.moveToFront(last)
+			continue
+		}
 		s.remove(s.head.prev)
 		evicted++
 	}
@@ -278,6 +292,19 @@ func (s *shard[K, V]) moveToFront(e *entry[K, V]) {
 	}
 	e.prev.next, e.next.prev = e.next, e.prev
 	s.pushFront(e)
+}
+
+// promoteUsed moves the entries marked used to the front, in their order, and unmarks them: the recency order
+// their hits would have made, for a resize to move entries oldest first.
+func (s *shard[K, V]) promoteUsed() {
+	for e := s.head.prev; e != &s.head; {
+		prev := e.prev
+		if e.used {
+			e.used = false
+			s.moveToFront(e)
+		}
+		e = prev
+	}
 }
 
 func (s *shard[K, V]) remove(e *entry[K, V]) {

@@ -207,3 +207,24 @@ func BenchmarkGetHit(b *testing.B) {
 		}
 	})
 }
+
+// TestSecondChance: an entry hit since it was inserted outlives the entries that were not, for one round of
+// evictions; after that it must be hit again to stay.
+func TestSecondChance(t *testing.T) {
+	now := time.Now()
+	c := New[string, int](3)
+	for i, k := range []string{"a", "b", "c"} {
+		c.Add(k, i, time.Time{})
+	}
+	c.Get("a", now)
+	steps := []struct{ add, evicted string }{{"d", "b"}, {"e", "c"}, {"f", "a"}}
+	for _, st := range steps {
+		c.Add(st.add, 0, time.Time{})
+		if _, ok := c.Get(st.evicted, now); ok {
+			t.Fatalf("after adding %s, %s is still held", st.add, st.evicted)
+		}
+		if _, ok := c.Get(st.add, now); !ok {
+			t.Fatalf("%s was evicted as soon as it was added", st.add)
+		}
+	}
+}

@@ -86,11 +86,17 @@ func hasDotSegment(s string) bool {
 // callback's redirect may send the callback URL, authorization code and all, with the next request, and neither
 // the upstream nor the access log may see it.
 func (h *Handler) StripCallbackReferer(r *http.Request) {
-	ref := r.Header.Get("Referer")
-	if ref == "" {
+	v := r.Header["Referer"]
+	if len(v) == 0 || v[0] == "" {
 		return
 	}
-	if u, err := url.Parse(ref); err != nil || strings.HasPrefix(u.Path, h.cfg.Path+"/callback") {
+	ref, callback := v[0], h.cfg.Path+"/callback"
+	// Browsers send a Referer with most requests: parse only one that can name the callback (without '%', its
+	// path is as written).
+	if !strings.Contains(ref, callback) && !strings.Contains(ref, "%") {
+		return
+	}
+	if u, err := url.Parse(ref); err != nil || strings.HasPrefix(u.Path, callback) {
 		r.Header.Del("Referer")
 	}
 }

@@ -92,6 +92,9 @@ func TestStripCallbackReferer(t *testing.T) {
 		"https://app.example/.auth/callback?code=abc&state=x": false,
 		"https://app.example/.auth/callbackx":                 false,
 		"%zz":                                                 false,
+		"https://app.example/.auth/%63allback?code=abc":       false, // the parsed path is the callback's
+		"https://app.example/.auth/me":                        true,
+		"https://app.example/page?next=%2Fhome":               true,
 		"https://app.example/page":                            true,
 		"https://login.microsoftonline.com/":                  true,
 	} {
