@@ -98,7 +98,12 @@ func TestSmoke(t *testing.T) {
 	}
 	for _, l := range sc.Levels {
 		for _, k := range l.Kinds {
-			if len(k.Rounds) != cfg.ScalePasses || k.Requests == 0 || k.Bearer && len(k.Verifications) != cfg.ScalePasses {
+			rounds := cfg.ScalePasses
+			if k.Control < 0 { // a control runs next to each size of its path
+				rounds *= len(cfg.ScaleSizes)
+			}
+			if len(k.Rounds) != rounds || k.Requests == 0 || k.Bearer && len(k.Verifications) != cfg.ScalePasses ||
+				k.Control >= 0 && len(k.Ratios) != cfg.ScalePasses {
 				t.Errorf("scale %d conns, %s %d users: %d rounds, %d requests", l.Conns, k.Name, k.Users, len(k.Rounds), k.Requests)
 			}
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 
@@ -113,6 +114,7 @@ func steadyState(env *harness.Env, plan steadyPlan, conns, pairs int, round time
 	}
 	before := env.Trivial.Requests()
 	for p := range pairs {
+		runtime.GC()                 // a collection cycle then lands in neither round of the pair rather than in one of them
 		order := []bool{false, true} // false = plain
 		if p%2 == 1 {
 			order = []bool{true, false}
