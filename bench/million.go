@@ -37,14 +37,14 @@ func millionUnderLoad(env *harness.Env, cfg Config, kinds []*scaleKind, step fun
 	pair = []*scaleKind{{Name: pair[0].Name, Users: pair[0].Users, Control: -1, reqs: pair[0].reqs},
 		{Name: pair[1].Name, Users: pair[1].Users, Control: 0, Bearer: true, reqs: pair[1].reqs}}
 	step("scale: %d connections, plain and bearer (%d users) before filling the cache", cfg.Conns, pair[1].Users)
-	if res.Before, err = scalePasses(env, pair, cfg.Conns, cfg.ScalePasses, cfg.ScaleRound); err != nil {
+	if res.Before, err = scalePasses(env, pair, cfg.Conns, cfg.ScalePasses, cfg.ScaleRound, ""); err != nil {
 		return res, err
 	}
 	step("scale: filling the token cache with %s more entries", count(cfg.ScaleMillion))
 	res.TokenBytes, res.FillTook, res.BytesPerEntry = fillCache(h.TokenCache(), cfg.ScaleMillion)
 	res.Held = h.TokenCache().Len()
 	step("scale: %d connections, plain and bearer (%d users) with %s entries cached", cfg.Conns, pair[1].Users, count(res.Held))
-	res.After, err = scalePasses(env, pair, cfg.Conns, cfg.ScalePasses, cfg.ScaleRound)
+	res.After, err = scalePasses(env, pair, cfg.Conns, cfg.ScalePasses, cfg.ScaleRound, "")
 	h.TokenCache().Resize(1) // drops every entry, the real users' too: no later item uses this cache
 	h.TokenCache().Resize(harness.CacheMaxEntriesA)
 	runtime.GC()

@@ -14,20 +14,26 @@ import (
 //	go tool pprof -top -tagfocus role=caddy DIR/cpu-plain-*.pprof     # the control route's rounds
 //	go tool pprof -top -tagfocus role=caddy DIR/cpu-injector-*.pprof  # the measured route's
 //
-// divided by the rounds' requests: the difference is what the measured route costs, wherever it is spent.
+// divided by the rounds' requests: the difference is what the measured route costs, wherever it is spent. Item 7
+// does the same per kind (scale-cpu-bearer-50000-N.pprof, scale-cpu-plain-bearer-N.pprof, ...).
 
-// profileRound starts the CPU profile of one measured round; stop ends it and records the round's requests.
-// Without plan.ProfileDir both do nothing.
+// profileRound starts the CPU profile of one measured round of route; stop ends it and records the round's
+// requests. Without plan.ProfileDir both do nothing.
 func (plan steadyPlan) profileRound(measured bool, pair int) (stop func(requests int) error, err error) {
-	if plan.ProfileDir == "" {
-		return func(int) error { return nil }, nil
-	}
 	route := "plain"
 	if measured {
 		route = plan.Route
 	}
-	path := filepath.Join(plan.ProfileDir, fmt.Sprintf("%scpu-%s-%d.pprof", plan.ProfilePrefix, route, pair))
-	f, err := os.Create(path)
+	return profileRound(plan.ProfileDir, plan.ProfilePrefix, route, pair)
+}
+
+// profileRound profiles one round into dir/<prefix>cpu-<route>-<pair>.pprof and, when stopped, adds the round's
+// requests to dir/<prefix>rounds.tsv. An empty dir profiles nothing.
+func profileRound(dir, prefix, route string, pair int) (stop func(requests int) error, err error) {
+	if dir == "" {
+		return func(int) error { return nil }, nil
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%scpu-%s-%d.pprof", prefix, route, pair)))
 	if err != nil {
 		return nil, err
 	}
@@ -40,8 +46,7 @@ func (plan steadyPlan) profileRound(measured bool, pair int) (stop func(requests
 		if err := f.Close(); err != nil {
 			return err
 		}
-		rounds := filepath.Join(plan.ProfileDir, plan.ProfilePrefix+"rounds.tsv")
-		return appendLine(rounds, fmt.Sprintf("%s\t%d\t%d\n", route, pair, requests))
+		return appendLine(filepath.Join(dir, prefix+"rounds.tsv"), fmt.Sprintf("%s\t%d\t%d\n", route, pair, requests))
 	}, nil
 }
 

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +26,17 @@ type scaleKind struct {
 	Bearer  bool
 	reqs    [][]byte
 	next    atomic.Int64 // the next user: rounds go on where the last one stopped, so every user is reached
+}
+
+// slug names k in file names: "bearer-50000", "plain-bearer", "session-1000", "plain-session".
+func (k *scaleKind) slug() string {
+	if k.Control < 0 {
+		if strings.Contains(k.Name, "session") {
+			return "plain-session"
+		}
+		return "plain-bearer"
+	}
+	return fmt.Sprintf("%s-%d", k.Name, k.Users)
 }
 
 // scaleKindResult is a kind's measurements over the passes.
@@ -140,13 +153,14 @@ func scaleLevels(env *harness.Env, cfg Config, kinds []*scaleKind, rep int, res 
 	var err error
 	for _, conns := range []int{1, cfg.Conns} {
 		step("scale (repetition %d): %d connection(s), %d passes of %d kinds × %s", rep+1, conns, cfg.ScalePasses, len(kinds), cfg.ScaleRound)
-		stop := func() error { return nil }
+		stop, profile := func() error { return nil }, ""
 		if conns == cfg.Conns && cfg.Profile != "" && rep == 0 {
-			if stop, err = startProfiles(cfg.Profile, "scale-", true); err != nil {
+			if stop, err = startProfiles(cfg.Profile, "scale-", false); err != nil {
 				return err
 			}
+			profile = cfg.Profile
 		}
-		lvl, err := scalePasses(env, kinds, conns, cfg.ScalePasses, cfg.ScaleRound)
+		lvl, err := scalePasses(env, kinds, conns, cfg.ScalePasses, cfg.ScaleRound, profile)
 		if perr := stop(); err == nil {
 			err = perr
 		}
@@ -204,7 +218,9 @@ func scaleKinds(host string, sizes []int, tokens, cookies, downstream []string) 
 // runs next to a round of its control (control first in even passes, second in odd ones), right after a forced
 // garbage collection: with 50,000 users' state the heap is hundreds of MiB, and a collection cycle landing in one
 // round of a pair and not the other moved single ratios by ±30% when pairs were seconds apart.
-func scalePasses(env *harness.Env, kinds []*scaleKind, conns, passes int, round time.Duration) (scaleLevel, error) {
+//
+// With profile set, each measured round is CPU-profiled into a file of its kind there (profile.go).
+func scalePasses(env *harness.Env, kinds []*scaleKind, conns, passes int, round time.Duration, profile string) (scaleLevel, error) {
 	lvl := scaleLevel{Conns: conns, Kinds: make([]scaleKindResult, len(kinds))}
 	for i, k := range kinds {
 		lvl.Kinds[i] = scaleKindResult{Name: k.Name, Users: k.Users, Control: k.Control, Bearer: k.Bearer}
@@ -232,7 +248,14 @@ func scalePasses(env *harness.Env, kinds []*scaleKind, conns, passes int, round 
 			runtime.GC()
 			var got [2]roundStats
 			for j, k := range pair {
+				stopProfile, err := profileRound(profile, "scale-", kinds[k].slug(), p)
+				if err != nil {
+					return lvl, err
+				}
 				st, verif, err := scaleRound(env, kinds[k], conns, round)
+				if perr := stopProfile(st.N); err == nil {
+					err = perr
+				}
 				if err != nil {
 					return lvl, err
 				}
