@@ -15,7 +15,8 @@ import (
 //	go tool pprof -top -tagfocus role=caddy DIR/cpu-injector-*.pprof  # the measured route's
 //
 // divided by the rounds' requests: the difference is what the measured route costs, wherever it is spent. Item 7
-// does the same per kind (scale-cpu-bearer-50000-N.pprof, scale-cpu-plain-bearer-N.pprof, ...).
+// does the same per kind, each with the control rounds paired with it (scale-cpu-bearer-50000-N.pprof and
+// scale-cpu-control-bearer-50000-N.pprof, ...).
 
 // profileRound starts the CPU profile of one measured round of route; stop ends it and records the round's
 // requests. Without plan.ProfileDir both do nothing.

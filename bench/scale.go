@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -28,16 +27,8 @@ type scaleKind struct {
 	next    atomic.Int64 // the next user: rounds go on where the last one stopped, so every user is reached
 }
 
-// slug names k in file names: "bearer-50000", "plain-bearer", "session-1000", "plain-session".
-func (k *scaleKind) slug() string {
-	if k.Control < 0 {
-		if strings.Contains(k.Name, "session") {
-			return "plain-session"
-		}
-		return "plain-bearer"
-	}
-	return fmt.Sprintf("%s-%d", k.Name, k.Users)
-}
+// slug names a measured kind in file names: "bearer-50000", "session-1000".
+func (k *scaleKind) slug() string { return fmt.Sprintf("%s-%d", k.Name, k.Users) }
 
 // scaleKindResult is a kind's measurements over the passes.
 type scaleKindResult struct {
@@ -248,7 +239,11 @@ func scalePasses(env *harness.Env, kinds []*scaleKind, conns, passes int, round 
 			runtime.GC()
 			var got [2]roundStats
 			for j, k := range pair {
-				stopProfile, err := profileRound(profile, "scale-", kinds[k].slug(), p)
+				name := kinds[i].slug() // the control's rounds are named for the kind they are paired with
+				if k != i {
+					name = "control-" + name
+				}
+				stopProfile, err := profileRound(profile, "scale-", name, p)
 				if err != nil {
 					return lvl, err
 				}
