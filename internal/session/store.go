@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"time"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/lru"
@@ -35,8 +36,12 @@ type Store interface {
 // ErrBadTTL is returned by Put for a ttl that is not positive.
 var ErrBadTTL = errors.New("session: ttl must be positive")
 
+// memoryStore finds a session by a seeded hash of its id, computed once per lookup (a map keyed by the 43-byte id
+// would hash it twice, once for the shard and once for the map), and compares the id kept in the session, so a
+// hash collision is a miss, never another session.
 type memoryStore struct {
-	cache *lru.Cache[string, Session]
+	seed  maphash.Seed
+	cache *lru.Cache[uint64, Session]
 	now   func() time.Time
 }
 
@@ -49,12 +54,17 @@ func NewMemoryStore(max int, now func() time.Time) Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &memoryStore{cache: lru.New[string, Session](max), now: now}
+	return &memoryStore{seed: maphash.MakeSeed(), cache: lru.New[uint64, Session](max), now: now}
 }
 
+func (s *memoryStore) slot(id string) uint64 { return maphash.String(s.seed, id) }
+
 func (s *memoryStore) Get(_ context.Context, id string) (Session, bool, error) {
-	v, ok := s.cache.Get(id, s.now())
-	return v, ok, nil
+	v, ok := s.cache.Get(s.slot(id), s.now())
+	if !ok || v.ID != id {
+		return Session{}, false, nil
+	}
+	return v, true, nil
 }
 
 func (s *memoryStore) Put(_ context.Context, v Session, ttl time.Duration) error {
@@ -64,12 +74,14 @@ func (s *memoryStore) Put(_ context.Context, v Session, ttl time.Duration) error
 	if v.ID == "" {
 		return errors.New("session: a session needs an ID")
 	}
-	s.cache.Add(v.ID, v, s.now().Add(ttl))
+	s.cache.Add(s.slot(v.ID), v, s.now().Add(ttl))
 	return nil
 }
 
 func (s *memoryStore) Delete(_ context.Context, id string) error {
-	s.cache.Remove(id)
+	if v, ok := s.cache.Get(s.slot(id), time.Time{}); ok && v.ID == id { // not a session sharing the slot
+		s.cache.Remove(s.slot(id))
+	}
 	return nil
 }
 
@@ -77,7 +89,7 @@ func (s *memoryStore) DeleteUser(_ context.Context, userKey string) (int, error)
 	if userKey == "" {
 		return 0, nil // never "every session without a user"
 	}
-	return s.cache.RemoveFunc(func(_ string, v Session) bool { return v.UserKey == userKey }), nil
+	return s.cache.RemoveFunc(func(_ uint64, v Session) bool { return v.UserKey == userKey }), nil
 }
 
 // Interface guards
