@@ -143,7 +143,8 @@ func runScale(env *harness.Env, cfg Config, rep *Report, step func(string, ...an
 func scaleLevels(env *harness.Env, cfg Config, kinds []*scaleKind, rep int, res *scaleResult, step func(string, ...any)) error {
 	var err error
 	for _, conns := range []int{1, cfg.Conns} {
-		step("scale (repetition %d): %d connection(s), %d passes of %d kinds × %s", rep+1, conns, cfg.ScalePasses, len(kinds), cfg.ScaleRound)
+		step("scale (repetition %d): %d connection(s), %d passes of %d kinds, each next to its control, × %s", rep+1, conns,
+			cfg.ScalePasses, len(kinds)-2, cfg.ScaleRound)
 		stop, profile := func() error { return nil }, ""
 		if conns == cfg.Conns && cfg.Profile != "" && rep == 0 {
 			if stop, err = startProfiles(cfg.Profile, "scale-", false); err != nil {
