@@ -130,7 +130,8 @@ func (c *Cache[K, V]) Get(k K, now time.Time) (V, bool) {
 }
 
 // Add stores v under k until expires (the zero time means no expiry), evicting the least recently used entry of
-// its shard when full. It reports how many entries it evicted.
+// its shard (as the second chance judges it: see the package comment) when full. It reports how many entries it
+// evicted.
 func (c *Cache[K, V]) Add(k K, v V, expires time.Time) (evicted int) {
 	return c.AddWeighted(k, v, expires, 0)
 }
@@ -260,7 +261,8 @@ func (c *Cache[K, V]) SetLimits(maxEntries int, maxCost int64) {
 }
 
 // insert adds e, a key not in s, as the most recently used, evicting the least recently used entries while s is
-// full. It returns how many it evicted.
+// full: the last entry goes unless it is marked used, in which case it is unmarked and moved to the front. It
+// returns how many it evicted.
 func (s *shard[K, V]) insert(e *entry[K, V]) (evicted int) {
 	if s.maxCost > 0 && e.cost > s.maxCost {
 		return 0
