@@ -94,9 +94,7 @@ func bufferBody(r *http.Request, limit int64) (replayBody, bool, error) {
 	if isUpgrade(r) {
 		return nil, false, nil
 	}
-	// A server request's ContentLength 0 means no body: reading Caddy's wrapper of it (IdleTimeoutReader) would
-	// only reset the connection's read deadline, a timer change per request.
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+	if noBody(r.Body) {
 		return nil, true, nil
 	}
 	if r.ContentLength > limit {
@@ -118,6 +116,16 @@ func bufferBody(r *http.Request, limit int64) (replayBody, bool, error) {
 	body := replayBody(buf)
 	body.rewind(r)
 	return body, true, nil
+}
+
+// noBody reports a request without a body, also when Caddy's server wrapped the empty body in an
+// IdleTimeoutReader: reading that would only reset the connection's read deadline, a timer change per request. A
+// body another handler put in place is read, whatever ContentLength says.
+func noBody(b io.ReadCloser) bool {
+	if idle, ok := b.(*caddyhttp.IdleTimeoutReader); ok {
+		b = idle.ReadCloser
+	}
+	return b == nil || b == http.NoBody
 }
 
 // readCloser reads from one reader and closes another.

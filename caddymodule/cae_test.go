@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 var testChallenge = `Bearer error="insufficient_claims", claims="` +
@@ -68,17 +70,23 @@ func TestBufferBody(t *testing.T) {
 		upgrade    bool
 		replayable bool
 		want       []byte
+		idle       bool // the body is Caddy's IdleTimeoutReader around it (its Read would panic here: no Ctrl)
 	}{
-		{"no body", nil, 0, false, true, nil},
-		{"within the bound", bytes.NewReader(small), limit, false, true, small},
-		{"within the bound, unknown length", io.MultiReader(bytes.NewReader(small)), -1, false, true, small},
-		{"over the bound", bytes.NewReader(large), limit + 1, false, false, large},
-		{"over the bound, unknown length", io.MultiReader(bytes.NewReader(large)), -1, false, false, large},
-		{"an upgrade", bytes.NewReader(small), limit, true, false, small},
+		{"no body", nil, 0, false, true, nil, false},
+		{"no body, in Caddy's idle-timeout reader: not read", nil, 0, false, true, nil, true},
+		{"a body put in place without a length: read", bytes.NewReader(small), 0, false, true, small, false},
+		{"within the bound", bytes.NewReader(small), limit, false, true, small, false},
+		{"within the bound, unknown length", io.MultiReader(bytes.NewReader(small)), -1, false, true, small, false},
+		{"over the bound", bytes.NewReader(large), limit + 1, false, false, large, false},
+		{"over the bound, unknown length", io.MultiReader(bytes.NewReader(large)), -1, false, false, large, false},
+		{"an upgrade", bytes.NewReader(small), limit, true, false, small, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodPost, "/", tc.body)
 			r.ContentLength = tc.length
+			if tc.idle {
+				r.Body = &caddyhttp.IdleTimeoutReader{ReadCloser: http.NoBody}
+			}
 			if tc.upgrade {
 				r.Header.Set("Connection", "Upgrade")
 				r.Header.Set("Upgrade", "websocket")
@@ -86,6 +94,12 @@ func TestBufferBody(t *testing.T) {
 			body, ok, err := bufferBody(r, limit)
 			if err != nil || ok != tc.replayable {
 				t.Fatalf("replayable %v, %v", ok, err)
+			}
+			if tc.idle { // had bufferBody read it, the nil Ctrl would have panicked
+				if _, kept := r.Body.(*caddyhttp.IdleTimeoutReader); !kept {
+					t.Fatalf("the empty body was replaced by %T", r.Body)
+				}
+				return
 			}
 			for range 2 { // what the upstream reads, on the first attempt and, when replayable, the retry
 				got, _ := io.ReadAll(r.Body)
