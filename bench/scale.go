@@ -291,20 +291,3 @@ func scaleRound(env *harness.Env, k *scaleKind, conns int, d time.Duration) (rou
 	v1, err := harness.CallerStats(harness.CaptureInj)
 	return st, float64(v1.Verifications-v0.Verifications) / d.Seconds(), err
 }
-
-// runRound is one closed-loop round of conns connections for d, next choosing each request.
-func runRound(host string, conns int, d time.Duration, next func(c, i int) []byte) (roundStats, error) {
-	var res loadgen.Result
-	var err error
-	cpu0, _ := processCPU()
-	harness.WithRole(harness.RoleClient, func() {
-		res, err = loadgen.Run(loadgen.Plan{Addr: host, Conns: conns, Duration: d, Next: next})
-	})
-	cpu1, _ := processCPU()
-	if err != nil {
-		return roundStats{}, err
-	}
-	lat := res.Latencies()
-	return roundStats{RPS: res.RPS(), P50: loadgen.Percentile(lat, 0.50), P99: loadgen.Percentile(lat, 0.99),
-		N: len(res.Samples), NotOK: res.NotOK(), CPU: (cpu1 - cpu0) / time.Duration(max(len(res.Samples), 1))}, nil
-}

@@ -18,6 +18,23 @@ type roundStats struct {
 	CPU      time.Duration // process CPU time per request: load generator, Caddy and upstream together
 }
 
+// runRound is one closed-loop round of conns connections for d, next choosing each request.
+func runRound(host string, conns int, d time.Duration, next func(c, i int) []byte) (roundStats, error) {
+	var res loadgen.Result
+	var err error
+	cpu0, _ := processCPU()
+	harness.WithRole(harness.RoleClient, func() {
+		res, err = loadgen.Run(loadgen.Plan{Addr: host, Conns: conns, Duration: d, Next: next})
+	})
+	cpu1, _ := processCPU()
+	if err != nil {
+		return roundStats{}, err
+	}
+	lat := res.Latencies()
+	return roundStats{RPS: res.RPS(), P50: loadgen.Percentile(lat, 0.50), P99: loadgen.Percentile(lat, 0.99),
+		N: len(res.Samples), NotOK: res.NotOK(), CPU: (cpu1 - cpu0) / time.Duration(max(len(res.Samples), 1))}, nil
+}
+
 // steadyPlan is what a steady-state comparison sends: each user's request on the control route (/plain/) and on
 // the measured route, with the same credential header on both.
 type steadyPlan struct {
@@ -88,21 +105,9 @@ func steadyState(env *harness.Env, plan steadyPlan, conns, pairs int, round time
 	plain, inj := plan.Plain, plan.Meas
 	users := len(plain)
 	runOne := func(reqs [][]byte, d time.Duration) (roundStats, error) {
-		var res loadgen.Result
-		var err error
-		cpu0, _ := processCPU()
-		harness.WithRole(harness.RoleClient, func() {
-			res, err = loadgen.Run(loadgen.Plan{Addr: host, Conns: conns, Duration: d, Next: func(c, i int) []byte {
-				return reqs[(c+i*conns)%users] // each connection walks through every user
-			}})
+		return runRound(host, conns, d, func(c, i int) []byte {
+			return reqs[(c+i*conns)%users] // each connection walks through every user
 		})
-		cpu1, _ := processCPU()
-		if err != nil {
-			return roundStats{}, err
-		}
-		lat := res.Latencies()
-		return roundStats{RPS: res.RPS(), P50: loadgen.Percentile(lat, 0.50), P99: loadgen.Percentile(lat, 0.99),
-			N: len(res.Samples), NotOK: res.NotOK(), CPU: (cpu1 - cpu0) / time.Duration(max(len(res.Samples), 1))}, nil
 	}
 
 	lvl := steadyLevel{Item: plan.Item, Name: plan.Name, Route: plan.Route, Conns: conns}

@@ -29,7 +29,7 @@ type table[K comparable, V any] struct {
 
 type shard[K comparable, V any] struct {
 	mu       sync.Mutex
-	items    map[K]*entry[K, V]
+	items    map[uint64]*entry[K, V] // by the key's seeded hash (Cache.hash); the entry holds the key itself
 	head     entry[K, V] // sentinel: head.next is the most recently used, head.prev the least
 	capacity int
 	maxCost  int64 // 0: no bound on the entries' total cost
@@ -39,6 +39,7 @@ type shard[K comparable, V any] struct {
 
 type entry[K comparable, V any] struct {
 	key        K
+	hash       uint64 // Cache.hash(key), kept so a resize moves the entry without hashing it again
 	value      V
 	expires    int64 // unix nanoseconds; 0 never expires
 	cost       int64 // what the entry counts against its shard's maxCost (AddWeighted); 0 for Add
@@ -84,23 +85,29 @@ func newTable[K comparable, V any](capacity int, maxCost int64) *table[K, V] {
 			s.capacity++
 		}
 		s.maxCost = maxCost / int64(n)
-		s.items = make(map[K]*entry[K, V])
+		s.items = make(map[uint64]*entry[K, V])
 		s.head.next, s.head.prev = &s.head, &s.head
 	}
 	return t
 }
 
-func (t *table[K, V]) shardFor(seed maphash.Seed, k K) *shard[K, V] {
+func (t *table[K, V]) shardFor(h uint64) *shard[K, V] {
 	if len(t.shards) == 1 {
 		return &t.shards[0]
 	}
-	return &t.shards[maphash.Comparable(seed, k)%uint64(len(t.shards))]
+	return &t.shards[h%uint64(len(t.shards))]
 }
 
-// lock returns k's shard of the current table, locked.
-func (c *Cache[K, V]) lock(k K) *shard[K, V] {
+// hash is k's seeded hash. A lookup computes it once: it picks the shard and is the shard map's key, where a map
+// keyed by K would hash k again (for a key of three strings or a 43-byte id, most of a lookup). Two keys that
+// share it share a slot: the entry there is compared with the key, so a collision is a miss, and an Add takes
+// the slot, as an eviction would.
+func (c *Cache[K, V]) hash(k K) uint64 { return maphash.Comparable(c.seed, k) }
+
+// lock returns the shard of the current table for hash h, locked.
+func (c *Cache[K, V]) lock(h uint64) *shard[K, V] {
 	for {
-		s := c.table.Load().shardFor(c.seed, k)
+		s := c.table.Load().shardFor(h)
 		s.mu.Lock()
 		if !s.retired {
 			return s
@@ -111,10 +118,11 @@ func (c *Cache[K, V]) lock(k K) *shard[K, V] {
 
 // Get returns the value for k unless it is missing or expired at now. An expired entry is removed.
 func (c *Cache[K, V]) Get(k K, now time.Time) (V, bool) {
-	s := c.lock(k)
+	h := c.hash(k)
+	s := c.lock(h)
 	defer s.mu.Unlock()
-	e, ok := s.items[k]
-	if !ok {
+	e, ok := s.items[h]
+	if !ok || e.key != k {
 		var zero V
 		return zero, false
 	}
@@ -143,20 +151,22 @@ func (c *Cache[K, V]) AddWeighted(k K, v V, expires time.Time, cost int64) (evic
 	if !expires.IsZero() {
 		exp = expires.UnixNano()
 	}
-	s := c.lock(k)
+	h := c.hash(k)
+	s := c.lock(h)
 	defer s.mu.Unlock()
-	if e, ok := s.items[k]; ok {
+	if e, ok := s.items[h]; ok { // k's earlier entry, or a colliding key's
 		s.remove(e)
 	}
-	return s.insert(&entry[K, V]{key: k, value: v, expires: exp, cost: cost})
+	return s.insert(&entry[K, V]{key: k, hash: h, value: v, expires: exp, cost: cost})
 }
 
 // Remove deletes k and reports whether it was present.
 func (c *Cache[K, V]) Remove(k K) bool {
-	s := c.lock(k)
+	h := c.hash(k)
+	s := c.lock(h)
 	defer s.mu.Unlock()
-	e, ok := s.items[k]
-	if ok {
+	e, ok := s.items[h]
+	if ok = ok && e.key == k; ok { // not a colliding key's entry
 		s.remove(e)
 	}
 	return ok
@@ -167,8 +177,8 @@ func (c *Cache[K, V]) Remove(k K) bool {
 func (c *Cache[K, V]) RemoveFunc(match func(K, V) bool) int {
 	n := 0
 	c.eachShard(func(s *shard[K, V]) {
-		for k, e := range s.items {
-			if match(k, e.value) {
+		for _, e := range s.items {
+			if match(e.key, e.value) {
 				s.remove(e)
 				n++
 			}
@@ -248,7 +258,7 @@ func (c *Cache[K, V]) SetLimits(maxEntries int, maxCost int64) {
 			s := &old.shards[i]
 			if e := s.head.prev; e != &s.head {
 				s.remove(e)
-				nt.shardFor(c.seed, e.key).insert(e)
+				nt.shardFor(e.hash).insert(e)
 				moved = true
 			}
 		}
@@ -276,7 +286,7 @@ func (s *shard[K, V]) insert(e *entry[K, V]) (evicted int) {
 		s.remove(s.head.prev)
 		evicted++
 	}
-	s.items[e.key] = e
+	s.items[e.hash] = e
 	s.cost += e.cost
 	s.pushFront(e)
 	return evicted
@@ -313,5 +323,5 @@ func (s *shard[K, V]) remove(e *entry[K, V]) {
 	e.prev.next, e.next.prev = e.next, e.prev
 	e.prev, e.next = nil, nil
 	s.cost -= e.cost
-	delete(s.items, e.key)
+	delete(s.items, e.hash)
 }

@@ -228,3 +228,32 @@ func TestSecondChance(t *testing.T) {
 		}
 	}
 }
+
+// TestHashCollisionIsAMiss: entries are found by a seeded hash of their key; should two keys share it, the key whose
+// entry is not in the slot gets a miss, never the other key's value; removing it leaves the other entry alone; and
+// its own Add takes the slot back. (The token cache and the session store rely on this: a collision must never
+// hand one user another user's token or session.)
+func TestHashCollisionIsAMiss(t *testing.T) {
+	now := time.Now()
+	type key struct{ user, scopes string }
+	c := New[key, string](10)
+	alice, bob := key{"alice.tid", "s"}, key{"bob.tid", "s"}
+	// Bob's entry where Alice's key leads, as a collision would put it.
+	h := c.hash(alice)
+	s := c.lock(h)
+	s.insert(&entry[key, string]{key: bob, hash: h, value: "bob's"})
+	s.mu.Unlock()
+	if v, ok := c.Get(alice, now); ok {
+		t.Fatalf("Alice got %q from a slot holding Bob's entry", v)
+	}
+	if c.Remove(alice) {
+		t.Fatal("removing Alice reported an entry")
+	}
+	if c.Len() != 1 {
+		t.Fatal("removing Alice removed the entry in the slot, Bob's")
+	}
+	c.Add(alice, "alice's", time.Time{})
+	if v, ok := c.Get(alice, now); !ok || v != "alice's" {
+		t.Fatalf("after Add, Alice got %q, %v; want her own value", v, ok)
+	}
+}

@@ -18,7 +18,7 @@ type Flusher interface {
 }
 
 func (s *memoryStore) Flush() int {
-	return s.cache.RemoveFunc(func(uint64, Session) bool { return true })
+	return s.cache.RemoveFunc(func(string, Session) bool { return true })
 }
 
 var _ Flusher = (*memoryStore)(nil)

@@ -3,7 +3,6 @@ package session
 import (
 	"context"
 	"errors"
-	"hash/maphash"
 	"time"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/lru"
@@ -36,12 +35,8 @@ type Store interface {
 // ErrBadTTL is returned by Put for a ttl that is not positive.
 var ErrBadTTL = errors.New("session: ttl must be positive")
 
-// memoryStore finds a session by a seeded hash of its id, computed once per lookup (a map keyed by the 43-byte id
-// would hash it twice, once for the shard and once for the map), and compares the id kept in the session, so a
-// hash collision is a miss, never another session.
 type memoryStore struct {
-	seed  maphash.Seed
-	cache *lru.Cache[uint64, Session]
+	cache *lru.Cache[string, Session]
 	now   func() time.Time
 }
 
@@ -54,17 +49,12 @@ func NewMemoryStore(max int, now func() time.Time) Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &memoryStore{seed: maphash.MakeSeed(), cache: lru.New[uint64, Session](max), now: now}
+	return &memoryStore{cache: lru.New[string, Session](max), now: now}
 }
 
-func (s *memoryStore) slot(id string) uint64 { return maphash.String(s.seed, id) }
-
 func (s *memoryStore) Get(_ context.Context, id string) (Session, bool, error) {
-	v, ok := s.cache.Get(s.slot(id), s.now())
-	if !ok || v.ID != id {
-		return Session{}, false, nil
-	}
-	return v, true, nil
+	v, ok := s.cache.Get(id, s.now())
+	return v, ok, nil
 }
 
 func (s *memoryStore) Put(_ context.Context, v Session, ttl time.Duration) error {
@@ -74,14 +64,12 @@ func (s *memoryStore) Put(_ context.Context, v Session, ttl time.Duration) error
 	if v.ID == "" {
 		return errors.New("session: a session needs an ID")
 	}
-	s.cache.Add(s.slot(v.ID), v, s.now().Add(ttl))
+	s.cache.Add(v.ID, v, s.now().Add(ttl))
 	return nil
 }
 
 func (s *memoryStore) Delete(_ context.Context, id string) error {
-	if v, ok := s.cache.Get(s.slot(id), time.Time{}); ok && v.ID == id { // not a session sharing the slot
-		s.cache.Remove(s.slot(id))
-	}
+	s.cache.Remove(id)
 	return nil
 }
 
@@ -89,7 +77,7 @@ func (s *memoryStore) DeleteUser(_ context.Context, userKey string) (int, error)
 	if userKey == "" {
 		return 0, nil // never "every session without a user"
 	}
-	return s.cache.RemoveFunc(func(_ uint64, v Session) bool { return v.UserKey == userKey }), nil
+	return s.cache.RemoveFunc(func(_ string, v Session) bool { return v.UserKey == userKey }), nil
 }
 
 // Interface guards

@@ -6,7 +6,6 @@ package tokencache
 import (
 	"context"
 	"errors"
-	"hash/maphash"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -133,8 +132,7 @@ type Cache interface {
 // once its token is within the safety margin of expiry. Resize and SetMargin change its settings in place (a
 // config reload), keeping what it holds.
 type Memory struct {
-	seed     maphash.Seed
-	entries  *lru.Cache[uint64, slot] // by slotOf(k)
+	entries  *lru.Cache[Key, Token]
 	accounts *lru.Cache[string, Account]
 	margin   atomic.Int64 // nanoseconds
 	now      func() time.Time
@@ -146,7 +144,7 @@ func NewMemory(maxEntries int, margin time.Duration, now func() time.Time) *Memo
 	if now == nil {
 		now = time.Now
 	}
-	m := &Memory{seed: maphash.MakeSeed(), entries: lru.New[uint64, slot](maxEntries), accounts: lru.New[string, Account](maxEntries), now: now}
+	m := &Memory{entries: lru.New[Key, Token](maxEntries), accounts: lru.New[string, Account](maxEntries), now: now}
 	m.margin.Store(int64(margin))
 	return m
 }
@@ -162,30 +160,15 @@ func (m *Memory) Resize(maxEntries int) {
 // those already cached keep the margin they were stored with, and leave at the latest when they expire.
 func (m *Memory) SetMargin(margin time.Duration) { m.margin.Store(int64(margin)) }
 
-// slot is a token entry: the token and the key it is for. Entries are found by a seeded hash of the key (slotOf),
-// which a lookup computes once, where a map keyed by Key would hash its three strings again; the key kept in the
-// slot is compared on every hit, so a hash collision is a miss (and, on Set, replaces the other entry), never
-// another user's token.
-type slot struct {
-	key   Key
-	token Token
-}
-
-func (m *Memory) slotOf(k Key) uint64 { return maphash.Comparable(m.seed, k) }
-
 // Get returns the token for k if it is still usable.
 func (m *Memory) Get(_ context.Context, k Key) (Token, bool, error) {
-	s, ok := m.entries.Get(m.slotOf(k), m.now())
-	if !ok || s.key != k {
-		return Token{}, false, nil
-	}
-	return s.token, true, nil
+	t, ok := m.entries.Get(k, m.now())
+	return t, ok, nil
 }
 
 // Set stores t under k until margin before it expires.
 func (m *Memory) Set(_ context.Context, k Key, t Token) error {
-	s := slot{key: k, token: t.withHeader()}
-	if n := m.entries.Add(m.slotOf(k), s, t.ExpiresOn.Add(-time.Duration(m.margin.Load()))); n > 0 && m.observer != nil {
+	if n := m.entries.Add(k, t.withHeader(), t.ExpiresOn.Add(-time.Duration(m.margin.Load()))); n > 0 && m.observer != nil {
 		m.observer.Evicted(n)
 	}
 	return nil
@@ -208,7 +191,7 @@ func (m *Memory) DeleteUser(_ context.Context, user string) error {
 	if user == "" {
 		return nil
 	}
-	m.entries.RemoveFunc(func(_ uint64, s slot) bool { return s.key.User == user })
+	m.entries.RemoveFunc(func(k Key, _ Token) bool { return k.User == user })
 	m.accounts.Remove(user)
 	return nil
 }
