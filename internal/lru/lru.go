@@ -30,7 +30,7 @@ type table[K comparable, V any] struct {
 type shard[K comparable, V any] struct {
 	mu       sync.Mutex
 	items    map[uint64]*entry[K, V] // by the key's seeded hash (Cache.hash); the entry holds the key itself
-	head     entry[K, V] // sentinel: head.next is the most recently used, head.prev the least
+	head     entry[K, V]             // sentinel: head.next is the most recently used, head.prev the least
 	capacity int
 	maxCost  int64 // 0: no bound on the entries' total cost
 	cost     int64 // total cost of the entries held
