@@ -132,7 +132,7 @@ func runSteady(env *harness.Env, cfg Config, tokens []string, rep *Report, step 
 		plan := bearerPlan(env.Addr, tokens)
 		if conns == cfg.Conns && cfg.Profile != "" {
 			var err error
-			if stopProfile, err = startProfiles(cfg.Profile, "", false); err != nil {
+			if stopProfile, err = startProfiles(cfg.Profile, ""); err != nil {
 				return err
 			}
 			plan.ProfileDir = cfg.Profile
@@ -180,36 +180,17 @@ func runHerds(env *harness.Env, cfg Config, rep *Report, step func(string, ...an
 	return nil
 }
 
-// startProfiles writes the allocation profile, starts a CPU profile of the whole level when cpu is set, and
-// returns the function that stops it and writes the allocation profile again (go tool pprof
-// -sample_index=alloc_space -diff_base allocs-before.pprof allocs-after.pprof). The steady-state items profile
-// their CPU per round instead (profile.go). Each file name starts with prefix: "" for item 1, "session-" for
-// item 6, "scale-" for item 7.
-func startProfiles(dir, prefix string, cpu bool) (func() error, error) {
+// startProfiles writes the allocation profile and returns the function that writes it again after the level (go
+// tool pprof -sample_index=alloc_space -diff_base allocs-before.pprof allocs-after.pprof). CPU is profiled per
+// round (profile.go). Each file name starts with prefix: "" for item 1, "session-" for item 6, "scale-" for item 7.
+func startProfiles(dir, prefix string) (func() error, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	if err := writeProfile(filepath.Join(dir, prefix+"allocs-before.pprof"), "allocs"); err != nil {
 		return nil, err
 	}
-	stopCPU := func() error { return nil }
-	if cpu {
-		f, err := os.Create(filepath.Join(dir, prefix+"cpu.pprof"))
-		if err != nil {
-			return nil, err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			return nil, err
-		}
-		stopCPU = func() error { pprof.StopCPUProfile(); return f.Close() }
-	}
-	return func() error {
-		if err := stopCPU(); err != nil {
-			return err
-		}
-		return writeProfile(filepath.Join(dir, prefix+"allocs-after.pprof"), "allocs")
-	}, nil
+	return func() error { return writeProfile(filepath.Join(dir, prefix+"allocs-after.pprof"), "allocs") }, nil
 }
 
 func writeProfile(path, name string) error {

@@ -147,7 +147,7 @@ func scaleLevels(env *harness.Env, cfg Config, kinds []*scaleKind, rep int, res 
 			cfg.ScalePasses, len(kinds)-2, cfg.ScaleRound)
 		stop, profile := func() error { return nil }, ""
 		if conns == cfg.Conns && cfg.Profile != "" && rep == 0 {
-			if stop, err = startProfiles(cfg.Profile, "scale-", false); err != nil {
+			if stop, err = startProfiles(cfg.Profile, "scale-"); err != nil {
 				return err
 			}
 			profile = cfg.Profile

@@ -50,7 +50,7 @@ func runSession(env *harness.Env, cfg Config, rep *Report, step func(string, ...
 		stopProfile := func() error { return nil }
 		plan := sessionPlan(env.Addr, cookies, downstream)
 		if conns == cfg.Conns && cfg.Profile != "" {
-			if stopProfile, err = startProfiles(cfg.Profile, "session-", false); err != nil {
+			if stopProfile, err = startProfiles(cfg.Profile, "session-"); err != nil {
 				return err
 			}
 			plan.ProfileDir, plan.ProfilePrefix = cfg.Profile, "session-"
