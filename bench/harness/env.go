@@ -9,7 +9,6 @@ import (
 	"io"
 	"log"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -247,10 +246,6 @@ func get(c *http.Client, url, header, value string) (string, int, error) {
 	}
 	req.Header.Set(header, value)
 	resp, err := c.Do(req)
-	for try := 1; err != nil && isDialError(err) && try <= dialRetries; try++ {
-		time.Sleep(50 * time.Millisecond)
-		resp, err = c.Do(req)
-	}
 	if err != nil {
 		return "", 0, err
 	}
@@ -260,16 +255,6 @@ func get(c *http.Client, url, header, value string) (string, int, error) {
 		return "", resp.StatusCode, err
 	}
 	return echoOID(resp.StatusCode, body)
-}
-
-// dialRetries bounds how often get dials again when connecting failed. Right after a config reload (UseRedis),
-// Caddy's old listener socket, which shared the port with the new one (SO_REUSEPORT), resets the connections still
-// in its backlog as it closes: the request never reached a handler, so sending it again is safe.
-const dialRetries = 3
-
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // echoOID returns the oid of the token-checking stub's JSON echo, "" for any other body.

@@ -58,7 +58,8 @@ func (c *Caddy) LoadCaddyfile(text string) error {
 }
 
 // LoadJSON runs cfg as the process's config, replacing the running one as `caddy reload` would (an identical
-// config is a no-op). Whatever cfg says, admin listens on c.AdminAddr and the config is not persisted.
+// config is a no-op), and returns once the old config's listeners have closed. Whatever cfg says, admin listens on
+// c.AdminAddr and the config is not persisted.
 func (c *Caddy) LoadJSON(cfg []byte) error {
 	var m map[string]any
 	if err := json.Unmarshal(cfg, &m); err != nil {
@@ -74,6 +75,7 @@ func (c *Caddy) LoadJSON(cfg []byte) error {
 	if err := caddy.Load(cfg, false); err != nil {
 		return fmt.Errorf("caddy.Load: %w", err)
 	}
+	awaitOldListenersClosed(listenPorts(m))
 	return nil
 }
 
