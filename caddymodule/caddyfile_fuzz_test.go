@@ -148,7 +148,8 @@ func checkRegistration(t *testing.T, r *Registration) {
 	if s := r.SignIn; s != nil {
 		mustPass(t, "sign_in path", s.Path, checkSignInPath)
 		mustPass(t, "sign_in same_site", s.SameSite, checkSameSite)
-		for name, d := range map[string]Duration{"idle_timeout": s.IdleTimeout, "absolute_timeout": s.AbsoluteTimeout} {
+		for name, d := range map[string]Duration{"idle_timeout": s.IdleTimeout, "absolute_timeout": s.AbsoluteTimeout,
+			"login_timeout": s.LoginTimeout} {
 			mustPass(t, name, string(d), func(v string) error { _, err := parseDuration(name, v, v); return err })
 		}
 	}

@@ -207,6 +207,8 @@ func TestLoadTimeErrors(t *testing.T) {
 			`token_injector: expiry_margin: "{env.TI_TEST_WORD}" resolved to "abc", which is not a duration`},
 		{"sign-in duration from an env var", fullRegistration, route + " {\n sign_in {\n cookie_secret " + cookieSecret +
 			"\n idle_timeout {env.TI_TEST_WORD}\n }\n }", `sign_in: idle_timeout: "{env.TI_TEST_WORD}" resolved to "abc"`},
+		{"sign-in login timeout under a minute", fullRegistration, route + " {\n sign_in {\n cookie_secret " + cookieSecret +
+			"\n login_timeout 30s\n }\n }", "sign_in: login_timeout: must be between 1m and 1h, got 30s"},
 		{"sign-in without a cookie secret", fullRegistration, route + " {\n sign_in {\n path /.auth\n }\n }", "sign_in: cookie_secret: required"},
 		{"sign-in with a short key", fullRegistration, route + " {\n sign_in {\n cookie_secret c2hvcnQ=\n }\n }", "cookie_secret"},
 	}

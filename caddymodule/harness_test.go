@@ -147,6 +147,7 @@ func siteConfig(extra string) string {
 		allowed_origins https://addin.example.com
 		sign_in {
 			cookie_secret {env.TOKEN_INJECTOR_TEST_COOKIE_SECRET}
+			login_timeout 2m
 		}
 	}
 	# Pre-consented but not asked for at sign-in: got silently.

@@ -315,6 +315,9 @@ func (si *SignIn) resolve(repl *caddy.Replacer) (*signInSettings, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.LoginTimeout, err = si.LoginTimeout.resolve(repl, "sign_in: login_timeout", 0); err != nil {
+		return nil, err
+	}
 	if err := checkSignInPath(s.Path); err != nil {
 		return nil, err
 	}

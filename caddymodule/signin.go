@@ -34,6 +34,11 @@ type SignIn struct {
 	IdleTimeout Duration `json:"idle_timeout,omitempty"`
 	// AbsoluteTimeout ends a session this long after sign-in. It may be a placeholder. Default: 168h (7 days).
 	AbsoluteTimeout Duration `json:"absolute_timeout,omitempty"`
+	// LoginTimeout is how long a user may take from /login to the callback (Entra's pages, MFA included); a later
+	// callback is refused with a fresh sign-in link. Code redemptions are limited in total to what the replay
+	// memory holds for this long: 28 a second at 10m, 278 at 1m. Between 1m and 1h. It may be a placeholder.
+	// Default: 10m.
+	LoginTimeout Duration `json:"login_timeout,omitempty"`
 	// EndSession makes logout also sign the user out of Entra (a redirect to its end-session endpoint).
 	// Default: false.
 	EndSession bool `json:"end_session,omitempty"`
@@ -65,7 +70,7 @@ func (h *Handler) provisionSignIn(cfg *signInSettings, authority string) error {
 		return fmt.Errorf("sign_in: %w", err)
 	}
 	sc := signin.Config{Path: cfg.Path, Scopes: h.scopes, CORS: h.cors, EndSession: cfg.EndSession,
-		Logger: h.logger, ClientAddress: clientIP}
+		LoginTimeout: cfg.LoginTimeout, Logger: h.logger, ClientAddress: clientIP}
 	if h.state.shared != nil {
 		sc.Used = h.state.shared.used
 	}
@@ -106,6 +111,7 @@ func parseSameSite(v string) (http.SameSite, error) {
 //		partitioned
 //		idle_timeout     <duration>      # default 8h
 //		absolute_timeout <duration>      # default 168h
+//		login_timeout    <duration>      # default 10m, 1m to 1h
 //		end_session
 //	}
 func unmarshalSignIn(d *caddyfile.Dispenser) (*SignIn, error) {
@@ -130,6 +136,8 @@ func unmarshalSignIn(d *caddyfile.Dispenser) (*SignIn, error) {
 			err = durationArg(d, &s.IdleTimeout)
 		case "absolute_timeout":
 			err = durationArg(d, &s.AbsoluteTimeout)
+		case "login_timeout":
+			err = durationArg(d, &s.LoginTimeout)
 		default:
 			return nil, d.Errf("sign_in: unknown subdirective %q", d.Val())
 		}

@@ -125,6 +125,27 @@ func TestSignInFlowThroughTheEmulator(t *testing.T) {
 	}
 }
 
+// The route's login_timeout is the pre-login cookie's lifetime: the time the user has at Entra.
+func TestLoginTimeoutBoundsThePreLoginCookie(t *testing.T) {
+	startCaddy(t)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get(signInSite + "/.auth/login?return_to=%2Fgraph%2Fme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cookies := resp.Cookies()
+	if resp.StatusCode != http.StatusFound || len(cookies) == 0 {
+		t.Fatalf("%d, cookies %d", resp.StatusCode, len(cookies))
+	}
+	for _, c := range cookies {
+		rememberCredential(c.Value)
+	}
+	if c := cookies[len(cookies)-1]; c.MaxAge != 120 {
+		t.Errorf("pre-login cookie %s lives %d s, want the 2m login_timeout", c.Name, c.MaxAge)
+	}
+}
+
 func TestNoSessionAnswers(t *testing.T) {
 	startCaddy(t)
 	b := newBrowser(t)

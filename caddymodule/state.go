@@ -44,6 +44,7 @@ type signInSettings struct {
 	Path, SameSite               string
 	Partitioned, EndSession      bool
 	IdleTimeout, AbsoluteTimeout time.Duration
+	LoginTimeout                 time.Duration // 0: signin's default
 }
 
 // poolKey is what makes a registration a different registration: the cloud, the tenant, the app and the kind of

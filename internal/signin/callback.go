@@ -51,7 +51,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, badCallback("The sign-in response has no authorization code."), &pl)
 		return
 	}
-	expires := time.Unix(pl.Created, 0).Add(h.cfg.PreLoginTTL)
+	expires := time.Unix(pl.Created, 0).Add(h.cfg.LoginTimeout)
 	codeSum := sha256.Sum256([]byte(code))
 	// Both marks are taken before redeeming, so a concurrent replay is refused too.
 	if !h.markUsed("state:"+state, expires) || !h.markUsed("code:"+base64.RawURLEncoding.EncodeToString(codeSum[:]), expires) {

@@ -97,7 +97,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.prunePreLogins(w, r)
-	http.SetCookie(w, h.preLoginCookie(r, preLoginName(r, pl.State), sealed, int(h.cfg.PreLoginTTL/time.Second)))
+	http.SetCookie(w, h.preLoginCookie(r, preLoginName(r, pl.State), sealed, int(h.cfg.LoginTimeout/time.Second)))
 	w.Header().Set("Location", authURL)
 	w.WriteHeader(http.StatusFound)
 }
@@ -245,7 +245,7 @@ func (h *Handler) openPreLogin(v string) (preLogin, bool) {
 }
 
 func (h *Handler) preLoginExpired(pl preLogin) bool {
-	return !h.cfg.Now().Before(time.Unix(pl.Created, 0).Add(h.cfg.PreLoginTTL))
+	return !h.cfg.Now().Before(time.Unix(pl.Created, 0).Add(h.cfg.LoginTimeout))
 }
 
 // pkceChallenge is the S256 code challenge of verifier (RFC 7636).

@@ -218,12 +218,13 @@ func TestOwnsAndRouting(t *testing.T) {
 func TestNewValidates(t *testing.T) {
 	sm, _ := session.NewManager(session.Config{Keys: [][]byte{key()}}, nil)
 	for name, cfg := range map[string]Config{
-		"root path":        {Path: "/"},
-		"relative path":    {Path: ".auth"},
-		"trailing slash":   {Path: "/.auth/"},
-		"bad scope":        {Scopes: []string{"a b"}},
-		"negative ttl":     {PreLoginTTL: -1},
-		"ttl over an hour": {PreLoginTTL: 61 * time.Minute},
+		"root path":                  {Path: "/"},
+		"relative path":              {Path: ".auth"},
+		"trailing slash":             {Path: "/.auth/"},
+		"bad scope":                  {Scopes: []string{"a b"}},
+		"negative login timeout":     {LoginTimeout: -1},
+		"login timeout under 1m":     {LoginTimeout: 59 * time.Second},
+		"login timeout over an hour": {LoginTimeout: 61 * time.Minute},
 	} {
 		if _, err := New(cfg, &fakeIDP{}, sm); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -233,7 +234,7 @@ func TestNewValidates(t *testing.T) {
 		t.Error("nil identity provider accepted")
 	}
 	h, err := New(Config{}, &fakeIDP{}, sm)
-	if err != nil || h.cfg.Path != "/.auth" || h.cfg.PreLoginTTL != 10*time.Minute {
+	if err != nil || h.cfg.Path != "/.auth" || h.cfg.LoginTimeout != 10*time.Minute {
 		t.Fatalf("defaults: %v %+v", err, h)
 	}
 }

@@ -27,17 +27,17 @@ const (
 	maxAddresses    = 10000 // per-address limiters kept; an evicted one comes back full, the total still holds
 	// usedPerSignIn is what one redemption adds to the replay memory: its state, its code and, later, its handoff.
 	usedPerSignIn = 3
-	// usedHeadroom: a flood lasting a whole PreLoginTTL may fill at most a quarter of the replay memory.
+	// usedHeadroom: a flood lasting a whole LoginTimeout may fill at most a quarter of the replay memory.
 	usedHeadroom = 4
 	warnEvery    = time.Minute
 )
 
 // totalRate is the total redemption rate that keeps the replay memory from being flushed. Every entry lives at
-// most PreLoginTTL, so within any PreLoginTTL a flood adds at most usedPerSignIn × (totalBurst + rate × TTL)
+// most LoginTimeout, so within any LoginTimeout a flood adds at most usedPerSignIn × (totalBurst + rate × TTL)
 // entries; with rate = capacity / (usedPerSignIn × usedHeadroom × TTL) that is 600 + capacity/4. With the
 // defaults: 200000 / (3 × 4 × 600 s) ≈ 28 redemptions a second (about 100000 an hour), at most 600 + 50000 entries
 // per 10 minutes, a quarter of the 200000 the memory holds (some 20 MB when full), so no used state, code or
-// handoff is evicted before it expires. A longer PreLoginTTL lowers the rate in proportion.
+// handoff is evicted before it expires. A longer LoginTimeout lowers the rate in proportion.
 func totalRate(capacity int, ttl time.Duration) rate.Limit {
 	return rate.Limit(float64(capacity) / (usedPerSignIn * usedHeadroom * ttl.Seconds()))
 }

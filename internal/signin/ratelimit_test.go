@@ -81,7 +81,7 @@ func TestOrdinarySignInsPass(t *testing.T) {
 	}
 }
 
-// TestUsedMemoryNotFlushable: a flood of valid-looking callbacks over a whole PreLoginTTL must not evict a used
+// TestUsedMemoryNotFlushable: a flood of valid-looking callbacks over a whole LoginTimeout must not evict a used
 // state from the replay memory, so replaying it is still refused.
 func TestUsedMemoryNotFlushable(t *testing.T) {
 	e := newEnvUsed(t, Config{}, session.Config{}, 2000)
@@ -159,7 +159,7 @@ func TestLimitedCallbackCompletesAfterRetryAfter(t *testing.T) {
 }
 
 func TestTotalRateArithmetic(t *testing.T) {
-	for _, ttl := range []time.Duration{time.Minute, 10 * time.Minute, maxPreLoginTTL} {
+	for _, ttl := range []time.Duration{time.Minute, 10 * time.Minute, maxLoginTimeout} {
 		r := float64(totalRate(maxUsed, ttl))
 		// Entries a flood adds within one TTL, when every sign-in adds usedPerSignIn of them.
 		if added := usedPerSignIn * (totalBurst + r*ttl.Seconds()); added > maxUsed/3 {

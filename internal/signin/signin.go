@@ -44,8 +44,9 @@ type Config struct {
 	CORS cors.Policy
 	// EndSession makes logout also end the Entra session (a redirect to its end-session endpoint).
 	EndSession bool
-	// PreLoginTTL bounds the time from login to callback. Default 10m.
-	PreLoginTTL time.Duration
+	// LoginTimeout bounds the time from login to callback: the user's time at Entra, MFA included. A shorter one
+	// raises the total redemption rate in proportion (see totalRate). Between 1m and 1h. Default 10m.
+	LoginTimeout time.Duration
 	// ClientAddress returns the client's address, which code redemptions are rate limited by. Behind Caddy it
 	// must be the client IP Caddy resolved (trusted proxies applied). Default: the host of r.RemoteAddr.
 	ClientAddress func(*http.Request) string
@@ -75,8 +76,11 @@ type Handler struct {
 // maxUsed bounds the replay memory; the redemption limit keeps a flood to a quarter of it (see totalRate).
 const maxUsed = 200_000
 
-// maxPreLoginTTL bounds PreLoginTTL, which the total redemption rate shrinks in proportion to.
-const maxPreLoginTTL = time.Hour
+// LoginTimeout's bounds. The total redemption rate grows as it shrinks: at 1m, 278 a second.
+const (
+	minLoginTimeout = time.Minute
+	maxLoginTimeout = time.Hour
+)
 
 // New checks cfg and returns a Handler. Errors name the offending configuration field.
 func New(cfg Config, idp IdentityProvider, sessions *session.Manager) (*Handler, error) {
@@ -99,14 +103,11 @@ func newHandler(cfg Config, idp IdentityProvider, sessions *session.Manager, use
 			return nil, fmt.Errorf("scopes: %q is not a valid scope", s)
 		}
 	}
-	if cfg.PreLoginTTL < 0 {
-		return nil, fmt.Errorf("prelogin_ttl: must not be negative, got %s", cfg.PreLoginTTL)
+	if cfg.LoginTimeout == 0 {
+		cfg.LoginTimeout = 10 * time.Minute
 	}
-	if cfg.PreLoginTTL == 0 {
-		cfg.PreLoginTTL = 10 * time.Minute
-	}
-	if cfg.PreLoginTTL > maxPreLoginTTL {
-		return nil, fmt.Errorf("prelogin_ttl: at most %s, got %s", maxPreLoginTTL, cfg.PreLoginTTL)
+	if cfg.LoginTimeout < minLoginTimeout || cfg.LoginTimeout > maxLoginTimeout {
+		return nil, fmt.Errorf("login_timeout: must be between 1m and 1h, got %s", cfg.LoginTimeout)
 	}
 	if cfg.ClientAddress == nil {
 		cfg.ClientAddress = remoteHost
@@ -119,7 +120,7 @@ func newHandler(cfg Config, idp IdentityProvider, sessions *session.Manager, use
 		log = zap.NewNop()
 	}
 	return &Handler{cfg: cfg, idp: idp, sessions: sessions, log: log,
-		used: lru.New[string, struct{}](usedCapacity), limiter: newRedeemLimiter(usedCapacity, cfg.PreLoginTTL)}, nil
+		used: lru.New[string, struct{}](usedCapacity), limiter: newRedeemLimiter(usedCapacity, cfg.LoginTimeout)}, nil
 }
 
 // Owns reports whether r is for the sign-in endpoints: r.URL.Path is Path or under Path/.
