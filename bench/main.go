@@ -86,12 +86,12 @@ func (c Config) usersA() int {
 }
 
 func fullConfig() Config {
-	return Config{Users: 1000, Conns: 32, Pairs: 7, Round: 1500 * time.Millisecond,
+	return Config{Users: 1000, Conns: 32, Pairs: 6, Round: 1500 * time.Millisecond,
 		MemSizes: []int{10_000, 100_000, 1_000_000}, CapEntries: 100_000,
 		HerdOne: 1000, HerdUsers: 5000, HerdDelay: 50 * time.Millisecond,
 		ExpiryUsers: 100, ExpiryConns: 8, ExpiryFor: 20 * time.Second, RefreshIn: 5 * time.Second,
 		ExpiryDelay: 500 * time.Millisecond, SignInPages: 10,
-		ScaleSizes: []int{1000, 10_000, 50_000}, ScalePasses: 4, ScaleRound: 750 * time.Millisecond, ScaleMillion: 1_000_000,
+		ScaleSizes: []int{1000, 10_000, 50_000}, ScalePasses: 4, ScaleRound: 600 * time.Millisecond, ScaleMillion: 1_000_000,
 		ScaleOBOEvery: 25}
 }
 
