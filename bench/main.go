@@ -86,7 +86,7 @@ func (c Config) usersA() int {
 }
 
 func fullConfig() Config {
-	return Config{Users: 1000, Conns: 32, Pairs: 6, Round: 1500 * time.Millisecond,
+	return Config{Users: 1000, Conns: 32, Pairs: 6, Round: 1250 * time.Millisecond,
 		MemSizes: []int{10_000, 100_000, 1_000_000}, CapEntries: 100_000,
 		HerdOne: 1000, HerdUsers: 5000, HerdDelay: 50 * time.Millisecond,
 		ExpiryUsers: 100, ExpiryConns: 8, ExpiryFor: 20 * time.Second, RefreshIn: 5 * time.Second,
@@ -128,8 +128,8 @@ func main() {
 	smoke := flag.Bool("smoke", false, "run a tiny configuration (seconds) that checks the suite end to end")
 	users := flag.Int("users", 0, "steady-state users, 20 to 1000 (default 1000)")
 	conns := flag.Int("conns", 0, "connections of the loaded steady-state level (default 32)")
-	pairs := flag.Int("pairs", 0, "measured pairs of rounds per steady-state level (default 7)")
-	round := flag.Duration("round", 0, "length of a steady-state round (default 1.5s)")
+	pairs := flag.Int("pairs", 0, "measured pairs of rounds per steady-state level (default 6)")
+	round := flag.Duration("round", 0, "length of a steady-state round (default 1.25s)")
 	sessionUsers := flag.Int("session-users", 0, "users signed in for the session path (default: as -users)")
 	scaleRepeat := flag.Int("scale-repeat", 1, "repeat the scale item's measurement this many times after its setup, to show its spread")
 	flag.StringVar(&cfg.Profile, "profile", "", "write CPU and allocation profiles of the loaded steady state (and session-*.pprof of the session path's) here")

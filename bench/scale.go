@@ -92,7 +92,7 @@ func runScale(env *harness.Env, cfg Config, rep *Report, step func(string, ...an
 	if res.Seeded, err = harness.SeedTokens(harness.CaptureInj, sampleOIDs[0], oids); err != nil {
 		return err
 	}
-	if res.Proved, err = env.Warm(harness.PathInj, tokens, nil); err != nil {
+	if res.Proved, err = env.WarmEach(requests(env.Addr, harness.PathInj, tokens, loadgen.GET)); err != nil {
 		return err
 	}
 	res.WarmTook = time.Since(t0)
@@ -109,7 +109,7 @@ func runScale(env *harness.Env, cfg Config, rep *Report, step func(string, ...an
 	}
 	res.SessionsTook = time.Since(t0)
 	t0 = time.Now()
-	if _, err := env.WarmSessions(harness.PathSess, cookies, nil); err != nil {
+	if _, err := env.WarmEach(requests(env.Addr, harness.PathSess, cookies, loadgen.GETCookie)); err != nil {
 		return err
 	}
 	res.OpenTook = time.Since(t0)
@@ -178,6 +178,15 @@ func everyNth(a, b []string, k int) ([]string, []string) {
 
 // scaleKinds builds the requests: a control per path over all users, then each path at each size (its first
 // size users).
+// requests builds one GET of path+"me" per credential.
+func requests(host, path string, creds []string, get func(host, path, cred string) []byte) [][]byte {
+	reqs := make([][]byte, len(creds))
+	for i, c := range creds {
+		reqs[i] = get(host, path+"me", c)
+	}
+	return reqs
+}
+
 func scaleKinds(host string, sizes []int, tokens, cookies, downstream []string) []*scaleKind {
 	plainB := &scaleKind{Name: "plain (bearer control)", Users: len(tokens), Control: -1}
 	plainS := &scaleKind{Name: "plain (session control)", Users: len(tokens), Control: -1}
@@ -188,20 +197,14 @@ func scaleKinds(host string, sizes []int, tokens, cookies, downstream []string) 
 	}
 	kinds := []*scaleKind{plainB}
 	for _, s := range sizes {
-		k := &scaleKind{Name: "bearer", Users: s, Control: 0, Bearer: true}
-		for _, t := range tokens[:s] {
-			k.reqs = append(k.reqs, loadgen.GET(host, harness.PathInj+"me", t))
-		}
-		kinds = append(kinds, k)
+		kinds = append(kinds, &scaleKind{Name: "bearer", Users: s, Control: 0, Bearer: true,
+			reqs: requests(host, harness.PathInj, tokens[:s], loadgen.GET)})
 	}
 	ps := len(kinds)
 	kinds = append(kinds, plainS)
 	for _, s := range sizes {
-		k := &scaleKind{Name: "session", Users: s, Control: ps}
-		for _, c := range cookies[:s] {
-			k.reqs = append(k.reqs, loadgen.GETCookie(host, harness.PathSess+"me", c))
-		}
-		kinds = append(kinds, k)
+		kinds = append(kinds, &scaleKind{Name: "session", Users: s, Control: ps,
+			reqs: requests(host, harness.PathSess, cookies[:s], loadgen.GETCookie)})
 	}
 	return kinds
 }

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -74,12 +76,38 @@ func TestRunAndBurstAgainstServer(t *testing.T) {
 		t.Fatalf("Authorization %q", got)
 	}
 
+	// A run bounded by a number of requests sends exactly that many, whatever the connections.
+	drain(auth)
+	var next atomic.Int64
+	each, err := Run(Plan{Addr: host, Conns: 4, Requests: 50, Next: func(int, int) []byte {
+		return GET(host, "/", strconv.FormatInt(next.Add(1), 10))
+	}})
+	if err != nil || len(each.Samples) != 50 || each.OK() != 50 || next.Load() != 50 {
+		t.Fatalf("each: %v, %d samples, %d OK, %d built", err, len(each.Samples), each.OK(), next.Load())
+	}
+	seen := map[string]bool{}
+	for range 50 {
+		seen[<-auth] = true
+	}
+	if len(seen) != 50 || len(auth) != 0 {
+		t.Fatalf("each: %d distinct requests reached the server, %d more", len(seen), len(auth))
+	}
+	if _, err := Run(Plan{Addr: host, Conns: 1, Next: func(int, int) []byte { return nil }}); err == nil {
+		t.Fatal("a plan with neither a duration nor a number of requests ran")
+	}
+
 	burst, err := Burst(host, 20, func(int) []byte { return GET(host, "/", "") }, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(burst.Samples) != 20 || burst.OK() != 20 {
 		t.Fatalf("burst: %d samples, status %v, %d errors", len(burst.Samples), burst.Status, burst.Errors)
+	}
+}
+
+func drain(c chan string) {
+	for len(c) > 0 {
+		<-c
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -51,11 +52,13 @@ func Percentile(sorted []time.Duration, q float64) time.Duration {
 }
 
 // Plan is a closed-loop run: Conns connections each send a request, wait for the response, and send the next,
-// until Duration has passed.
+// until Duration has passed or Requests have been sent.
 type Plan struct {
 	Addr     string
 	Conns    int
-	Duration time.Duration
+	Duration time.Duration // 0: no time bound (Requests bounds the run)
+	// Requests, when set, ends the run once that many requests have been sent in all.
+	Requests int
 	// Next is the request connection c sends as its i-th.
 	Next func(c, i int) []byte
 	// Timeout bounds each request; default 30s.
@@ -72,6 +75,9 @@ type worker struct {
 func Run(p Plan) (Result, error) {
 	if p.Timeout <= 0 {
 		p.Timeout = 30 * time.Second
+	}
+	if p.Duration <= 0 && p.Requests <= 0 {
+		return Result{}, fmt.Errorf("loadgen: a plan needs a Duration or a number of Requests")
 	}
 	conns := make([]*Conn, p.Conns)
 	defer func() {
@@ -90,6 +96,7 @@ func Run(p Plan) (Result, error) {
 	}
 	workers := make([]worker, p.Conns)
 	var wg sync.WaitGroup
+	var sent atomic.Int64
 	start := time.Now()
 	for w := range workers {
 		wg.Go(func() {
@@ -98,7 +105,8 @@ func Run(p Plan) (Result, error) {
 			st.samples = make([]Sample, 0, 4096)
 			for i := 0; ; i++ {
 				t0 := time.Now()
-				if t0.Sub(start) >= p.Duration {
+				if p.Duration > 0 && t0.Sub(start) >= p.Duration ||
+					p.Requests > 0 && sent.Add(1) > int64(p.Requests) {
 					return
 				}
 				status, err := conns[w].Do(p.Next(w, i))
