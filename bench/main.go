@@ -91,7 +91,7 @@ func fullConfig() Config {
 		HerdOne: 1000, HerdUsers: 5000, HerdDelay: 50 * time.Millisecond,
 		ExpiryUsers: 100, ExpiryConns: 8, ExpiryFor: 20 * time.Second, RefreshIn: 5 * time.Second,
 		ExpiryDelay: 500 * time.Millisecond, SignInPages: 10,
-		ScaleSizes: []int{1000, 10_000, 50_000}, ScalePasses: 4, ScaleRound: 600 * time.Millisecond, ScaleMillion: 1_000_000,
+		ScaleSizes: []int{1000, 10_000, 50_000}, ScalePasses: 4, ScaleRound: 500 * time.Millisecond, ScaleMillion: 1_000_000,
 		ScaleOBOEvery: 25}
 }
 

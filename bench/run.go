@@ -95,16 +95,8 @@ func run(cfg Config, log io.Writer) (*Report, error) {
 		}
 		rep.Rows = append(rep.Rows, rep.Expiry.rows()...)
 	}
-	if cfg.runs("scale") { // before redis and memory: it needs the memory-only cache; the million entries are dropped after
-		if err := runScale(env, cfg, rep, step); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.runs("redis") { // after the items that need the memory-only config's cache; it restores the config
-		if err := runRedis(env, cfg, tokens, oids, rep, step); err != nil {
-			return nil, err
-		}
-	}
+	// Before the scale item, whose 50,000 users' state would make every collection of the memory item's fills
+	// slower (16.7 s instead of 12.9 s for the 1M fill).
 	if cfg.runs("memory") {
 		for _, n := range cfg.MemSizes {
 			step("memory: %s cached entries", count(n))
@@ -115,6 +107,16 @@ func run(cfg Config, log io.Writer) (*Report, error) {
 		step("memory: cap %s filled with %s", count(cfg.CapEntries), count(cfg.CapEntries*3/2))
 		rep.Cap = measureMemory(cfg.CapEntries*3/2, cfg.CapEntries)
 		rep.Rows = append(rep.Rows, memoryRows(rep.Mem, rep.Cap)...)
+	}
+	if cfg.runs("scale") { // before redis: it needs the memory-only cache; the million entries are dropped after
+		if err := runScale(env, cfg, rep, step); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.runs("redis") { // after the items that need the memory-only config's cache; it restores the config
+		if err := runRedis(env, cfg, tokens, oids, rep, step); err != nil {
+			return nil, err
+		}
 	}
 
 	slices.SortStableFunc(rep.Rows, func(a, b Row) int { return strings.Compare(a.Item, b.Item) })
