@@ -154,10 +154,13 @@ func (c *Cache[K, V]) AddWeighted(k K, v V, expires time.Time, cost int64) (evic
 	h := c.hash(k)
 	s := c.lock(h)
 	defer s.mu.Unlock()
-	if e, ok := s.items[h]; ok { // k's earlier entry, or a colliding key's
+	if e, ok := s.items[h]; ok { // k's earlier entry, or a colliding key's, which this evicts
 		s.remove(e)
+		if e.key != k {
+			evicted++
+		}
 	}
-	return s.insert(&entry[K, V]{key: k, hash: h, value: v, expires: exp, cost: cost})
+	return evicted + s.insert(&entry[K, V]{key: k, hash: h, value: v, expires: exp, cost: cost})
 }
 
 // Remove deletes k and reports whether it was present.

@@ -252,7 +252,9 @@ func TestHashCollisionIsAMiss(t *testing.T) {
 	if c.Len() != 1 {
 		t.Fatal("removing Alice removed the entry in the slot, Bob's")
 	}
-	c.Add(alice, "alice's", time.Time{})
+	if n := c.Add(alice, "alice's", time.Time{}); n != 1 {
+		t.Fatalf("Alice's Add took Bob's slot and reported %d evictions, want 1", n)
+	}
 	if v, ok := c.Get(alice, now); !ok || v != "alice's" {
 		t.Fatalf("after Add, Alice got %q, %v; want her own value", v, ok)
 	}

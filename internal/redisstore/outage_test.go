@@ -96,6 +96,34 @@ func waitEnded(t *testing.T, b replica, what string) {
 	}
 }
 
+// A logout on A moves B's count of ends (session.EndCounter) once it reaches B, so B's session Manager, which
+// trusts a check made at an unchanged count, asks again and finds the session gone.
+func TestLogoutOnAMovesBsCountOfEnds(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	k := newKey()
+	a, b := newReplica(t, srv.URL, "ends:", k, nil), newReplica(t, srv.URL, "ends:", k, nil)
+	cacheSignedIn(t, a, b)
+	ctx := t.Context()
+	before := b.sessions.Ends()
+	if err := b.sessions.Put(ctx, signedIn, time.Hour); err != nil { // a touch on B: no end
+		t.Fatal(err)
+	}
+	if b.sessions.Ends() != before {
+		t.Fatal("a touch moved the count of ends")
+	}
+	if err := a.sessions.Delete(ctx, signedIn.ID); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); b.sessions.Ends() == before; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("5 s after the logout on A, B's count of ends has not moved")
+		}
+	}
+	if _, ok, _ := b.sessions.Get(ctx, signedIn.ID); ok {
+		t.Fatal("B's count moved, but B still has the session")
+	}
+}
+
 // A logout and a sign-out on A, published while B's subscription was down (Redis restarted, B not yet back),
 // end on B once it resubscribes: B's L1 forgets what it may have missed and reads Redis again.
 func TestLogoutMissedDuringResubscribeEndsOnB(t *testing.T) {

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
@@ -136,9 +137,10 @@ func (t *TieredCache) Len() int { return t.l1.Len() }
 // published to every replica. A session missing from L1 while Redis is down is an error (ErrUnavailable), never
 // a miss, so the caller answers 503 and nobody is signed out by an outage.
 type TieredSessions struct {
-	l1  session.Store
-	l2  *Sessions
-	bus *bus
+	l1        session.Store
+	l2        *Sessions
+	bus       *bus
+	uncounted atomic.Uint64 // Ends for an L1 that counts no ends
 }
 
 // NewTieredSessions puts l1 in front of l2 and subscribes to the other replicas' invalidations.
@@ -205,11 +207,22 @@ func (t *TieredSessions) DeleteUser(ctx context.Context, userKey string) (int, e
 	return max(n, local), err
 }
 
+// Ends is L1's count (see session.EndCounter): this replica's logouts, the other replicas' (as they are
+// published), the flush after a missed one and L1's evictions all reach L1 as deletions. With an L1 that counts
+// none, every call is a new count, so the Manager always asks.
+func (t *TieredSessions) Ends() uint64 {
+	if e, ok := t.l1.(session.EndCounter); ok {
+		return e.Ends()
+	}
+	return t.uncounted.Add(1)
+}
+
 // Interface guards
 var (
 	_ tokencache.Cache          = (*TieredCache)(nil)
 	_ tokencache.AccountSwapper = (*TieredCache)(nil)
 	_ session.Store             = (*TieredSessions)(nil)
+	_ session.EndCounter        = (*TieredSessions)(nil)
 )
 
 // Len is the number of sessions in this replica's L1 (-1 if its L1 does not count them).

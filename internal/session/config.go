@@ -90,5 +90,6 @@ func NewManager(cfg Config, store Store) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, store: store, keys: keys, opened: newOpened(cfg.MaxSessions),
 		cookieAD: additionalData(cookiePurpose)}
+	m.ends, _ = store.(EndCounter)
 	return m, nil
 }

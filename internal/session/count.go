@@ -18,7 +18,28 @@ type Flusher interface {
 }
 
 func (s *memoryStore) Flush() int {
-	return s.cache.RemoveFunc(func(string, Session) bool { return true })
+	return s.ended(s.cache.RemoveFunc(func(string, Session) bool { return true }))
 }
 
 var _ Flusher = (*memoryStore)(nil)
+
+// EndCounter is a Store that counts what may have ended a session it held: a Delete, a DeleteUser, a Flush, an
+// eviction to make room, another replica's logout applied here. While the count stays the same, no session has
+// ended here but by its own expiry, so a Manager that found a session at that count need not ask again: a
+// remembered cookie then costs one lookup, not two (it still checks the session's idle and absolute ends).
+type EndCounter interface {
+	// Ends is the count, which only grows. It moves after the session has gone, never before.
+	Ends() uint64
+}
+
+func (s *memoryStore) Ends() uint64 { return s.ends.Load() }
+
+// ended counts n sessions gone and returns n.
+func (s *memoryStore) ended(n int) int {
+	if n > 0 {
+		s.ends.Add(1)
+	}
+	return n
+}
+
+var _ EndCounter = (*memoryStore)(nil)

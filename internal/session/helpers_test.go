@@ -46,7 +46,24 @@ func (s *countingStore) Put(ctx context.Context, v Session, ttl time.Duration) e
 	return s.Store.Put(ctx, v, ttl)
 }
 
+// endCountingStore is a countingStore that passes its store's count of ends on (EndCounter), so the Manager asks
+// it only when something may have ended.
+type endCountingStore struct{ *countingStore }
+
+func (s endCountingStore) Ends() uint64 { return s.Store.(EndCounter).Ends() }
+
+// newTestManager returns a Manager over a countingStore of 100 sessions, which counts no ends: every request asks
+// the store (as over a store without EndCounter).
 func newTestManager(t *testing.T, cfg Config) (*Manager, *countingStore, *testenv.Clock) {
+	return newManagerOver(t, cfg, func(st *countingStore) Store { return st })
+}
+
+// newEndCountingManager is newTestManager over an endCountingStore.
+func newEndCountingManager(t *testing.T, cfg Config) (*Manager, *countingStore, *testenv.Clock) {
+	return newManagerOver(t, cfg, func(st *countingStore) Store { return endCountingStore{st} })
+}
+
+func newManagerOver(t *testing.T, cfg Config, wrap func(*countingStore) Store) (*Manager, *countingStore, *testenv.Clock) {
 	t.Helper()
 	c := newClock()
 	if cfg.Keys == nil {
@@ -54,7 +71,7 @@ func newTestManager(t *testing.T, cfg Config) (*Manager, *countingStore, *testen
 	}
 	cfg.Now = c.Now
 	st := &countingStore{Store: NewMemoryStore(100, c.Now)}
-	m, err := NewManager(cfg, st)
+	m, err := NewManager(cfg, wrap(st))
 	if err != nil {
 		t.Fatal(err)
 	}

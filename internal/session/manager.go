@@ -20,7 +20,8 @@ type Manager struct {
 	cfg    Config
 	keys   *seal.Keys
 	store  Store
-	opened *opened // cookies opened before (see Caller)
+	opened *opened    // cookies opened before (see Caller)
+	ends   EndCounter // store, when it counts its ends; else nil
 	// cookieAD is the additional data session cookies are sealed with, built once.
 	cookieAD []byte
 }
@@ -46,17 +47,21 @@ func (m *Manager) Load(r *http.Request) (*Session, bool) {
 // Authenticate is Load telling why there is no session: ErrNoSession, or the store's error when it could not
 // be asked (a shared tier that is down), which must not sign anyone out.
 func (m *Manager) Authenticate(r *http.Request) (*Session, error) {
-	s, _, err := m.find(r, true)
+	c, err := m.find(r, true)
 	if err != nil {
 		return nil, err
 	}
+	s := c.session()
 	return &s, nil
 }
 
 // lookup finds the valid session behind r's cookie without touching it.
 func (m *Manager) lookup(r *http.Request) (Session, bool) {
-	s, _, err := m.find(r, false)
-	return s, err == nil
+	c, err := m.find(r, false)
+	if err != nil {
+		return Session{}, false
+	}
+	return c.session(), true
 }
 
 // openCookie returns the session ID sealed in v unless v does not open or its absolute expiry has passed, which

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/identity"
@@ -22,19 +23,27 @@ type Caller struct {
 	Placeholders identity.Placeholders
 }
 
-// openedCookie is a session cookie opened before: its value (compared exactly, so a hash collision is a miss)
-// and the caller its session names.
+// openedCookie is a session cookie opened before: its value (compared exactly, so a hash collision is a miss),
+// the caller its session names, and what the last liveness check found.
 type openedCookie struct {
-	value  string
-	caller Caller
+	value     string
+	caller    Caller
+	createdAt time.Time
+	absEnd    int64         // the session's absolute end (unix ns)
+	lastSeen  atomic.Int64  // the session's LastSeenAt (unix ns) as the last check found or wrote it
+	checkedAt atomic.Int64  // when that check was (unix ns)
+	checked   atomic.Uint64 // 1 + the store's Ends() before that check; 0 when the store counts no ends
 }
 
 // opened remembers the cookies a Manager has opened, by a seeded hash of the cookie's value, until the absolute
 // expiry sealed in each. Opening a cookie (base64, AES-GCM) happens once per session and Manager; afterwards a
-// request costs a hash and a lookup here, then the store's Get. That Get is the liveness check that makes
-// revocation work: a session the store no longer has (Destroy, DestroyUser, a logout on another replica that
-// deleted it from a shared store, expiry, eviction) is refused on the next request, and its entry here dropped.
-// The memo never answers for a session by itself.
+// request costs a hash and a lookup here. The store's Get is the liveness check that makes revocation work: a
+// session the store no longer has (Destroy, DestroyUser, a logout on another replica, eviction) is refused on
+// the next request, and its entry here dropped. A store that counts its ends (EndCounter) is asked only when
+// its count moved since the last check, when the last check is a minute old, or when the session is due a touch
+// or looks expired; otherwise no session can have ended there, and the memo answers from that check. (Another
+// route sharing the store may end sessions earlier, by shorter timeouts of its own; the minute bounds how late
+// that is seen, as it bounds the idle timeout's precision.)
 type opened struct {
 	seed  maphash.Seed
 	cache *lru.Cache[uint64, *openedCookie]
@@ -55,70 +64,97 @@ func (o *opened) forget(v string) { o.cache.Remove(maphash.String(o.seed, v)) }
 // Caller is Authenticate for the request path: the caller r's session cookie proves, without allocating once
 // the cookie has been opened. Its errors are Authenticate's.
 func (m *Manager) Caller(r *http.Request) (*Caller, error) {
-	_, c, err := m.find(r, true)
+	c, err := m.find(r, true)
 	if err != nil {
 		return nil, err
 	}
 	return &c.caller, nil
 }
 
-// find returns the valid session behind r's cookie and the cookie as remembered; with touch, it refreshes the
-// session's LastSeenAt in the store at most once a minute. Without one it returns ErrNoSession, or the store's
-// last error when the store could not be asked.
-func (m *Manager) find(r *http.Request, touch bool) (Session, *openedCookie, error) {
+// find returns the cookie behind r's valid session, as remembered; with touch, it refreshes the session's
+// LastSeenAt in the store at most once a minute. Without one it returns ErrNoSession, or the store's last error
+// when the store could not be asked.
+func (m *Manager) find(r *http.Request, touch bool) (*openedCookie, error) {
 	name := m.CookieName(r)
 	now := m.cfg.Now()
 	var storeErr error
 	// A sibling host may set a cookie of the same name (not with __Host-), so every one is tried.
 	for _, line := range r.Header["Cookie"] {
 		for v, rest, found := nextCookie(line, name); found; v, rest, found = nextCookie(rest, name) {
-			s, c, err := m.resolve(r, v, now, touch)
+			c, err := m.resolve(r, v, now, touch)
 			if err == nil {
-				return s, c, nil
+				return c, nil
 			}
 			if err != ErrNoSession {
 				storeErr = err
 			}
 		}
 	}
-	return Session{}, nil, cmp.Or(storeErr, ErrNoSession)
+	return nil, cmp.Or(storeErr, ErrNoSession)
 }
 
-// resolve returns the session cookie value v names, if the store has it and it has not expired.
-func (m *Manager) resolve(r *http.Request, v string, now time.Time, touch bool) (Session, *openedCookie, error) {
+// resolve returns the cookie value v, opened, if the store has its session and the session has not expired.
+func (m *Manager) resolve(r *http.Request, v string, now time.Time, touch bool) (*openedCookie, error) {
 	c, sum, hit := m.opened.get(v, now)
+	var ends uint64
+	if m.ends != nil {
+		ends = m.ends.Ends() + 1 // read before the Get, so an end during it is not missed
+	}
 	var id string
 	if hit {
+		if m.stillLive(c, ends, now.UnixNano(), touch) {
+			return c, nil
+		}
 		id = c.caller.SessionID
 	} else {
 		var ok bool
 		if id, ok = m.openCookie(v, now); !ok {
-			return Session{}, nil, ErrNoSession
+			return nil, ErrNoSession
 		}
 	}
 	s, found, err := m.store.Get(r.Context(), id)
 	switch {
 	case err != nil:
-		return Session{}, nil, err // the store could not be asked: nobody is signed out, the memo stays
+		return nil, err // the store could not be asked: nobody is signed out, the memo stays
 	case !found || s.ID != id || hit && s.UserKey != c.caller.UserKey:
 		if hit {
 			m.opened.cache.Remove(sum)
 		}
-		return Session{}, nil, ErrNoSession
+		return nil, ErrNoSession
 	case m.expired(s, now):
 		_ = m.store.Delete(r.Context(), id)
 		m.opened.cache.Remove(sum)
-		return Session{}, nil, ErrNoSession
+		return nil, ErrNoSession
 	}
 	if touch && now.Sub(s.LastSeenAt) >= touchInterval {
 		s.LastSeenAt = now
 		_ = m.store.Put(r.Context(), s, m.ttl(s, now)) // a failed touch costs at most a minute of idle time
 	}
 	if !hit {
-		c = &openedCookie{value: strings.Clone(v), caller: callerOf(s)}
-		m.opened.cache.Add(sum, c, s.CreatedAt.Add(m.cfg.AbsoluteTimeout))
+		absEnd := s.CreatedAt.Add(m.cfg.AbsoluteTimeout)
+		c = &openedCookie{value: strings.Clone(v), caller: callerOf(s), createdAt: s.CreatedAt, absEnd: absEnd.UnixNano()}
+		m.opened.cache.Add(sum, c, absEnd)
 	}
-	return s, c, nil
+	c.lastSeen.Store(s.LastSeenAt.UnixNano())
+	c.checkedAt.Store(now.UnixNano())
+	c.checked.Store(ends)
+	return c, nil
+}
+
+// stillLive reports whether c's session is live without asking the store: its last check, less than
+// touchInterval ago, was at the store's current count of ends (see EndCounter), the session is not expired by
+// what that check found, and no touch is due. Otherwise the store decides, as it may know a later touch.
+func (m *Manager) stillLive(c *openedCookie, ends uint64, now int64, touch bool) bool {
+	seen := c.lastSeen.Load()
+	return ends != 0 && c.checked.Load() == ends && now-c.checkedAt.Load() < int64(touchInterval) &&
+		now < c.absEnd && now < seen+int64(m.cfg.IdleTimeout) && (!touch || now-seen < int64(touchInterval))
+}
+
+// session is the session c was opened for, as its last check found it.
+func (c *openedCookie) session() Session {
+	u := c.caller.User
+	return Session{ID: c.caller.SessionID, UserKey: c.caller.UserKey, ObjectID: u.ObjectID, TenantID: u.TenantID,
+		Username: u.Username, Name: u.Name, CreatedAt: c.createdAt, LastSeenAt: time.Unix(0, c.lastSeen.Load())}
 }
 
 func callerOf(s Session) Caller {

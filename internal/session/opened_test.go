@@ -2,10 +2,13 @@ package session
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 )
 
 // TestCallerNamesTheSessionsUser: the request path's Caller names the user Load names, with the
@@ -30,7 +33,9 @@ func TestCallerNamesTheSessionsUser(t *testing.T) {
 
 // TestRememberedCookieDoesNotOutliveItsSession: a cookie remembered by one route's Manager stops working as soon
 // as its session ends, however it ends: a logout through another Manager sharing the store (the /.auth/ route),
-// "sign out everywhere", a deletion from the shared store (another replica's logout), or the idle timeout.
+// "sign out everywhere", a deletion from the shared store (another replica's logout), an eviction or a flush of
+// the store, or the idle timeout. Both over a store the Manager asks every time and over one that counts its
+// ends, which the Manager asks only when the count moved.
 func TestRememberedCookieDoesNotOutliveItsSession(t *testing.T) {
 	tests := []struct {
 		name string
@@ -51,31 +56,89 @@ func TestRememberedCookieDoesNotOutliveItsSession(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
+		{"evicted from a full store", func(t *testing.T, _ *Manager, st Store, r *httptestRequest, _ advancer) {
+			for i := range 1000 { // the store holds 100
+				if err := st.Put(context.Background(), Session{ID: fmt.Sprint("other-", i), UserKey: "x"}, time.Hour); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{"flushed (a replica that may have missed a logout)", func(t *testing.T, _ *Manager, st Store, _ *httptestRequest, _ advancer) {
+			if n := st.(*countingStore).Store.(Flusher).Flush(); n != 1 {
+				t.Fatalf("Flush = %d", n)
+			}
+		}},
 		{"idle timeout", func(_ *testing.T, _ *Manager, _ Store, _ *httptestRequest, c advancer) {
 			c.Advance(DefaultIdleTimeout)
 		}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			m, st, clock := newTestManager(t, Config{})
-			other, err := NewManager(Config{Keys: [][]byte{key(1)}, Now: clock.Now}, st)
-			if err != nil {
+		t.Run(tt.name+"/asked every time", func(t *testing.T) { rememberedCookieEnds(t, newTestManager, tt.end) })
+		t.Run(tt.name+"/counting its ends", func(t *testing.T) { rememberedCookieEnds(t, newEndCountingManager, tt.end) })
+	}
+}
+
+func rememberedCookieEnds(t *testing.T, newManager func(*testing.T, Config) (*Manager, *countingStore, *testenv.Clock),
+	end func(*testing.T, *Manager, Store, *httptestRequest, advancer)) {
+	m, st, clock := newManager(t, Config{})
+	other, err := NewManager(Config{Keys: [][]byte{key(1)}, Now: clock.Now}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, r := signIn(t, m, "oid.tid")
+	for range 3 { // opened, then remembered
+		if _, err := m.Caller(r); err != nil {
+			t.Fatal("a fresh session did not authenticate")
+		}
+	}
+	end(t, other, st, &httptestRequest{Request: r, id: s.ID}, clock)
+	if c, err := m.Caller(r); err == nil {
+		t.Fatalf("the remembered cookie still authenticates after the session ended: %+v", c)
+	}
+	if _, ok := m.Load(r); ok {
+		t.Fatal("the ended session still loads")
+	}
+}
+
+// TestRememberedCookieCostsOneLookup: over a store that counts its ends, a remembered cookie is checked with the
+// store once, then again only when the count moves (any session's end), when a touch is due, or a minute after
+// the last check; over one that does not, on every request.
+func TestRememberedCookieCostsOneLookup(t *testing.T) {
+	m, st, clock := newEndCountingManager(t, Config{})
+	_, r := signIn(t, m, "oid.tid")
+	_, other := signIn(t, m, "other.tid")
+	gets := func(n int) int64 {
+		t.Helper()
+		before := st.gets.Load()
+		for range n {
+			if _, err := m.Caller(r); err != nil {
 				t.Fatal(err)
 			}
-			s, r := signIn(t, m, "oid.tid")
-			for range 2 { // opened, then remembered
-				if _, err := m.Caller(r); err != nil {
-					t.Fatal("a fresh session did not authenticate")
-				}
-			}
-			tt.end(t, other, st, &httptestRequest{Request: r, id: s.ID}, clock)
-			if c, err := m.Caller(r); err == nil {
-				t.Fatalf("the remembered cookie still authenticates after the session ended: %+v", c)
-			}
-			if _, ok := m.Load(r); ok {
-				t.Fatal("the ended session still loads")
-			}
-		})
+		}
+		return st.gets.Load() - before
+	}
+	if n := gets(100); n != 1 {
+		t.Fatalf("%d store lookups for 100 requests with a new cookie, want 1 (opening it)", n)
+	}
+	if n := gets(100); n != 0 {
+		t.Fatalf("%d store lookups for 100 requests with a remembered cookie, want 0", n)
+	}
+	if _, ok := m.Destroy(httptest.NewRecorder(), other); !ok { // another user's logout moves the count
+		t.Fatal("no session to end")
+	}
+	if n := gets(100); n != 1 {
+		t.Fatalf("%d store lookups after another session ended, want 1", n)
+	}
+	clock.Advance(touchInterval)
+	puts := st.puts.Load()
+	if n := gets(100); n != 1 || st.puts.Load() != puts+1 {
+		t.Fatalf("a minute on: %d lookups and %d touches, want 1 and 1", n, st.puts.Load()-puts)
+	}
+
+	m, st, _ = newTestManager(t, Config{})
+	_, r = signIn(t, m, "oid.tid")
+	if n := gets(100); n != 100 {
+		t.Fatalf("%d store lookups for 100 requests over a store that counts no ends, want 100", n)
 	}
 }
 

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/lru"
@@ -38,6 +39,7 @@ var ErrBadTTL = errors.New("session: ttl must be positive")
 type memoryStore struct {
 	cache *lru.Cache[string, Session]
 	now   func() time.Time
+	ends  atomic.Uint64 // see EndCounter
 }
 
 // NewMemoryStore returns a Store holding at most max sessions in memory (the least recently used are evicted
@@ -64,12 +66,14 @@ func (s *memoryStore) Put(_ context.Context, v Session, ttl time.Duration) error
 	if v.ID == "" {
 		return errors.New("session: a session needs an ID")
 	}
-	s.cache.Add(v.ID, v, s.now().Add(ttl))
+	s.ended(s.cache.Add(v.ID, v, s.now().Add(ttl))) // an eviction may end another session
 	return nil
 }
 
 func (s *memoryStore) Delete(_ context.Context, id string) error {
-	s.cache.Remove(id)
+	if s.cache.Remove(id) {
+		s.ended(1)
+	}
 	return nil
 }
 
@@ -77,7 +81,7 @@ func (s *memoryStore) DeleteUser(_ context.Context, userKey string) (int, error)
 	if userKey == "" {
 		return 0, nil // never "every session without a user"
 	}
-	return s.cache.RemoveFunc(func(_ string, v Session) bool { return v.UserKey == userKey }), nil
+	return s.ended(s.cache.RemoveFunc(func(_ string, v Session) bool { return v.UserKey == userKey })), nil
 }
 
 // Interface guards

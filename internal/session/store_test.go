@@ -43,3 +43,43 @@ func TestMemoryStoreBound(t *testing.T) {
 		t.Fatal("the oldest session was kept")
 	}
 }
+
+// TestMemoryStoreCountsItsEnds: the count a Manager trusts a check by moves with every end of a session and
+// with nothing else, so a touch or another user's sign-in does not send every remembered cookie to the store.
+func TestMemoryStoreCountsItsEnds(t *testing.T) {
+	clock := testenv.NewClock(time.Time{})
+	st := session.NewMemoryStore(10, clock.Now)
+	ends := st.(session.EndCounter)
+	ctx := t.Context()
+	put := func(id, user string) {
+		if err := st.Put(ctx, session.Session{ID: id, UserKey: user}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		name  string
+		do    func()
+		moves bool
+	}{
+		{"a new session", func() { put("a", "alice") }, false},
+		{"a touch", func() { put("a", "alice") }, false},
+		{"a lookup", func() { _, _, _ = st.Get(ctx, "a") }, false},
+		{"deleting an unknown id", func() { _ = st.Delete(ctx, "nobody") }, false},
+		{"signing out a user without sessions", func() { _, _ = st.DeleteUser(ctx, "carol") }, false},
+		{"a logout", func() { _ = st.Delete(ctx, "a") }, true},
+		{"signing out everywhere", func() { put("b", "bob"); _, _ = st.DeleteUser(ctx, "bob") }, true},
+		{"filling the store past its bound", func() {
+			for i := range 100 {
+				put(fmt.Sprint("filler-", i), "x")
+			}
+		}, true},
+		{"a flush", func() { st.(session.Flusher).Flush() }, true},
+	}
+	for _, step := range steps {
+		before := ends.Ends()
+		step.do()
+		if moved := ends.Ends() != before; moved != step.moves {
+			t.Errorf("%s: the count moved %v, want %v", step.name, moved, step.moves)
+		}
+	}
+}
