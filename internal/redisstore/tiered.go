@@ -210,9 +210,9 @@ func (t *TieredSessions) DeleteUser(ctx context.Context, userKey string) (int, e
 // Ends is L1's count (see session.EndCounter): this replica's logouts, the other replicas' (as they are
 // published), the flush after a missed one and L1's evictions all reach L1 as deletions. With an L1 that counts
 // none, every call is a new count, so the Manager always asks.
-func (t *TieredSessions) Ends() uint64 {
+func (t *TieredSessions) Ends(id string) uint64 {
 	if e, ok := t.l1.(session.EndCounter); ok {
-		return e.Ends()
+		return e.Ends(id)
 	}
 	return t.uncounted.Add(1)
 }

@@ -1,5 +1,7 @@
 package session
 
+import "sync/atomic"
+
 // Counter is a Store that can say how many sessions it holds (for metrics and the admin API's stats).
 type Counter interface {
 	// Len is the number of sessions held, an expired one until it is next looked up or evicted.
@@ -18,28 +20,48 @@ type Flusher interface {
 }
 
 func (s *memoryStore) Flush() int {
-	return s.ended(s.cache.RemoveFunc(func(string, Session) bool { return true }))
+	n := s.cache.RemoveFunc(func(string, Session) bool { return true })
+	if n > 0 {
+		s.ends.all()
+	}
+	return n
 }
 
 var _ Flusher = (*memoryStore)(nil)
 
-// EndCounter is a Store that counts what may have ended a session it held: a Delete, a DeleteUser, a Flush, an
-// eviction to make room, another replica's logout applied here. While the count stays the same, no session has
-// ended here but by its own expiry, so a Manager that found a session at that count need not ask again: a
-// remembered cookie then costs one lookup, not two (it still checks the session's idle and absolute ends).
+// EndCounter is a Store that counts what may have ended its sessions: a Delete, a DeleteUser, a Flush, an
+// eviction to make room, another replica's logout applied here. The count is kept per shard of session IDs, so
+// that one user's logout does not send every other remembered cookie back to the store. While the count of a
+// session's shard stays the same, that session has not ended here but by its own expiry, so a Manager that found
+// it at that count need not ask again: a remembered cookie then costs one lookup, not two (the Manager still
+// checks the session's idle and absolute ends itself).
 type EndCounter interface {
-	// Ends is the count, which only grows. It moves after the session has gone, never before.
-	Ends() uint64
+	// Ends is the count of id's shard, which only grows. It moves after a session has gone, never before.
+	Ends(id string) uint64
 }
 
-func (s *memoryStore) Ends() uint64 { return s.ends.Load() }
+// endCounts is an EndCounter's counts, one per shard of session IDs.
+type endCounts [256]atomic.Uint64
 
-// ended counts n sessions gone and returns n.
-func (s *memoryStore) ended(n int) int {
-	if n > 0 {
-		s.ends.Add(1)
+// endShard spreads IDs over the shards; session IDs are random, so their first bytes do.
+func endShard(id string) int {
+	h := 0
+	for i := 0; i < len(id) && i < 8; i++ {
+		h = h*31 + int(id[i])
 	}
-	return n
+	return h & 255
 }
+
+func (e *endCounts) of(id string) uint64 { return e[endShard(id)].Load() }
+func (e *endCounts) ended(id string)     { e[endShard(id)].Add(1) }
+
+// all counts an end in every shard: for ends whose sessions are not known one by one (an eviction, a flush).
+func (e *endCounts) all() {
+	for i := range e {
+		e[i].Add(1)
+	}
+}
+
+func (s *memoryStore) Ends(id string) uint64 { return s.ends.of(id) }
 
 var _ EndCounter = (*memoryStore)(nil)

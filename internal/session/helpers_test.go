@@ -50,7 +50,7 @@ func (s *countingStore) Put(ctx context.Context, v Session, ttl time.Duration) e
 // it only when something may have ended.
 type endCountingStore struct{ *countingStore }
 
-func (s endCountingStore) Ends() uint64 { return s.Store.(EndCounter).Ends() }
+func (s endCountingStore) Ends(id string) uint64 { return s.Store.(EndCounter).Ends(id) }
 
 // newTestManager returns a Manager over a countingStore of 100 sessions, which counts no ends: every request asks
 // the store (as over a store without EndCounter).

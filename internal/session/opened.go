@@ -32,7 +32,7 @@ type openedCookie struct {
 	absEnd    int64         // the session's absolute end (unix ns)
 	lastSeen  atomic.Int64  // the session's LastSeenAt (unix ns) as the last check found or wrote it
 	checkedAt atomic.Int64  // when that check was (unix ns)
-	checked   atomic.Uint64 // 1 + the store's Ends() before that check; 0 when the store counts no ends
+	checked   atomic.Uint64 // 1 + the store's Ends(id) before that check; 0 when the store counts no ends
 }
 
 // opened remembers the cookies a Manager has opened, by a seeded hash of the cookie's value, until the absolute
@@ -96,21 +96,21 @@ func (m *Manager) find(r *http.Request, touch bool) (*openedCookie, error) {
 // resolve returns the cookie value v, opened, if the store has its session and the session has not expired.
 func (m *Manager) resolve(r *http.Request, v string, now time.Time, touch bool) (*openedCookie, error) {
 	c, sum, hit := m.opened.get(v, now)
-	var ends uint64
-	if m.ends != nil {
-		ends = m.ends.Ends() + 1 // read before the Get, so an end during it is not missed
-	}
 	var id string
 	if hit {
-		if m.stillLive(c, ends, now.UnixNano(), touch) {
-			return c, nil
-		}
 		id = c.caller.SessionID
 	} else {
 		var ok bool
 		if id, ok = m.openCookie(v, now); !ok {
 			return nil, ErrNoSession
 		}
+	}
+	var ends uint64
+	if m.ends != nil {
+		ends = m.ends.Ends(id) + 1 // read before the Get, so an end during it is not missed
+	}
+	if hit && m.stillLive(c, ends, now.UnixNano(), touch) {
+		return c, nil
 	}
 	s, found, err := m.store.Get(r.Context(), id)
 	switch {

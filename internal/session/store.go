@@ -3,7 +3,6 @@ package session
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"time"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/lru"
@@ -39,7 +38,7 @@ var ErrBadTTL = errors.New("session: ttl must be positive")
 type memoryStore struct {
 	cache *lru.Cache[string, Session]
 	now   func() time.Time
-	ends  atomic.Uint64 // see EndCounter
+	ends  endCounts // see EndCounter
 }
 
 // NewMemoryStore returns a Store holding at most max sessions in memory (the least recently used are evicted
@@ -66,13 +65,15 @@ func (s *memoryStore) Put(_ context.Context, v Session, ttl time.Duration) error
 	if v.ID == "" {
 		return errors.New("session: a session needs an ID")
 	}
-	s.ended(s.cache.Add(v.ID, v, s.now().Add(ttl))) // an eviction may end another session
+	if s.cache.Add(v.ID, v, s.now().Add(ttl)) > 0 { // an eviction ended another session, which one is not known
+		s.ends.all()
+	}
 	return nil
 }
 
 func (s *memoryStore) Delete(_ context.Context, id string) error {
 	if s.cache.Remove(id) {
-		s.ended(1)
+		s.ends.ended(id)
 	}
 	return nil
 }
@@ -81,7 +82,18 @@ func (s *memoryStore) DeleteUser(_ context.Context, userKey string) (int, error)
 	if userKey == "" {
 		return 0, nil // never "every session without a user"
 	}
-	return s.ended(s.cache.RemoveFunc(func(_ string, v Session) bool { return v.UserKey == userKey })), nil
+	var ended []string
+	n := s.cache.RemoveFunc(func(id string, v Session) bool {
+		if v.UserKey != userKey {
+			return false
+		}
+		ended = append(ended, id)
+		return true
+	})
+	for _, id := range ended { // counted once gone, never before
+		s.ends.ended(id)
+	}
+	return n, nil
 }
 
 // Interface guards

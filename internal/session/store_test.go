@@ -44,11 +44,12 @@ func TestMemoryStoreBound(t *testing.T) {
 	}
 }
 
-// TestMemoryStoreCountsItsEnds: the count a Manager trusts a check by moves with every end of a session and
-// with nothing else, so a touch or another user's sign-in does not send every remembered cookie to the store.
+// TestMemoryStoreCountsItsEnds: the count a Manager trusts a check by moves with every end of a session, for that
+// session's shard of IDs only where the session is known, and with nothing else, so a touch, another user's
+// sign-in or logout does not send every remembered cookie back to the store.
 func TestMemoryStoreCountsItsEnds(t *testing.T) {
 	clock := testenv.NewClock(time.Time{})
-	st := session.NewMemoryStore(10, clock.Now)
+	st := session.NewMemoryStore(60, clock.Now)
 	ends := st.(session.EndCounter)
 	ctx := t.Context()
 	put := func(id, user string) {
@@ -56,30 +57,50 @@ func TestMemoryStoreCountsItsEnds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	var watched []string // sessions that stay
+	for i := range 40 {
+		id := fmt.Sprintf("%c%c-watched", 'A'+i%26, 'a'+i/26)
+		watched = append(watched, id)
+		put(id, "w")
+	}
+	const few, all = -1, -2
 	steps := []struct {
-		name  string
-		do    func()
-		moves bool
+		name   string
+		do     func()
+		ended  string // a session that ends, whose count must move
+		others int    // how many of the watched counts move: 0, few (under 5 of 40) or all
 	}{
-		{"a new session", func() { put("a", "alice") }, false},
-		{"a touch", func() { put("a", "alice") }, false},
-		{"a lookup", func() { _, _, _ = st.Get(ctx, "a") }, false},
-		{"deleting an unknown id", func() { _ = st.Delete(ctx, "nobody") }, false},
-		{"signing out a user without sessions", func() { _, _ = st.DeleteUser(ctx, "carol") }, false},
-		{"a logout", func() { _ = st.Delete(ctx, "a") }, true},
-		{"signing out everywhere", func() { put("b", "bob"); _, _ = st.DeleteUser(ctx, "bob") }, true},
+		{"a new session", func() { put("alice-1", "alice"); put("bob-1", "bob"); put("bob-2", "bob") }, "", 0},
+		{"a touch", func() { put("alice-1", "alice") }, "", 0},
+		{"a lookup", func() { _, _, _ = st.Get(ctx, "alice-1") }, "", 0},
+		{"deleting an unknown id", func() { _ = st.Delete(ctx, "nobody") }, "", 0},
+		{"signing out a user without sessions", func() { _, _ = st.DeleteUser(ctx, "carol") }, "", 0},
+		{"a logout", func() { _ = st.Delete(ctx, "alice-1") }, "alice-1", few},
+		{"signing out everywhere", func() { _, _ = st.DeleteUser(ctx, "bob") }, "bob-2", few},
 		{"filling the store past its bound", func() {
 			for i := range 100 {
 				put(fmt.Sprint("filler-", i), "x")
 			}
-		}, true},
-		{"a flush", func() { st.(session.Flusher).Flush() }, true},
+		}, "", all},
+		{"a flush", func() { st.(session.Flusher).Flush() }, "", all},
 	}
 	for _, step := range steps {
-		before := ends.Ends()
+		before := map[string]uint64{step.ended: ends.Ends(step.ended)}
+		for _, id := range watched {
+			before[id] = ends.Ends(id)
+		}
 		step.do()
-		if moved := ends.Ends() != before; moved != step.moves {
-			t.Errorf("%s: the count moved %v, want %v", step.name, moved, step.moves)
+		if step.ended != "" && ends.Ends(step.ended) == before[step.ended] {
+			t.Errorf("%s: the count of the session that ended did not move", step.name)
+		}
+		moved := 0
+		for _, id := range watched {
+			if ends.Ends(id) != before[id] {
+				moved++
+			}
+		}
+		if want := step.others; want >= 0 && moved != want || want == few && moved >= 5 || want == all && moved != len(watched) {
+			t.Errorf("%s: %d of %d other sessions' counts moved", step.name, moved, len(watched))
 		}
 	}
 }
