@@ -6,6 +6,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -167,8 +168,9 @@ func (c *Client) do(ctx context.Context, kind metrics.RedisOp, op func(context.C
 	} else {
 		c.metrics.RedisCalled(kind, time.Since(start), err)
 	}
-	if err != nil && ctx.Err() != nil {
-		return ctx.Err() // the caller gave up (a waiter's deadline): says nothing about Redis
+	if err != nil && callerGaveUp(ctx) {
+		// A waiter's deadline says nothing about Redis: it must not open the breaker for every request.
+		return cmp.Or(ctx.Err(), context.DeadlineExceeded)
 	}
 	if err == nil || errors.Is(err, redis.Nil) || errors.Is(err, errConflict) {
 		c.breaker.succeeded()
@@ -182,6 +184,17 @@ func (c *Client) do(ctx context.Context, kind metrics.RedisOp, op func(context.C
 	}
 	c.breaker.failed(time.Now())
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// callerGaveUp reports whether ctx is over. Its deadline counts even before ctx.Err() says so: the connection's
+// read deadline, set from the same instant, can fire first, and the command then fails with an i/o timeout while
+// ctx.Err() is still nil.
+func callerGaveUp(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	deadline, ok := ctx.Deadline()
+	return ok && !time.Now().Before(deadline)
 }
 
 func isTransient(err redis.Error) bool {

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -53,8 +54,8 @@ func (l *Leases) Acquire(ctx context.Context, key string, ttl time.Duration) (re
 			return err
 		})
 		if err != nil {
-			if errors.Is(err, context.Canceled) || ctx.Err() != nil {
-				return nil, 0, ctx.Err()
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+				return nil, 0, cmp.Or(ctx.Err(), err)
 			}
 			return nil, 0, err
 		}
