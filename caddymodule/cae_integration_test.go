@@ -236,11 +236,10 @@ func TestCAERetryReplaysTheBody(t *testing.T) {
 	env.Emu.RevokeCAE(u.Key, false)
 	body := make([]byte, 20<<10)
 	_, _ = rand.Read(body)
-	seen := caeEnv.upstream.count()
 	// Once with a Content-Length, once chunked (a body of unknown length, within the bound).
 	for _, rd := range []io.Reader{bytes.NewReader(body), io.MultiReader(bytes.NewReader(body))} {
 		env.Emu.RevokeCAE(u.Key, false)
-		seen = caeEnv.upstream.count()
+		seen := caeEnv.upstream.count()
 		if status, _, raw := send(t, client, "POST", "/api/items", sso, rd); status != 200 {
 			t.Fatalf("POST: %d %s", status, raw)
 		}

@@ -97,7 +97,7 @@ func TestIdentityProviderCallsAreSpansOfTheRequestsTrace(t *testing.T) {
 		}
 		attrs := map[string]string{}
 		for _, a := range s.Attributes() {
-			attrs[string(a.Key)] = a.Value.Emit()
+			attrs[string(a.Key)] = a.Value.String()
 		}
 		if attrs[AttrGrant] != "on_behalf_of" || attrs[AttrCorrelationID] == "" {
 			t.Errorf("span %d attributes %v: want the grant and a correlation id", i, attrs)
