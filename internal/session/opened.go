@@ -40,8 +40,9 @@ type openedCookie struct {
 // request costs a hash and a lookup here. The store's Get is the liveness check that makes revocation work: a
 // session the store no longer has (Destroy, DestroyUser, a logout on another replica, eviction) is refused on
 // the next request, and its entry here dropped. A store that counts its ends (EndCounter) is asked only when
-// its count moved since the last check, when the last check is a minute old, or when the session is due a touch
-// or looks expired; otherwise no session can have ended there, and the memo answers from that check. (Another
+// the count of the session's shard moved since the last check, when the last check is a minute old, or when the
+// session is due a touch or looks expired; otherwise the session cannot have ended there, and the memo answers
+// from that check. (Another
 // route sharing the store may end sessions earlier, by shorter timeouts of its own; the minute bounds how late
 // that is seen, as it bounds the idle timeout's precision.)
 type opened struct {
