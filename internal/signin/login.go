@@ -178,7 +178,7 @@ func (h *Handler) scopes(extra []string) []string {
 
 // redirectURI is <scheme>://<host>{Path}/callback for r: exactly what must be registered on the app in Entra.
 func (h *Handler) redirectURI(r *http.Request) string {
-	return origin(r) + h.cfg.Path + "/callback"
+	return origin(r) + h.callbackPath
 }
 
 // preLoginName names the pre-login cookie of the attempt with state: a hash, so the name reveals nothing.

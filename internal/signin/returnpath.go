@@ -90,7 +90,7 @@ func (h *Handler) StripCallbackReferer(r *http.Request) {
 	if len(v) == 0 || v[0] == "" {
 		return
 	}
-	ref, callback := v[0], h.cfg.Path+"/callback"
+	ref, callback := v[0], h.callbackPath
 	// Browsers send a Referer with most requests: parse only one that can name the callback (without '%', its
 	// path is as written).
 	if !strings.Contains(ref, callback) && !strings.Contains(ref, "%") {

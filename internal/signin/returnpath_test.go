@@ -87,7 +87,7 @@ func TestSafeReturnPath(t *testing.T) {
 }
 
 func TestStripCallbackReferer(t *testing.T) {
-	h := &Handler{cfg: Config{Path: "/.auth"}}
+	h := &Handler{cfg: Config{Path: "/.auth"}, callbackPath: "/.auth/callback"}
 	for ref, keep := range map[string]bool{
 		"https://app.example/.auth/callback?code=abc&state=x": false,
 		"https://app.example/.auth/callbackx":                 false,

@@ -71,6 +71,8 @@ type Handler struct {
 	used   *lru.Cache[string, struct{}]
 	// limiter bounds code redemptions so a flood neither spends the app's quota at Entra nor flushes used.
 	limiter *redeemLimiter
+	// callbackPath is Path + "/callback", which every request's Referer is checked against.
+	callbackPath string
 }
 
 // maxUsed bounds the replay memory; the redemption limit keeps a flood to a quarter of it (see totalRate).
@@ -120,7 +122,8 @@ func newHandler(cfg Config, idp IdentityProvider, sessions *session.Manager, use
 		log = zap.NewNop()
 	}
 	return &Handler{cfg: cfg, idp: idp, sessions: sessions, log: log,
-		used: lru.New[string, struct{}](usedCapacity), limiter: newRedeemLimiter(usedCapacity, cfg.LoginTimeout)}, nil
+		used: lru.New[string, struct{}](usedCapacity), limiter: newRedeemLimiter(usedCapacity, cfg.LoginTimeout),
+		callbackPath: cfg.Path + "/callback"}, nil
 }
 
 // Owns reports whether r is for the sign-in endpoints: r.URL.Path is Path or under Path/.
@@ -131,7 +134,7 @@ func (h *Handler) Owns(r *http.Request) bool {
 // URLCarriesSecret reports whether r's URL carries a credential (the callback's authorization code, a login's
 // handoff binding), so that no access log may record it.
 func (h *Handler) URLCarriesSecret(r *http.Request) bool {
-	return r.URL.Path == h.cfg.Path+"/callback" || r.URL.Path == h.cfg.Path+"/login" && r.URL.Query().Has("binding")
+	return r.URL.Path == h.callbackPath || r.URL.Path == h.cfg.Path+"/login" && r.URL.Query().Has("binding")
 }
 
 // ServeHTTP serves the endpoints under Path.
