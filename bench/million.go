@@ -34,8 +34,8 @@ func millionUnderLoad(env *harness.Env, cfg Config, kinds []*scaleKind, step fun
 		return res, err
 	}
 	pair := []*scaleKind{kinds[0], kinds[1]} // the bearer control and the smallest bearer size
-	pair = []*scaleKind{{Name: pair[0].Name, Users: pair[0].Users, Control: -1, reqs: pair[0].reqs},
-		{Name: pair[1].Name, Users: pair[1].Users, Control: 0, Bearer: true, reqs: pair[1].reqs}}
+	pair = []*scaleKind{{Name: pair[0].Name, Users: pair[0].Users, Control: -1, addr: pair[0].addr, reqs: pair[0].reqs},
+		{Name: pair[1].Name, Users: pair[1].Users, Control: 0, Bearer: true, addr: pair[1].addr, reqs: pair[1].reqs}}
 	step("scale: %d connections, plain and bearer (%d users) before filling the cache", cfg.Conns, pair[1].Users)
 	if res.Before, err = scalePasses(env, pair, cfg.Conns, cfg.ScalePasses, cfg.ScaleRound, ""); err != nil {
 		return res, err

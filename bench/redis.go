@@ -52,7 +52,7 @@ func runRedis(env *harness.Env, cfg Config, tokens, oids []string, rep *Report, 
 	_, _ = rand.Read(key)
 	pairs := max(cfg.Pairs/2, 1)
 	step("redis: memory-only steady state, %d connections, %d pairs", cfg.Conns, pairs)
-	if rep.Redis.Memory, err = steadyState(env, bearerPlan(env.Addr, tokens), cfg.Conns, pairs, cfg.Round); err != nil {
+	if rep.Redis.Memory, err = steadyState(env, bearerPlan(env, tokens), cfg.Conns, pairs, cfg.Round); err != nil {
 		return err
 	}
 	if err := env.UseRedis(map[string]any{"url": srv.URL,
@@ -64,7 +64,7 @@ func runRedis(env *harness.Env, cfg Config, tokens, oids []string, rep *Report, 
 		return fmt.Errorf("redis: warm-up %+v: %v", w, err)
 	}
 	step("redis: steady state with redis (L1 hits), %d connections, %d pairs", cfg.Conns, pairs)
-	plan := bearerPlan(env.Addr, tokens)
+	plan := bearerPlan(env, tokens)
 	plan.Item, plan.Name, plan.Route = "R", "redis", "injector+redis"
 	if rep.Redis.Redis, err = steadyState(env, plan, cfg.Conns, pairs, cfg.Round); err != nil {
 		return err

@@ -131,7 +131,7 @@ func runSteady(env *harness.Env, cfg Config, tokens []string, rep *Report, step 
 	for _, conns := range []int{1, cfg.Conns} {
 		step("steady state, %d connection(s): %d pairs of %s rounds", conns, cfg.Pairs, cfg.Round)
 		stopProfile := func() error { return nil }
-		plan := bearerPlan(env.Addr, tokens)
+		plan := bearerPlan(env, tokens)
 		if conns == cfg.Conns && cfg.Profile != "" {
 			var err error
 			if stopProfile, err = startProfiles(cfg.Profile, ""); err != nil {

@@ -23,6 +23,7 @@ type scaleKind struct {
 	Users   int
 	Control int // index of the kind this one is compared with; -1 for a control
 	Bearer  bool
+	addr    string // the route's own server
 	reqs    [][]byte
 	next    atomic.Int64 // the next user: rounds go on where the last one stopped, so every user is reached
 }
@@ -62,6 +63,7 @@ type scaleResult struct {
 	Proved                     harness.WarmResult // every caller token once through /inj/
 	Seeded                     int                // users whose downstream token is a copy (SeedTokens)
 	Proven                     int                // tokens in the proven-token cache after the warm-up
+	Control                    controlBytes       // the session control's Authorization header against the users'
 	ProvenBytes                int64
 	Levels                     []scaleLevel
 	Million                    millionResult
@@ -92,7 +94,7 @@ func runScale(env *harness.Env, cfg Config, rep *Report, step func(string, ...an
 	if res.Seeded, err = harness.SeedTokens(harness.CaptureInj, sampleOIDs[0], oids); err != nil {
 		return err
 	}
-	if res.Proved, err = env.WarmEach(requests(env.Addr, harness.PathInj, tokens, loadgen.GET)); err != nil {
+	if res.Proved, err = env.WarmEach(harness.PathInj, requests(env.AddrOf(harness.PathInj), harness.PathInj, tokens, loadgen.GET)); err != nil {
 		return err
 	}
 	res.WarmTook = time.Since(t0)
@@ -101,6 +103,10 @@ func runScale(env *harness.Env, cfg Config, rep *Report, step func(string, ...an
 		return err
 	}
 	res.Proven, res.ProvenBytes = st.Tokens, st.Bytes
+	// Before the cookies are opened: the control's reload gives every route new handlers, which have opened none.
+	if res.Control, err = setSessionControl(env, harness.CaptureInj, oids); err != nil {
+		return err
+	}
 	step("scale: %d sessions, each cookie opened once through /sess/ and checked through /scheck/", n)
 	t0 = time.Now()
 	cookies, err := env.CreateSessions(harness.CaptureSess, users)
@@ -109,7 +115,7 @@ func runScale(env *harness.Env, cfg Config, rep *Report, step func(string, ...an
 	}
 	res.SessionsTook = time.Since(t0)
 	t0 = time.Now()
-	if _, err := env.WarmEach(requests(env.Addr, harness.PathSess, cookies, loadgen.GETCookie)); err != nil {
+	if _, err := env.WarmEach(harness.PathSess, requests(env.AddrOf(harness.PathSess), harness.PathSess, cookies, loadgen.GETCookie)); err != nil {
 		return err
 	}
 	res.OpenTook = time.Since(t0)
@@ -117,11 +123,7 @@ func runScale(env *harness.Env, cfg Config, rep *Report, step func(string, ...an
 	if res.SessionCheck, err = env.WarmSessions(harness.PathSessCheck, sc, scOIDs); err != nil {
 		return err
 	}
-	downstream, err := harness.DownstreamHeaders(harness.CaptureInj, oids)
-	if err != nil {
-		return err
-	}
-	kinds := scaleKinds(env.Addr, cfg.ScaleSizes, tokens, cookies, downstream)
+	kinds := scaleKinds(env, cfg.ScaleSizes, tokens, cookies)
 	before := env.Trivial.Requests()
 	for rep := range max(cfg.ScaleRepeat, 1) {
 		if err := scaleLevels(env, cfg, kinds, rep, res, step); err != nil {
@@ -187,24 +189,25 @@ func requests(host, path string, creds []string, get func(host, path, cred strin
 	return reqs
 }
 
-func scaleKinds(host string, sizes []int, tokens, cookies, downstream []string) []*scaleKind {
-	plainB := &scaleKind{Name: "plain (bearer control)", Users: len(tokens), Control: -1}
-	plainS := &scaleKind{Name: "plain (session control)", Users: len(tokens), Control: -1}
-	for i := range tokens {
-		plainB.reqs = append(plainB.reqs, loadgen.GET(host, harness.PathPlain+"me", tokens[i]))
-		plainS.reqs = append(plainS.reqs, loadgen.GETHeaders(host, harness.PathPlain+"me",
-			[2]string{"Cookie", cookies[i]}, [2]string{"Authorization", downstream[i]}))
+func scaleKinds(env *harness.Env, sizes []int, tokens, cookies []string) []*scaleKind {
+	// on sends k's users' requests to path's own server.
+	on := func(k *scaleKind, path string, creds []string, get func(host, path, cred string) []byte) *scaleKind {
+		k.addr = env.AddrOf(path)
+		k.reqs = requests(k.addr, path, creds, get)
+		return k
 	}
-	kinds := []*scaleKind{plainB}
+	kinds := []*scaleKind{on(&scaleKind{Name: "plain (bearer control)", Users: len(tokens), Control: -1},
+		harness.PathPlain, tokens, loadgen.GET)}
 	for _, s := range sizes {
-		kinds = append(kinds, &scaleKind{Name: "bearer", Users: s, Control: 0, Bearer: true,
-			reqs: requests(host, harness.PathInj, tokens[:s], loadgen.GET)})
+		kinds = append(kinds, on(&scaleKind{Name: "bearer", Users: s, Control: 0, Bearer: true},
+			harness.PathInj, tokens[:s], loadgen.GET))
 	}
 	ps := len(kinds)
-	kinds = append(kinds, plainS)
+	kinds = append(kinds, on(&scaleKind{Name: "plain (session control)", Users: len(tokens), Control: -1},
+		harness.PathSessControl, cookies, loadgen.GETCookie))
 	for _, s := range sizes {
-		kinds = append(kinds, &scaleKind{Name: "session", Users: s, Control: ps,
-			reqs: requests(host, harness.PathSess, cookies[:s], loadgen.GETCookie)})
+		kinds = append(kinds, on(&scaleKind{Name: "session", Users: s, Control: ps},
+			harness.PathSess, cookies[:s], loadgen.GETCookie))
 	}
 	return kinds
 }
@@ -287,7 +290,7 @@ func scaleRound(env *harness.Env, k *scaleKind, conns int, d time.Duration) (rou
 		return roundStats{}, 0, err
 	}
 	n := int64(len(k.reqs))
-	st, err := runRound(env.Addr, conns, d, func(int, int) []byte { return k.reqs[(k.next.Add(1)-1)%n] })
+	st, err := runRound(k.addr, conns, d, func(int, int) []byte { return k.reqs[(k.next.Add(1)-1)%n] })
 	if err != nil {
 		return st, 0, err
 	}

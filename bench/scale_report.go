@@ -34,6 +34,7 @@ func (s *scaleResult) rows(cfg Config) []Row {
 		{"7", "scale: proven-token cache after the warm-up (default bound 192 MiB): tokens, MiB",
 			fmt.Sprintf("%d, %.1f MiB", s.Proven, float64(s.ProvenBytes)/(1<<20)), fmt.Sprintf("all %d", s.Users),
 			verdict(s.Proven >= s.Users)},
+		s.Control.row("7", "scale: "),
 	}
 	for _, l := range s.Levels {
 		if l.Repeat == 0 {
@@ -152,6 +153,7 @@ func (s *scaleResult) violations() []string {
 	check(s.Proved.Requests == s.Users && s.Proved.Failures == 0, "scale: caller tokens proven: %+v", s.Proved)
 	check(s.SessionCheck.Requests > 0 && s.SessionCheck.Failures+s.SessionCheck.Mismatches == 0, "scale session check: %+v", s.SessionCheck)
 	check(len(s.Levels) >= 2 && len(s.Levels)%2 == 0, "scale: %d levels measured", len(s.Levels))
+	check(s.Control.same(), "scale: %s", s.Control.violation())
 	for _, l := range append(slices.Clone(s.Levels), s.Million.Before, s.Million.After) {
 		for _, k := range l.Kinds {
 			check(k.NotOK == 0, "scale %d conns, %s %d users: %d of %d not 200", l.Conns, k.Name, k.Users, k.NotOK, k.Requests)

@@ -20,6 +20,40 @@ type sessionResult struct {
 	Levels     []steadyLevel
 	Hot        hotPathResult // ServeHTTP on the session cache-hit path
 	HotChecked bool          // Hot was measured
+	Control    controlBytes  // what the session route and its control send upstream
+}
+
+// controlBytes compares the Authorization header the session control sends upstream with the ones the session
+// route sends, the users' downstream tokens: their lengths must match for the ratio to compare like with like.
+type controlBytes struct {
+	Control, Min, Max int
+}
+
+func (c controlBytes) row(item, prefix string) Row {
+	return Row{item, prefix + "Authorization header sent upstream: session control (fixed) / session route (per user, min–max)",
+		fmt.Sprintf("%d B / %d–%d B", c.Control, c.Min, c.Max), "the same size",
+		verdict(c.same())}
+}
+
+func (c controlBytes) same() bool { return c.Control > 0 && c.Min == c.Control && c.Max == c.Control }
+
+func (c controlBytes) violation() string {
+	return fmt.Sprintf("the session control sends a %d-byte Authorization header upstream, the session route %d–%d bytes",
+		c.Control, c.Min, c.Max)
+}
+
+// setSessionControl makes the session control send upstream the first user's downstream Authorization header
+// (the one the captured handler name sends for that user) and returns how its length compares with every user's.
+func setSessionControl(env *harness.Env, name string, oids []string) (controlBytes, error) {
+	downstream, err := harness.DownstreamHeaders(name, oids)
+	if err != nil {
+		return controlBytes{}, err
+	}
+	c := controlBytes{Control: len(downstream[0]), Min: len(downstream[0]), Max: len(downstream[0])}
+	for _, d := range downstream {
+		c.Min, c.Max = min(c.Min, len(d)), max(c.Max, len(d))
+	}
+	return c, env.SetSessionControl(downstream[0])
 }
 
 // runSession signs cfg.SessionUsers users in (users of their own, numbered after the herds', so the sign-in alone
@@ -41,14 +75,13 @@ func runSession(env *harness.Env, cfg Config, rep *Report, step func(string, ...
 	if res.Before, err = env.WarmSessions(harness.PathSessCheck, cookies, oids); err != nil {
 		return err
 	}
-	downstream, err := harness.DownstreamHeaders(harness.CaptureSess, oids)
-	if err != nil {
+	if res.Control, err = setSessionControl(env, harness.CaptureSess, oids); err != nil {
 		return err
 	}
 	for _, conns := range []int{1, cfg.Conns} {
 		step("session steady state, %d connection(s): %d pairs of %s rounds", conns, cfg.Pairs, cfg.Round)
 		stopProfile := func() error { return nil }
-		plan := sessionPlan(env.Addr, cookies, downstream)
+		plan := sessionPlan(env, cookies)
 		if conns == cfg.Conns && cfg.Profile != "" {
 			if stopProfile, err = startProfiles(cfg.Profile, "session-"); err != nil {
 				return err
@@ -118,6 +151,7 @@ func (s *sessionResult) rows(cfg Config, bearer hotPathResult) []Row {
 			fmt.Sprintf("%d / %d / %d", s.LaterIdP[entraemu.GrantAuthorizationCode], s.LaterIdP[entraemu.GrantRefreshToken],
 				s.LaterIdP[entraemu.GrantOBO]), "", ""},
 	}
+	rows = append(rows, s.Control.row("6", ""))
 	for i := range s.Levels {
 		rows = append(rows, s.Levels[i].rows()...)
 	}
@@ -156,5 +190,6 @@ func (s *sessionResult) violations() []string {
 			l.Conns, l.UpstreamReq, l.Requests)
 	}
 	check(s.HotChecked && s.Hot.Checked > 0, "session hot path: no injected token checked")
+	check(s.Control.same(), "%s", s.Control.violation())
 	return v
 }

@@ -35,38 +35,42 @@ func runRound(host string, conns int, d time.Duration, next func(c, i int) []byt
 		N: len(res.Samples), NotOK: res.NotOK(), CPU: (cpu1 - cpu0) / time.Duration(max(len(res.Samples), 1))}, nil
 }
 
-// steadyPlan is what a steady-state comparison sends: each user's request on the control route (/plain/) and on
-// the measured route, with the same credential header on both.
+// steadyPlan is what a steady-state comparison sends: each user's request on the control route and on the
+// measured route, each route on a server of its own (harness.Env.AddrOf), with the same bytes in and out.
 type steadyPlan struct {
 	Item  string // the table's item: "1" (bearer tokens) or "6" (cookie sessions)
 	Name  string // the rows' prefix: "steady" or "session"
 	Route string // the measured route's name in the rows: "injector" or "session"
-	Plain [][]byte
-	Meas  [][]byte
+	// PlainAddr and MeasAddr are the two routes' servers.
+	PlainAddr, MeasAddr string
+	Plain               [][]byte
+	Meas                [][]byte
 	// ProfileDir, when set, receives a CPU profile of each measured round, in a file of its route whose name
 	// starts with ProfilePrefix, so the two routes can be compared per request (profile.go).
 	ProfileDir, ProfilePrefix string
 }
 
-// bearerPlan is item 1: each user's caller token in Authorization, on /plain/ and /inj/.
-func bearerPlan(host string, tokens []string) steadyPlan {
-	p := steadyPlan{Item: "1", Name: "steady", Route: "injector"}
+// bearerPlan is item 1: each user's caller token in Authorization, on /plain/ and /inj/. The injector sends
+// upstream a downstream token of the caller token's size, so both routes carry the same bytes.
+func bearerPlan(env *harness.Env, tokens []string) steadyPlan {
+	p := steadyPlan{Item: "1", Name: "steady", Route: "injector",
+		PlainAddr: env.AddrOf(harness.PathPlain), MeasAddr: env.AddrOf(harness.PathInj)}
 	for _, t := range tokens {
-		p.Plain = append(p.Plain, loadgen.GET(host, harness.PathPlain+"me", t)) // the same header on both routes
-		p.Meas = append(p.Meas, loadgen.GET(host, harness.PathInj+"me", t))
+		p.Plain = append(p.Plain, loadgen.GET(p.PlainAddr, harness.PathPlain+"me", t)) // the same header on both routes
+		p.Meas = append(p.Meas, loadgen.GET(p.MeasAddr, harness.PathInj+"me", t))
 	}
 	return p
 }
 
-// sessionPlan is item 6: each signed-in user's session cookie ("name=value") and no Authorization on /sess/. The
-// control on /plain/ carries the cookie and the Authorization header the session route sends upstream for that
-// user (downstream[i]), so both routes send the upstream the same token: the ratio measures the proxy, not bytes.
-func sessionPlan(host string, cookies, downstream []string) steadyPlan {
-	p := steadyPlan{Item: "6", Name: "session", Route: "session"}
-	for i, c := range cookies {
-		p.Plain = append(p.Plain, loadgen.GETHeaders(host, harness.PathPlain+"me",
-			[2]string{"Cookie", c}, [2]string{"Authorization", downstream[i]}))
-		p.Meas = append(p.Meas, loadgen.GETCookie(host, harness.PathSess+"me", c))
+// sessionPlan is item 6: each signed-in user's session cookie ("name=value") and no Authorization, on /sess/ and
+// on its control, /sctl/, which sends upstream a fixed Authorization header of the session route's size and no
+// cookie (harness.PathSessControl): the same bytes in and out, so the ratio measures the proxy, not bytes.
+func sessionPlan(env *harness.Env, cookies []string) steadyPlan {
+	p := steadyPlan{Item: "6", Name: "session", Route: "session",
+		PlainAddr: env.AddrOf(harness.PathSessControl), MeasAddr: env.AddrOf(harness.PathSess)}
+	for _, c := range cookies {
+		p.Plain = append(p.Plain, loadgen.GETCookie(p.PlainAddr, harness.PathSessControl+"me", c))
+		p.Meas = append(p.Meas, loadgen.GETCookie(p.MeasAddr, harness.PathSess+"me", c))
 	}
 	return p
 }
@@ -101,20 +105,23 @@ type steadyLevel struct {
 // alike), after one unmeasured warm-up pair. Each request is a user's GET with the user's credential (caller
 // token or session cookie), whose downstream token is cached.
 func steadyState(env *harness.Env, plan steadyPlan, conns, pairs int, round time.Duration) (steadyLevel, error) {
-	host := env.Addr
 	plain, inj := plan.Plain, plan.Meas
 	users := len(plain)
-	runOne := func(reqs [][]byte, d time.Duration) (roundStats, error) {
+	runOne := func(measured bool, d time.Duration) (roundStats, error) {
+		host, reqs := plan.PlainAddr, plain
+		if measured {
+			host, reqs = plan.MeasAddr, inj
+		}
 		return runRound(host, conns, d, func(c, i int) []byte {
 			return reqs[(c+i*conns)%users] // each connection walks through every user
 		})
 	}
 
 	lvl := steadyLevel{Item: plan.Item, Name: plan.Name, Route: plan.Route, Conns: conns}
-	if _, err := runOne(plain, round/2); err != nil { // warm-up: connections, pools, CPU caches
+	if _, err := runOne(false, round/2); err != nil { // warm-up: connections, pools, CPU caches
 		return lvl, err
 	}
-	if _, err := runOne(inj, round/2); err != nil {
+	if _, err := runOne(true, round/2); err != nil {
 		return lvl, err
 	}
 	before := env.Trivial.Requests()
@@ -125,15 +132,11 @@ func steadyState(env *harness.Env, plan steadyPlan, conns, pairs int, round time
 			order = []bool{true, false}
 		}
 		for _, isInj := range order {
-			reqs := plain
-			if isInj {
-				reqs = inj
-			}
 			stop, err := plan.profileRound(isInj, p)
 			if err != nil {
 				return lvl, err
 			}
-			st, err := runOne(reqs, round)
+			st, err := runOne(isInj, round)
 			if perr := stop(st.N); err == nil {
 				err = perr
 			}

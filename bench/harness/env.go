@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -12,6 +13,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,7 +39,15 @@ const (
 	PathSessCheck = "/scheck/" // the same, in front of the token-checking stub: sign-in lands here
 	PathAuth      = "/.auth/"  // the sign-in endpoints (login, callback), served by a token_injector with sign_in
 	CaptureSess   = "sess"     // name of the captured /sess/ handler
+	// PathSessControl is the session path's control: reverse_proxy alone, sending upstream a fixed Authorization
+	// header as long as the session route's (SetSessionControl) and not the cookie, which the session route
+	// strips. So a request there carries the same bytes in and out as one on /sess/.
+	PathSessControl = "/sctl/"
 )
+
+// measuredPaths are the routes the steady, session and scale items compare: each also has a server of its own
+// (Route.Own, AddrOf), so that reaching it costs the same as reaching its control.
+var measuredPaths = []string{PathPlain, PathInj, PathSess, PathSessControl}
 
 // CacheMaxEntriesA is tenant A's token cache bound: room for the scale item's million entries besides the users.
 const CacheMaxEntriesA = 2_000_000
@@ -64,7 +75,32 @@ type Env struct {
 
 	dir   string
 	caddy *testenv.Caddy
-	site  Site // the running config, for UseRedis
+	site  Site              // the running config, for UseRedis and SetSessionControl
+	own   map[string]string // measured path -> the address of its own server
+}
+
+// AddrOf is the address of path's own server (for the measured routes), else the shared one's, Addr.
+func (e *Env) AddrOf(path string) string { return cmp.Or(e.own[path], e.Addr) }
+
+// SetSessionControl reloads the site with authorization as the Authorization header PathSessControl sends
+// upstream: a header of the session route's size (one user's downstream token). The registrations' state (token
+// cache, proven tokens, sessions) outlives the reload; what each handler remembered of the cookies it opened
+// does not, so cookies are opened again on the new handlers' first requests.
+func (e *Env) SetSessionControl(authorization string) error {
+	for i, r := range e.site.Routes {
+		if r.Path == PathSessControl+"*" {
+			if r.HeaderUp["set"].(map[string][]string)["Authorization"][0] == authorization {
+				return nil
+			}
+			e.site.Routes[i].HeaderUp = sessionControlHeaders(authorization)
+		}
+	}
+	return e.site.Load(e.caddy)
+}
+
+// sessionControlHeaders is the session control's header_up: the fixed Authorization and no Cookie.
+func sessionControlHeaders(authorization string) map[string]any {
+	return map[string]any{"set": map[string][]string{"Authorization": {authorization}}, "delete": []string{"Cookie"}}
 }
 
 // UseRedis reloads the site with redis (a token_injector app's redis block) or, with nil, without it. The
@@ -129,7 +165,17 @@ func StartEnv(o EnvOptions) (env *Env, err error) {
 		{Path: PathSess + "*", Upstream: e.Trivial.Addr, Injector: &capturedSess},
 		{Path: PathSessCheck + "*", Upstream: e.Echo.Addr, Injector: injSess},
 		{Path: PathAuth + "*", Upstream: e.Trivial.Addr, Injector: injSess}, // the handler answers; never proxied
+		{Path: PathSessControl + "*", Upstream: e.Trivial.Addr, HeaderUp: sessionControlHeaders("")},
 	}}
+	e.own = map[string]string{}
+	for i, r := range site.Routes {
+		if slices.Contains(measuredPaths, strings.TrimSuffix(r.Path, "*")) {
+			if site.Routes[i].Own, err = testenv.FreeAddr(); err != nil {
+				return nil, err
+			}
+			e.own[strings.TrimSuffix(r.Path, "*")] = site.Routes[i].Own
+		}
+	}
 	if o.UsersB > 0 {
 		if e.B, err = StartIdP(IdPOptions{Users: o.UsersB, RefreshIn: o.RefreshInB, Dir: e.dir,
 			ErrorLog: e.ServerErrors.Logger()}); err != nil {
@@ -196,11 +242,13 @@ func (e *Env) Warm(path string, tokens, oids []string) (WarmResult, error) {
 	return e.warm(path, "Authorization", "Bearer ", tokens, oids)
 }
 
-// WarmEach sends each of reqs once over 16 connections and counts the answers that are not 200: a warm-up of
-// thousands of users that needs no check of the body, at the load generator's cost rather than net/http's.
-func (e *Env) WarmEach(reqs [][]byte) (WarmResult, error) {
+// WarmEach sends each of reqs once over 16 connections to path's server (AddrOf) and counts the answers that are
+// not 200: a warm-up of thousands of users that needs no check of the body, at the load generator's cost rather
+// than net/http's. A measured route's own server has handlers of its own, and what a handler remembers of the
+// cookies it opened is its own: the load's server is the one to warm.
+func (e *Env) WarmEach(path string, reqs [][]byte) (WarmResult, error) {
 	var next atomic.Int64
-	res, err := loadgen.Run(loadgen.Plan{Addr: e.Addr, Conns: 16, Requests: len(reqs), Timeout: time.Minute,
+	res, err := loadgen.Run(loadgen.Plan{Addr: e.AddrOf(path), Conns: 16, Requests: len(reqs), Timeout: time.Minute,
 		Next: func(int, int) []byte { return reqs[next.Add(1)-1] }})
 	r := WarmResult{Requests: len(reqs), Failures: len(reqs) - res.OK()}
 	if err == nil && r.Failures > 0 {
