@@ -80,7 +80,7 @@ type Registration struct {
 	CacheMaxEntries Number `json:"cache_max_entries,omitempty"`
 	// CallerCacheMaxBytes bounds the memory of the proven-token cache: callers' tokens whose signature was
 	// checked, remembered so that their next requests cost a hash and a lookup instead of an RSA verification.
-	// A token counts its length plus about 640 bytes. A reload that changes it resizes the cache in place.
+	// A token counts its length plus about 800 bytes. A reload that changes it resizes the cache in place.
 	// Default: 192MiB (50,000 active callers with 3 KB tokens).
 	CallerCacheMaxBytes Size `json:"caller_cache_max_bytes,omitempty"`
 	// Timeout bounds every call to Entra, as a duration ("10s") or nanoseconds. Default: 10s.

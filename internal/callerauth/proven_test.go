@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 )
 
 // mintMany mints n distinct valid tokens (their oid differs), each padded with a name claim of pad bytes.
@@ -100,26 +102,41 @@ func TestProvenCacheResizesOnUpdate(t *testing.T) {
 func BenchmarkProvenBytesPerToken(b *testing.B) {
 	ti := newTestIssuer(b)
 	clock := newClock()
-	const n = 2000
-	toks := mintMany(b, ti, clock.Now(), n, 0)
+	toks := mintMany(b, ti, clock.Now(), 2000, 0)
 	for b.Loop() {
-		v := newTestValidator(b, ti, clock)
-		warmKeys(b, v, toks[0])
-		before := heapNow()
-		for _, tok := range toks {
-			if _, err := v.Validate(b.Context(), tok); err != nil {
-				b.Fatal(err)
-			}
-		}
-		heap := heapNow() - before
-		b.ReportMetric(heap/n, "B/token-overhead")
-		runtime.KeepAlive(v)
+		b.ReportMetric(provenHeapPerToken(b, ti, clock, toks), "B/token-overhead")
 	}
 }
 
-func warmKeys(b *testing.B, v *Validator, tok string) {
-	if _, err := v.Validate(b.Context(), tok); err != nil {
-		b.Fatal(err)
+// TestProvenOverheadCoversAToken: the byte bound counts each proven token as its length plus provenOverhead, so
+// that must be at least what the heap grows by per token, or the bound lets the cache grow past it.
+func TestProvenOverheadCoversAToken(t *testing.T) {
+	ti := newTestIssuer(t)
+	clock := newClock()
+	toks := mintMany(t, ti, clock.Now(), 1000, 0)
+	if got := provenHeapPerToken(t, ti, clock, toks); got > provenOverhead {
+		t.Errorf("a proven token costs %.0f B of heap beyond its bytes; provenOverhead counts %d", got, provenOverhead)
+	}
+}
+
+// provenHeapPerToken proves toks in a new validator and returns the heap's growth per token.
+func provenHeapPerToken(tb testing.TB, ti *testIssuer, clock *testenv.Clock, toks []string) float64 {
+	v := newTestValidator(tb, ti, clock)
+	warmKeys(tb, v, toks[0])
+	before := heapNow()
+	for _, tok := range toks {
+		if _, err := v.Validate(tb.Context(), tok); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	heap := heapNow() - before
+	runtime.KeepAlive(v)
+	return heap / float64(len(toks))
+}
+
+func warmKeys(tb testing.TB, v *Validator, tok string) {
+	if _, err := v.Validate(tb.Context(), tok); err != nil {
+		tb.Fatal(err)
 	}
 }
 

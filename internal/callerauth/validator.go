@@ -42,7 +42,7 @@ type Config struct {
 	HTTPClient    *http.Client  // used for discovery and JWKS
 	ClockSkew     time.Duration // default 1 minute, applied to exp and nbf
 	// MaxCachedBytes bounds the proven tokens remembered (each later request with one costs a hash and a lookup,
-	// not an RSA verification) by size: a token counts its length plus about 640 bytes. Default
+	// not an RSA verification) by size: a token counts its length plus about 800 bytes. Default
 	// DefaultMaxCachedBytes (192 MiB: 50,000 callers with 3 KB tokens). A reload that changes it resizes in place.
 	MaxCachedBytes int64
 	// MaxCachedTokens also bounds them by count. Default 0: the byte bound alone.
@@ -146,6 +146,29 @@ type cachedIdentity struct {
 	id  Identity
 	kid string // so tokens signed by a key that leaves the JWKS are forgotten
 	raw string // the proven token
+	// The key set that last had the token's key, and the rules that last took its tenant: a hit under the same
+	// two costs two pointer comparisons, not a map lookup by kid and a comparison of tenants (strings apart
+	// from the entry, so cold lines at scale). A key refresh or a reload makes the next hit check again.
+	keysOK  atomic.Pointer[keySet]
+	rulesOK atomic.Pointer[rules]
+}
+
+// countsUnder reports whether the proven token still counts under the key set ks and the rules r: its key is
+// still in ks (the tenant the set was discovered for never changes), and r still takes its tenant.
+func (c *cachedIdentity) countsUnder(ks *keySet, r *rules) bool {
+	if c.keysOK.Load() != ks {
+		if ks.keys[c.kid] == nil {
+			return false
+		}
+		c.keysOK.Store(ks)
+	}
+	if c.rulesOK.Load() != r {
+		if !r.tenants.takes(c.id.TenantID, ks.tenantID) {
+			return false
+		}
+		c.rulesOK.Store(r)
+	}
+	return true
 }
 
 // New checks cfg and returns a Validator. It does no network I/O: keys are fetched on first use.
@@ -234,15 +257,15 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 	now := v.now()
 	sum := provenKey(v.seed, raw)
 	if c, ok := v.cache.Get(sum, now); ok && c.raw == raw {
+		r := v.rules.Load()
 		// The cache entry outlives nothing it should not, but exp is the contract, so check it on every hit.
-		if !now.Before(c.id.ExpiresAt.Add(v.rules.Load().skew)) {
+		if !now.Before(c.id.ExpiresAt.Add(r.skew)) {
 			v.cache.Remove(sum)
 			return nil, invalid("token expired")
 		}
 		// Keys due for refresh are refreshed here too, and a proven token counts only while its key does.
 		// A reload may have dropped the caller's tenant from the allowed ones.
-		if ks, err := v.keys.current(ctx, now); err == nil && ks.keys[c.kid] != nil &&
-			v.rules.Load().tenants.takes(c.id.TenantID, ks.tenantID) {
+		if ks, err := v.keys.current(ctx, now); err == nil && c.countsUnder(ks, r) {
 			return &c.id, nil
 		}
 		v.cache.Remove(sum)
