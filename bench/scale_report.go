@@ -31,7 +31,7 @@ func (s *scaleResult) rows(cfg Config) []Row {
 			fmt.Sprintf("%d / %d of %d; %d of %d; %d", w.Requests-w.Failures, sc.Requests-sc.Failures, w.Requests,
 				s.Proved.Requests-s.Proved.Failures, s.Users, w.Mismatches+sc.Mismatches), "all; all; 0",
 			verdict(w.Failures+sc.Failures+w.Mismatches+sc.Mismatches+s.Proved.Failures == 0 && s.Proved.Requests == s.Users)},
-		{"7", "scale: proven-token cache after the warm-up (default bound 192 MiB): tokens, MiB",
+		{"7", "scale: proven-token cache after the warm-up (default bound 64 MiB): tokens, MiB",
 			fmt.Sprintf("%d, %.1f MiB", s.Proven, float64(s.ProvenBytes)/(1<<20)), fmt.Sprintf("all %d", s.Users),
 			verdict(s.Proven >= s.Users)},
 		s.Control.row("7", "scale: "),

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"net/http"
 	"slices"
 	"strings"
@@ -42,8 +41,9 @@ type Config struct {
 	HTTPClient    *http.Client  // used for discovery and JWKS
 	ClockSkew     time.Duration // default 1 minute, applied to exp and nbf
 	// MaxCachedBytes bounds the proven tokens remembered (each later request with one costs a hash and a lookup,
-	// not an RSA verification) by size: a token counts its length plus about 800 bytes. Default
-	// DefaultMaxCachedBytes (192 MiB: 50,000 callers with 3 KB tokens). A reload that changes it resizes in place.
+	// not an RSA verification) by size: a token counts its identity, about 870 bytes (cachedIdentity.cost), and is
+	// not kept itself. Default DefaultMaxCachedBytes (64 MiB: about 75,000 callers). A reload that changes it
+	// resizes in place.
 	MaxCachedBytes int64
 	// MaxCachedTokens also bounds them by count. Default 0: the byte bound alone.
 	MaxCachedTokens int
@@ -124,9 +124,9 @@ type Validator struct {
 	rules atomic.Pointer[rules] // replaced whole by Update
 	now   func() time.Time
 	keys  *keyStore
-	// cache remembers proven tokens by a seeded hash of the raw token's end (provenKey); an entry counts only if its
-	// token is equal, so a hash collision is a miss, never another caller's identity.
-	seed   maphash.Seed
+	// cache remembers proven tokens by their tag (provenTag, proven.go); an entry counts only if the whole tag is
+	// equal, so two tags that share a key are a miss, never another caller's identity.
+	tags   tagger
 	cache  *lru.Cache[uint64, *cachedIdentity] // bounded by bytes; see proven.go
 	resize sync.Mutex                          // serializes resizeProven
 	limits [2]int64                            // the cache's bounds (entries, bytes), as last applied
@@ -144,8 +144,8 @@ type rules struct {
 
 type cachedIdentity struct {
 	id  Identity
-	kid string // so tokens signed by a key that leaves the JWKS are forgotten
-	raw string // the proven token
+	kid string    // so tokens signed by a key that leaves the JWKS are forgotten
+	tag provenTag // the proven token's; the token itself is not kept
 	// The key set that last had the token's key, and the rules that last took its tenant: a hit under the same
 	// two costs two pointer comparisons, not a map lookup by kid and a comparison of tenants (strings apart
 	// from the entry, so cold lines at scale). A key refresh or a reload makes the next hit check again.
@@ -190,10 +190,14 @@ func New(cfg Config) (*Validator, error) {
 	if now == nil {
 		now = time.Now
 	}
+	tags, err := newTagger()
+	if err != nil {
+		return nil, fmt.Errorf("callerauth: %w", err)
+	}
 	life, stop := context.WithCancel(context.Background())
 	v := &Validator{
 		now:  now,
-		seed: maphash.MakeSeed(),
+		tags: tags,
 		stop: stop,
 	}
 	v.keys = &keyStore{
@@ -255,12 +259,12 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 		return nil, invalid("token is too large")
 	}
 	now := v.now()
-	sum := provenKey(v.seed, raw)
-	if c, ok := v.cache.Get(sum, now); ok && c.raw == raw {
+	tag := v.tags.of(raw)
+	if c, ok := v.cache.Get(tag.key(), now); ok && c.tag == tag {
 		r := v.rules.Load()
 		// The cache entry outlives nothing it should not, but exp is the contract, so check it on every hit.
 		if !now.Before(c.id.ExpiresAt.Add(r.skew)) {
-			v.cache.Remove(sum)
+			v.cache.Remove(tag.key())
 			return nil, invalid("token expired")
 		}
 		// Keys due for refresh are refreshed here too, and a proven token counts only while its key does.
@@ -268,7 +272,7 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 		if ks, err := v.keys.current(ctx, now); err == nil && c.countsUnder(ks, r) {
 			return &c.id, nil
 		}
-		v.cache.Remove(sum)
+		v.cache.Remove(tag.key())
 	}
 
 	tok, err := parse(raw)
@@ -302,10 +306,10 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 		until = limit
 	}
 	until = until.Add(v.rules.Load().skew)
-	c := &cachedIdentity{id: *id, kid: tok.kid, raw: raw}
+	c := &cachedIdentity{id: *id, kid: tok.kid, tag: tag}
 	c.id.Placeholders = identity.NewPlaceholders(c.id.User)
 	id.Placeholders = c.id.Placeholders
-	v.remember(sum, c, until)
+	v.remember(c, until)
 	return id, nil
 }
 
