@@ -22,9 +22,9 @@ type Route struct {
 	Upstream string // dial address of reverse_proxy
 	// Injector, when set, puts token_injector before reverse_proxy; nil is a plain reverse_proxy route.
 	Injector *Injector
-	// HeaderUp is reverse_proxy's headers.request (header_up): e.g. a control that sends upstream a fixed
-	// Authorization header and no Cookie.
-	HeaderUp map[string]any
+	// FixedAuthorization, when set, puts a bench_fixed_authorization handler (control.go) before reverse_proxy:
+	// the session control, which sends upstream this Authorization header and no Cookie.
+	FixedAuthorization string
 	// Own, when set, is the address of a server that serves this route alone, besides the shared one. A request
 	// there meets no other route's matcher, so a measured route and its control cost the same to reach; on the
 	// shared server a request first tries every route listed before its own, about 0.5 µs apiece in place.
@@ -99,12 +99,12 @@ func (s Site) serverJSON(listen string, routes []any) map[string]any {
 
 func routeJSON(r Route) map[string]any {
 	proxy := map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": r.Upstream}}}
-	if r.HeaderUp != nil {
-		proxy["headers"] = map[string]any{"request": r.HeaderUp}
-	}
 	handle := []any{}
 	if r.Injector != nil {
 		handle = append(handle, injectorJSON(r.Injector))
+	}
+	if r.FixedAuthorization != "" {
+		handle = append(handle, map[string]any{"handler": "bench_fixed_authorization", "authorization": r.FixedAuthorization})
 	}
 	return map[string]any{
 		"match":    []any{map[string]any{"path": []string{r.Path}}},

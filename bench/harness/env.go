@@ -39,9 +39,9 @@ const (
 	PathSessCheck = "/scheck/" // the same, in front of the token-checking stub: sign-in lands here
 	PathAuth      = "/.auth/"  // the sign-in endpoints (login, callback), served by a token_injector with sign_in
 	CaptureSess   = "sess"     // name of the captured /sess/ handler
-	// PathSessControl is the session path's control: reverse_proxy alone, sending upstream a fixed Authorization
-	// header as long as the session route's (SetSessionControl) and not the cookie, which the session route
-	// strips. So a request there carries the same bytes in and out as one on /sess/.
+	// PathSessControl is the session path's control: reverse_proxy behind a handler that sends upstream a fixed
+	// Authorization header as long as the session route's (SetSessionControl) and not the cookie, which the
+	// session route strips (control.go). So a request there carries the same bytes in and out as one on /sess/.
 	PathSessControl = "/sctl/"
 )
 
@@ -89,18 +89,13 @@ func (e *Env) AddrOf(path string) string { return cmp.Or(e.own[path], e.Addr) }
 func (e *Env) SetSessionControl(authorization string) error {
 	for i, r := range e.site.Routes {
 		if r.Path == PathSessControl+"*" {
-			if r.HeaderUp["set"].(map[string][]string)["Authorization"][0] == authorization {
+			if r.FixedAuthorization == authorization {
 				return nil
 			}
-			e.site.Routes[i].HeaderUp = sessionControlHeaders(authorization)
+			e.site.Routes[i].FixedAuthorization = authorization
 		}
 	}
 	return e.site.Load(e.caddy)
-}
-
-// sessionControlHeaders is the session control's header_up: the fixed Authorization and no Cookie.
-func sessionControlHeaders(authorization string) map[string]any {
-	return map[string]any{"set": map[string][]string{"Authorization": {authorization}}, "delete": []string{"Cookie"}}
 }
 
 // UseRedis reloads the site with redis (a token_injector app's redis block) or, with nil, without it. The
@@ -165,7 +160,8 @@ func StartEnv(o EnvOptions) (env *Env, err error) {
 		{Path: PathSess + "*", Upstream: e.Trivial.Addr, Injector: &capturedSess},
 		{Path: PathSessCheck + "*", Upstream: e.Echo.Addr, Injector: injSess},
 		{Path: PathAuth + "*", Upstream: e.Trivial.Addr, Injector: injSess}, // the handler answers; never proxied
-		{Path: PathSessControl + "*", Upstream: e.Trivial.Addr, HeaderUp: sessionControlHeaders("")},
+		// Its Authorization header is set once the users' downstream tokens are known (SetSessionControl).
+		{Path: PathSessControl + "*", Upstream: e.Trivial.Addr, FixedAuthorization: "Bearer -"},
 	}}
 	e.own = map[string]string{}
 	for i, r := range site.Routes {
