@@ -40,7 +40,7 @@ type Config struct {
 	Audiences     []string      // accepted aud values: the app's client id and its App ID URIs
 	HTTPClient    *http.Client  // used for discovery and JWKS
 	ClockSkew     time.Duration // default 1 minute, applied to exp and nbf
-	// MaxCachedBytes bounds the proven tokens remembered (each later request with one costs a hash and a lookup,
+	// MaxCachedBytes bounds the proven tokens remembered (each later request with one costs a tag and a lookup,
 	// not an RSA verification) by size: a token counts its identity, about 870 bytes (cachedIdentity.cost), and is
 	// not kept itself. Default DefaultMaxCachedBytes (64 MiB: about 75,000 callers). A reload that changes it
 	// resizes in place.
