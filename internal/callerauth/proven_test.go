@@ -3,11 +3,15 @@ package callerauth
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 )
 
@@ -201,4 +205,32 @@ func TestProvenTagCoversEveryByte(t *testing.T) {
 			wantValid(t, v, proven) // and the proven caller is still remembered
 		})
 	}
+}
+
+// TestTagsUnderFIPSOnly: where GCM with a fixed nonce is refused (GODEBUG=fips140=only), a Validator is still made
+// and tags with HMAC-SHA-256 instead: the same token always gets the same tag, two tokens that differ in one byte
+// get different ones. It runs itself again in a process with that setting, which is read at start.
+func TestTagsUnderFIPSOnly(t *testing.T) {
+	if os.Getenv("CALLERAUTH_FIPS_ONLY_CHILD") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestTagsUnderFIPSOnly$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), "GODEBUG=fips140=only", "CALLERAUTH_FIPS_ONLY_CHILD=1")
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "tagged with HMAC") {
+			t.Fatalf("under fips140=only: %v\n%s", err, out)
+		}
+		return
+	}
+	v, err := New(Config{AuthorityHost: "https://login.microsoftonline.com", Tenant: entraemu.DefaultTenantID,
+		Audiences: []string{"api://x"}, HTTPClient: http.DefaultClient})
+	if err != nil {
+		t.Fatalf("New under fips140=only: %v", err)
+	}
+	defer v.Close()
+	if v.tags.gmac != nil {
+		t.Fatal("GCM with a fixed nonce was allowed under fips140=only: the test proves nothing")
+	}
+	a, b := strings.Repeat("a", 1600), strings.Repeat("a", 1599)+"b"
+	if v.tags.of(a) != v.tags.of(strings.Clone(a)) || v.tags.of(a) == v.tags.of(b) {
+		t.Fatal("HMAC tags: the same token must get one tag, two tokens two")
+	}
+	t.Log("tagged with HMAC")
 }
