@@ -79,7 +79,7 @@ type Registration struct {
 	// recently used evicted first. A reload that changes it resizes the cache in place. Default: 100000.
 	CacheMaxEntries Number `json:"cache_max_entries,omitempty"`
 	// CallerCacheMaxBytes bounds the memory of the proven-token cache: callers' tokens whose signature was
-	// checked, remembered so that their next requests cost a hash and a lookup instead of an RSA verification.
+	// checked, remembered so that their next requests cost a tag and a lookup instead of an RSA verification.
 	// A proven token counts its identity (about 870 bytes), whatever its size: the token itself is not kept. A
 	// reload that changes it resizes the cache in place. Default: 64MiB (about 75,000 active callers).
 	CallerCacheMaxBytes Size `json:"caller_cache_max_bytes,omitempty"`
