@@ -6,7 +6,6 @@ package seal
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/rand"
 	"errors"
 	"fmt"
 )
@@ -40,7 +39,9 @@ func New(keys [][]byte) (*Keys, error) {
 		if err != nil {
 			return nil, err
 		}
-		aead, err := cipher.NewGCM(block)
+		// The AEAD draws each value's nonce and puts it in front of the ciphertext: the layout Seal has always
+		// written, and the form of GCM that FIPS 140-only mode (GODEBUG=fips140=only) allows.
+		aead, err := cipher.NewGCMWithRandomNonce(block)
 		if err != nil {
 			return nil, err
 		}
@@ -50,14 +51,12 @@ func New(keys [][]byte) (*Keys, error) {
 }
 
 // Seal returns version, a random nonce and the ciphertext of plaintext with ad authenticated, under the first key.
+// Random 96-bit nonces are safe for well under 2^32 values per key, which a key rotation schedule keeps.
 func (k *Keys) Seal(plaintext, ad []byte) []byte {
 	aead := k.aeads[0]
-	ns := aead.NonceSize()
-	out := make([]byte, 1+ns, 1+ns+len(plaintext)+aead.Overhead())
+	out := make([]byte, 1, 1+len(plaintext)+aead.Overhead())
 	out[0] = version
-	// Random 96-bit nonces: safe for well under 2^32 values per key, which a key rotation schedule keeps.
-	_, _ = rand.Read(out[1:]) // crypto/rand.Read never fails (it crashes the program instead) since Go 1.24
-	return aead.Seal(out, out[1:1+ns], plaintext, ad)
+	return aead.Seal(out, nil, plaintext, ad)
 }
 
 // Open reverses Seal with any key. stale reports that a key other than the first opened it, so the caller may
@@ -67,11 +66,10 @@ func (k *Keys) Open(sealed, ad []byte) (plaintext []byte, stale bool, err error)
 		return nil, false, ErrUnsealable
 	}
 	for i, aead := range k.aeads {
-		ns := aead.NonceSize()
-		if len(sealed) < 1+ns+aead.Overhead() {
+		if len(sealed) < 1+aead.Overhead() {
 			return nil, false, ErrUnsealable
 		}
-		if pt, err := aead.Open(nil, sealed[1:1+ns], sealed[1+ns:], ad); err == nil {
+		if pt, err := aead.Open(nil, nil, sealed[1:], ad); err == nil {
 			return pt, i > 0, nil
 		}
 	}
