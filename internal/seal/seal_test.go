@@ -5,10 +5,9 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"os"
-	"os/exec"
-	"strings"
 	"testing"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 )
 
 func newKey() []byte {
@@ -85,14 +84,9 @@ func TestValuesSealedBeforeStillOpen(t *testing.T) {
 }
 
 // TestSealUnderFIPSOnly: under GODEBUG=fips140=only, which refuses GCM with a caller's nonce, keys are still made
-// and values sealed and opened. It runs itself again in a process with that setting, which is read at start.
+// and values sealed and opened. It runs itself again in a process with that setting (testenv.InFIPSOnlyChild).
 func TestSealUnderFIPSOnly(t *testing.T) {
-	if os.Getenv("SEAL_FIPS_ONLY_CHILD") == "" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestSealUnderFIPSOnly$", "-test.count=1", "-test.v")
-		cmd.Env = append(os.Environ(), "GODEBUG=fips140=only", "SEAL_FIPS_ONLY_CHILD=1")
-		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "sealed under fips140=only") {
-			t.Fatalf("under fips140=only: %v\n%s", err, out)
-		}
+	if !testenv.InFIPSOnlyChild(t) {
 		return
 	}
 	block, _ := aes.NewCipher(newKey())
@@ -106,5 +100,4 @@ func TestSealUnderFIPSOnly(t *testing.T) {
 	if got, _, err := k.Open(k.Seal([]byte("x"), nil), nil); err != nil || string(got) != "x" {
 		t.Fatalf("round trip: %q, %v", got, err)
 	}
-	t.Log("sealed under fips140=only")
 }
