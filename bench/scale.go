@@ -94,7 +94,7 @@ func runScale(env *harness.Env, cfg Config, rep *Report, step func(string, ...an
 	if res.Seeded, err = harness.SeedTokens(harness.CaptureInj, sampleOIDs[0], oids); err != nil {
 		return err
 	}
-	if res.Proved, err = env.WarmEach(harness.PathInj, requests(env.AddrOf(harness.PathInj), harness.PathInj, tokens, loadgen.GET)); err != nil {
+	if res.Proved, err = env.WarmEach(harness.PathInj, tokens, loadgen.GET); err != nil {
 		return err
 	}
 	res.WarmTook = time.Since(t0)
@@ -115,7 +115,7 @@ func runScale(env *harness.Env, cfg Config, rep *Report, step func(string, ...an
 	}
 	res.SessionsTook = time.Since(t0)
 	t0 = time.Now()
-	if _, err := env.WarmEach(harness.PathSess, requests(env.AddrOf(harness.PathSess), harness.PathSess, cookies, loadgen.GETCookie)); err != nil {
+	if _, err := env.WarmEach(harness.PathSess, cookies, loadgen.GETCookie); err != nil {
 		return err
 	}
 	res.OpenTook = time.Since(t0)
@@ -179,21 +179,11 @@ func everyNth(a, b []string, k int) ([]string, []string) {
 }
 
 // scaleKinds builds the requests: a control per path over all users, then each path at each size (its first
-// size users).
-// requests builds one GET of path+"me" per credential.
-func requests(host, path string, creds []string, get func(host, path, cred string) []byte) [][]byte {
-	reqs := make([][]byte, len(creds))
-	for i, c := range creds {
-		reqs[i] = get(host, path+"me", c)
-	}
-	return reqs
-}
-
+// size users), each kind on its route's own server.
 func scaleKinds(env *harness.Env, sizes []int, tokens, cookies []string) []*scaleKind {
 	// on sends k's users' requests to path's own server.
 	on := func(k *scaleKind, path string, creds []string, get func(host, path, cred string) []byte) *scaleKind {
-		k.addr = env.AddrOf(path)
-		k.reqs = requests(k.addr, path, creds, get)
+		k.addr, k.reqs = env.AddrOf(path), env.Requests(path, creds, get)
 		return k
 	}
 	kinds := []*scaleKind{on(&scaleKind{Name: "plain (bearer control)", Users: len(tokens), Control: -1},

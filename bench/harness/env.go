@@ -238,11 +238,22 @@ func (e *Env) Warm(path string, tokens, oids []string) (WarmResult, error) {
 	return e.warm(path, "Authorization", "Bearer ", tokens, oids)
 }
 
-// WarmEach sends each of reqs once over 16 connections to path's server (AddrOf) and counts the answers that are
-// not 200: a warm-up of thousands of users that needs no check of the body, at the load generator's cost rather
-// than net/http's. A measured route's own server has handlers of its own, and what a handler remembers of the
-// cookies it opened is its own: the load's server is the one to warm.
-func (e *Env) WarmEach(path string, reqs [][]byte) (WarmResult, error) {
+// Requests are the load generator's requests for path on its server (AddrOf), one per credential, each made by
+// get (loadgen.GET, loadgen.GETCookie) for path + "me".
+func (e *Env) Requests(path string, creds []string, get func(host, path, cred string) []byte) [][]byte {
+	reqs := make([][]byte, len(creds))
+	for i, c := range creds {
+		reqs[i] = get(e.AddrOf(path), path+"me", c)
+	}
+	return reqs
+}
+
+// WarmEach sends Requests(path, creds, get) once each over 16 connections and counts the answers that are not
+// 200: a warm-up of thousands of users that needs no check of the body, at the load generator's cost rather than
+// net/http's. It goes to path's own server for a measured route: that server has handlers of its own, and what
+// a handler remembers of the cookies it opened is its own.
+func (e *Env) WarmEach(path string, creds []string, get func(host, path, cred string) []byte) (WarmResult, error) {
+	reqs := e.Requests(path, creds, get)
 	var next atomic.Int64
 	res, err := loadgen.Run(loadgen.Plan{Addr: e.AddrOf(path), Conns: 16, Requests: len(reqs), Timeout: time.Minute,
 		Next: func(int, int) []byte { return reqs[next.Add(1)-1] }})
