@@ -53,26 +53,19 @@ type steadyPlan struct {
 // bearerPlan is item 1: each user's caller token in Authorization, on /plain/ and /inj/. The injector sends
 // upstream a downstream token of the caller token's size, so both routes carry the same bytes.
 func bearerPlan(env *harness.Env, tokens []string) steadyPlan {
-	p := steadyPlan{Item: "1", Name: "steady", Route: "injector",
-		PlainAddr: env.AddrOf(harness.PathPlain), MeasAddr: env.AddrOf(harness.PathInj)}
-	for _, t := range tokens {
-		p.Plain = append(p.Plain, loadgen.GET(p.PlainAddr, harness.PathPlain+"me", t)) // the same header on both routes
-		p.Meas = append(p.Meas, loadgen.GET(p.MeasAddr, harness.PathInj+"me", t))
-	}
-	return p
+	return steadyPlan{Item: "1", Name: "steady", Route: "injector",
+		PlainAddr: env.AddrOf(harness.PathPlain), MeasAddr: env.AddrOf(harness.PathInj),
+		Plain: env.Requests(harness.PathPlain, tokens, loadgen.GET), Meas: env.Requests(harness.PathInj, tokens, loadgen.GET)}
 }
 
 // sessionPlan is item 6: each signed-in user's session cookie ("name=value") and no Authorization, on /sess/ and
 // on its control, /sctl/, which sends upstream a fixed Authorization header of the session route's size and no
 // cookie (harness.PathSessControl): the same bytes in and out, so the ratio measures the proxy, not bytes.
 func sessionPlan(env *harness.Env, cookies []string) steadyPlan {
-	p := steadyPlan{Item: "6", Name: "session", Route: "session",
-		PlainAddr: env.AddrOf(harness.PathSessControl), MeasAddr: env.AddrOf(harness.PathSess)}
-	for _, c := range cookies {
-		p.Plain = append(p.Plain, loadgen.GETCookie(p.PlainAddr, harness.PathSessControl+"me", c))
-		p.Meas = append(p.Meas, loadgen.GETCookie(p.MeasAddr, harness.PathSess+"me", c))
-	}
-	return p
+	return steadyPlan{Item: "6", Name: "session", Route: "session",
+		PlainAddr: env.AddrOf(harness.PathSessControl), MeasAddr: env.AddrOf(harness.PathSess),
+		Plain: env.Requests(harness.PathSessControl, cookies, loadgen.GETCookie),
+		Meas:  env.Requests(harness.PathSess, cookies, loadgen.GETCookie)}
 }
 
 // steadyLevel is the steady-state comparison at one number of connections. Every figure is a median over the
