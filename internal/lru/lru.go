@@ -154,11 +154,12 @@ func (c *Cache[K, V]) AddWeighted(k K, v V, expires time.Time, cost int64) (evic
 	h := c.hash(k)
 	s := c.lock(h)
 	defer s.mu.Unlock()
-	if e, ok := s.items[h]; ok { // k's earlier entry, or a colliding key's, which this evicts
-		s.remove(e)
-		if e.key != k {
-			evicted++
+	if e, ok := s.items[h]; ok {
+		if e.key == k {
+			return s.replace(e, v, exp, cost)
 		}
+		s.remove(e) // a colliding key's entry, which this evicts
+		evicted++
 	}
 	return evicted + s.insert(&entry[K, V]{key: k, hash: h, value: v, expires: exp, cost: cost})
 }
@@ -273,14 +274,24 @@ func (c *Cache[K, V]) SetLimits(maxEntries int, maxCost int64) {
 	}
 }
 
-// insert adds e, a key not in s, as the most recently used, evicting the least recently used entries while s is
-// full: the last entry goes unless it is marked used, in which case it is unmarked and moved to the front. It
-// returns how many it evicted.
+// insert adds e, a key not in s, as the most recently used, making room for it first. It returns how many
+// entries it evicted.
 func (s *shard[K, V]) insert(e *entry[K, V]) (evicted int) {
 	if s.maxCost > 0 && e.cost > s.maxCost {
 		return 0
 	}
-	for len(s.items) >= s.capacity || s.maxCost > 0 && s.cost+e.cost > s.maxCost {
+	evicted = s.makeRoom(1, e.cost)
+	s.items[e.hash] = e
+	s.cost += e.cost
+	s.pushFront(e)
+	return evicted
+}
+
+// makeRoom evicts the least recently used entries until s can hold entries more entries and cost more cost: the
+// last entry goes unless it is marked used, in which case it is unmarked and moved to the front. It returns how
+// many it evicted.
+func (s *shard[K, V]) makeRoom(entries int, cost int64) (evicted int) {
+	for len(s.items)+entries > s.capacity || s.maxCost > 0 && s.cost+cost > s.maxCost {
 		if last := s.head.prev; last.used { // its second chance; each is paid for by the hit that marked it
 			last.used = false
 			s.moveToFront(last)
@@ -289,10 +300,21 @@ func (s *shard[K, V]) insert(e *entry[K, V]) (evicted int) {
 		s.remove(s.head.prev)
 		evicted++
 	}
-	s.items[e.hash] = e
-	s.cost += e.cost
-	s.pushFront(e)
 	return evicted
+}
+
+// replace gives k's entry e a new value, expiry and cost in place, as the most recently used, and evicts others
+// while s is over its cost bound: a session's touch or a token's renewal allocates nothing and leaves the map
+// alone. A cost more than s may hold removes e, as insert would not have stored it.
+func (s *shard[K, V]) replace(e *entry[K, V], v V, exp, cost int64) (evicted int) {
+	if s.maxCost > 0 && cost > s.maxCost {
+		s.remove(e)
+		return 0
+	}
+	s.cost += cost - e.cost
+	e.value, e.expires, e.cost, e.used = v, exp, cost, false
+	s.moveToFront(e)
+	return s.makeRoom(0, 0) // e is at the front and fits: others go first
 }
 
 func (s *shard[K, V]) pushFront(e *entry[K, V]) {

@@ -60,3 +60,38 @@ func TestWeightedReplaceRemoveAndResize(t *testing.T) {
 		t.Fatalf("after shrinking: a kept=%v, cost %d, want a evicted and 500", ok, c.Cost())
 	}
 }
+
+// A key added again keeps its entry: the new value, expiry and cost in place, as the most recently used, with no
+// allocation (a session's touch once a minute, a token's renewal), and a larger cost evicts others, never it.
+func TestAddAgainReplacesInPlace(t *testing.T) {
+	now := time.Now()
+	c := NewWeighted[string, int](3, 1000)
+	c.AddWeighted("a", 1, time.Time{}, 100)
+	c.AddWeighted("b", 2, time.Time{}, 100)
+	c.AddWeighted("c", 3, time.Time{}, 100)
+	if n := testing.AllocsPerRun(100, func() { c.AddWeighted("a", 4, now.Add(time.Hour), 100) }); n != 0 {
+		t.Fatalf("adding a again allocated %v times, want 0", n)
+	}
+	if v, ok := c.Get("a", now); !ok || v != 4 {
+		t.Fatalf("a = %d, %v after adding it again, want 4", v, ok)
+	}
+	if _, ok := c.Get("a", now.Add(2*time.Hour)); ok {
+		t.Fatal("a outlived the expiry it was added again with")
+	}
+	c.AddWeighted("a", 5, time.Time{}, 100)
+	c.AddWeighted("d", 6, time.Time{}, 100) // full at 3 entries: b, the least recently added, goes; a stays
+	if _, ok := c.Get("b", now); ok {
+		t.Fatal("b was kept: adding a again did not make it the most recently used")
+	}
+	c.AddWeighted("a", 7, time.Time{}, 901) // 1101 in all: c, the least recent, goes, then d
+	if c.Cost() != 901 || c.Len() != 1 {
+		t.Fatalf("after a grew: len %d, cost %d, want 1 and 901", c.Len(), c.Cost())
+	}
+	if v, ok := c.Get("a", now); !ok || v != 7 {
+		t.Fatalf("a = %d, %v after it grew, want 7", v, ok)
+	}
+	c.AddWeighted("a", 8, time.Time{}, 1001) // more than the cache holds: a is not stored
+	if _, ok := c.Get("a", now); ok || c.Len() != 0 || c.Cost() != 0 {
+		t.Fatalf("an entry costing more than the bound was kept (len %d, cost %d)", c.Len(), c.Cost())
+	}
+}

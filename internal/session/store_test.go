@@ -1,6 +1,7 @@
 package session_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -101,6 +102,30 @@ func TestMemoryStoreCountsItsEnds(t *testing.T) {
 		}
 		if want := step.others; want >= 0 && moved != want || want == few && moved >= 5 || want == all && moved != len(watched) {
 			t.Errorf("%s: %d of %d other sessions' counts moved", step.name, moved, len(watched))
+		}
+	}
+}
+
+// BenchmarkTouch is what a remembered cookie costs the memory store once a minute: the liveness Get and the Put of
+// its new LastSeenAt, which replaces the session in place.
+//
+//	go test -run '^$' -bench Touch -benchmem ./internal/session
+func BenchmarkTouch(b *testing.B) {
+	ctx := context.Background()
+	st := session.NewMemoryStore(0, nil)
+	s := session.Session{ID: "3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", UserKey: "oid.tid", ObjectID: "oid", TenantID: "tid"}
+	if err := st.Put(ctx, s, time.Hour); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		v, ok, err := st.Get(ctx, s.ID)
+		if err != nil || !ok {
+			b.Fatal("no session")
+		}
+		v.LastSeenAt = time.Now()
+		if err := st.Put(ctx, v, time.Hour); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
