@@ -132,6 +132,8 @@ func main() {
 	round := flag.Duration("round", 0, "length of a steady-state round (default 1.25s)")
 	sessionUsers := flag.Int("session-users", 0, "users signed in for the session path (default: as -users)")
 	scaleRepeat := flag.Int("scale-repeat", 1, "repeat the scale item's measurement this many times after its setup, to show its spread")
+	scalePasses := flag.Int("scale-passes", 0, "measured passes of the scale item (default 4); more and longer rounds give profiles finer grain")
+	scaleRound := flag.Duration("scale-round", 0, "length of a scale round (default 500ms)")
 	flag.StringVar(&cfg.Profile, "profile", "", "write CPU and allocation profiles of the loaded steady state (and session-*.pprof of the session path's) here")
 	flag.StringVar(&cfg.CaddyLog, "caddy-log", "", "write Caddy's log to this file")
 	only := flag.String("only", "", "comma-separated scenarios to run: steady, hotpath, session, herd, expiry, redis, scale, memory (default all)")
@@ -144,7 +146,8 @@ func main() {
 	for _, o := range []struct {
 		dst *int
 		v   int
-	}{{&cfg.Users, *users}, {&cfg.Conns, *conns}, {&cfg.Pairs, *pairs}, {&cfg.SessionUsers, *sessionUsers}} {
+	}{{&cfg.Users, *users}, {&cfg.Conns, *conns}, {&cfg.Pairs, *pairs}, {&cfg.SessionUsers, *sessionUsers},
+		{&cfg.ScalePasses, *scalePasses}} {
 		if o.v > 0 {
 			*o.dst = o.v
 		}
@@ -152,6 +155,9 @@ func main() {
 	cfg.ScaleRepeat = *scaleRepeat
 	if *round > 0 {
 		cfg.Round = *round
+	}
+	if *scaleRound > 0 {
+		cfg.ScaleRound = *scaleRound
 	}
 	if *only != "" {
 		cfg.Only = map[string]bool{}
