@@ -155,11 +155,13 @@ func (c *Cache[K, V]) AddWeighted(k K, v V, expires time.Time, cost int64) (evic
 	s := c.lock(h)
 	defer s.mu.Unlock()
 	if e, ok := s.items[h]; ok {
-		if e.key == k {
+		if e.key == k && s.fits(cost) {
 			return s.replace(e, v, exp, cost)
 		}
-		s.remove(e) // a colliding key's entry, which this evicts
-		evicted++
+		s.remove(e) // k's entry, which insert will not store again, or a colliding key's, which this evicts
+		if e.key != k {
+			evicted++
+		}
 	}
 	return evicted + s.insert(&entry[K, V]{key: k, hash: h, value: v, expires: exp, cost: cost})
 }
@@ -277,7 +279,7 @@ func (c *Cache[K, V]) SetLimits(maxEntries int, maxCost int64) {
 // insert adds e, a key not in s, as the most recently used, making room for it first. It returns how many
 // entries it evicted.
 func (s *shard[K, V]) insert(e *entry[K, V]) (evicted int) {
-	if s.maxCost > 0 && e.cost > s.maxCost {
+	if !s.fits(e.cost) {
 		return 0
 	}
 	evicted = s.makeRoom(1, e.cost)
@@ -303,14 +305,13 @@ func (s *shard[K, V]) makeRoom(entries int, cost int64) (evicted int) {
 	return evicted
 }
 
-// replace gives k's entry e a new value, expiry and cost in place, as the most recently used, and evicts others
-// while s is over its cost bound: a session's touch or a token's renewal allocates nothing and leaves the map
-// alone. A cost more than s may hold removes e, as insert would not have stored it.
+// fits reports whether an entry of cost may be stored in s at all.
+func (s *shard[K, V]) fits(cost int64) bool { return s.maxCost == 0 || cost <= s.maxCost }
+
+// replace gives k's entry e a new value, expiry and a cost that fits, in place, as the most recently used, and
+// evicts others while s is over its cost bound: a session's touch or a token's renewal allocates nothing and
+// leaves the map alone.
 func (s *shard[K, V]) replace(e *entry[K, V], v V, exp, cost int64) (evicted int) {
-	if s.maxCost > 0 && cost > s.maxCost {
-		s.remove(e)
-		return 0
-	}
 	s.cost += cost - e.cost
 	e.value, e.expires, e.cost, e.used = v, exp, cost, false
 	s.moveToFront(e)
