@@ -52,7 +52,7 @@ type Config struct {
 	ScaleRound   time.Duration
 	ScaleMillion int
 	// ScaleOBOEvery: one scale user in this many gets a downstream token by On-Behalf-Of (checked to be their
-	// own); the others get a copy (harness.SeedTokens), so that the setup is not 50,000 RSA signatures more.
+	// own); the others get a copy (Env.SeedTokens), so that the setup is not 50,000 RSA signatures more.
 	ScaleOBOEvery int
 	// ScaleRepeat repeats the measurement after the one setup, to show its spread (default 1).
 	ScaleRepeat int

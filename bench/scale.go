@@ -91,7 +91,7 @@ func runScale(env *harness.Env, cfg Config, rep *Report, step func(string, ...an
 	if res.Warm, err = env.Warm(harness.PathCheck, sample, sampleOIDs); err != nil {
 		return err
 	}
-	if res.Seeded, err = harness.SeedTokens(harness.CaptureInj, sampleOIDs[0], oids); err != nil {
+	if res.Seeded, err = env.SeedTokens(harness.CaptureInj, sampleOIDs[0], tokens); err != nil {
 		return err
 	}
 	if res.Proved, err = env.WarmEach(harness.PathInj, tokens, loadgen.GET); err != nil {

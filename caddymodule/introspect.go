@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"context"
+
 	"github.com/tokeninjector/caddy-token-injector/internal/callerauth"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
@@ -11,6 +13,11 @@ import (
 
 // CallerStats reports the registration's proven-token cache and its RSA verifications so far.
 func (h *Handler) CallerStats() callerauth.ProvenStats { return h.state.validator.Stats() }
+
+// ProveCaller proves a caller token as a request's would be, and remembers it as proven.
+func (h *Handler) ProveCaller(ctx context.Context, token string) (*callerauth.Identity, error) {
+	return h.state.validator.Validate(ctx, token)
+}
 
 // TokenCache is the registration's in-memory token cache.
 func (h *Handler) TokenCache() *tokencache.Memory { return h.state.cache }

@@ -77,6 +77,8 @@ type Env struct {
 	caddy *testenv.Caddy
 	site  Site              // the running config, for UseRedis and SetSessionControl
 	own   map[string]string // measured path -> the address of its own server
+	// userKeys are users' keys (by object id) as their proven identities have them: see SeedTokens.
+	userKeys map[string]string
 }
 
 // AddrOf is the address of path's own server (for the measured routes), else the shared one's, Addr.
@@ -110,7 +112,7 @@ func (e *Env) Dir() string { return e.dir }
 
 // StartEnv starts the tenants, the upstreams and Caddy.
 func StartEnv(o EnvOptions) (env *Env, err error) {
-	e := &Env{ServerErrors: &ErrorTally{}}
+	e := &Env{ServerErrors: &ErrorTally{}, userKeys: map[string]string{}}
 	defer func() {
 		if err != nil {
 			e.Close()

@@ -239,3 +239,6 @@ var (
 	_ caddy.Provisioner  = (*capture)(nil)
 	_ caddy.CleanerUpper = (*capture)(nil)
 )
+
+// Users is how many users p cycles through.
+func (p *HotPath) Users() int { return len(p.creds) }

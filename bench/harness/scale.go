@@ -55,7 +55,7 @@ func (e *Env) CreateSessions(name string, users []entraemu.User) ([]string, erro
 	for i, u := range users {
 		w := httptest.NewRecorder()
 		r := httptest.NewRequest("GET", e.Origin()+PathSess+"me", nil)
-		if _, err := m.Create(w, r, session.Session{UserKey: tokencache.UserKey(u.ObjectID, entraemu.DefaultTenantID),
+		if _, err := m.Create(w, r, session.Session{UserKey: e.userKey(u.ObjectID),
 			ObjectID: u.ObjectID, TenantID: entraemu.DefaultTenantID, Username: u.UPN, Name: u.Name}); err != nil {
 			return nil, err
 		}
@@ -88,35 +88,48 @@ func DownstreamHeaders(name string, oids []string) ([]string, error) {
 	return out, nil
 }
 
-// SeedTokens caches, for each user (by object id) that has no downstream token yet, a copy of user like's cached
-// token (its bytes, expiry and refresh time) in the captured handler's registration, as On-Behalf-Of would have
-// cached one. It stands in for tens of thousands of On-Behalf-Of calls, each an RSA signature by the emulator on
-// the cores the suite measures; the request path reads a seeded entry exactly as an obtained one. It returns how
-// many it seeded.
-func SeedTokens(name, like string, oids []string) (int, error) {
+// SeedTokens proves each caller token with the captured handler's registration, as its first request would, and
+// caches for its user, unless it has a downstream token already, a copy of user like's cached token (its bytes,
+// expiry and refresh time), as On-Behalf-Of would have cached one: under the key of the proven identity, the very
+// strings a flight for that caller stores its token under. It stands in for tens of thousands of On-Behalf-Of
+// calls, each an RSA signature by the emulator on the cores the suite measures; the request path reads a seeded
+// entry exactly as an obtained one. It returns how many it seeded, and remembers each user's key for
+// CreateSessions.
+func (e *Env) SeedTokens(name, like string, tokens []string) (int, error) {
 	h, err := CapturedHandler(name)
 	if err != nil {
 		return 0, err
 	}
 	ctx := context.Background()
-	key := func(oid string) tokencache.Key {
-		return tokencache.Key{User: tokencache.UserKey(oid, entraemu.DefaultTenantID),
-			Scopes: tokencache.NormalizeScopes([]string{GraphScope})}
-	}
-	tok, ok, err := h.TokenCache().Get(ctx, key(like))
+	scopes := tokencache.NormalizeScopes([]string{GraphScope})
+	tok, ok, err := h.TokenCache().Get(ctx, tokencache.Key{User: e.userKey(like), Scopes: scopes})
 	if err != nil || !ok {
 		return 0, fmt.Errorf("no cached token for %s to copy (%v)", like, err)
 	}
 	seeded := 0
-	for _, oid := range oids {
-		if _, ok, _ := h.TokenCache().Get(ctx, key(oid)); ok {
+	for _, t := range tokens {
+		id, err := h.ProveCaller(ctx, t)
+		if err != nil {
+			return seeded, err
+		}
+		e.userKeys[id.ObjectID] = id.UserKey
+		k := tokencache.Key{User: id.UserKey, Context: id.AuthContext, Scopes: scopes}
+		if _, ok, _ := h.TokenCache().Get(ctx, k); ok {
 			continue
 		}
-		if err := h.TokenCache().Set(ctx, key(oid), tokencache.Token{AccessToken: tok.AccessToken,
+		if err := h.TokenCache().Set(ctx, k, tokencache.Token{AccessToken: tok.AccessToken,
 			ExpiresOn: tok.ExpiresOn, RefreshOn: tok.RefreshOn}); err != nil {
 			return seeded, err
 		}
 		seeded++
 	}
 	return seeded, nil
+}
+
+// userKey is the user's key as the proven identity has it (SeedTokens), else as one is made.
+func (e *Env) userKey(oid string) string {
+	if k, ok := e.userKeys[oid]; ok {
+		return k
+	}
+	return tokencache.UserKey(oid, entraemu.DefaultTenantID)
 }

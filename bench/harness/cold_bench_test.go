@@ -1,0 +1,70 @@
+package harness_test
+
+import (
+	"testing"
+
+	"github.com/tokeninjector/caddy-token-injector/bench/harness"
+)
+
+// BenchmarkColdServeHTTP is BenchmarkServeHTTP over 50,000 users taken in a scattered order, so that each request
+// finds its user's state (the proven token or the opened cookie, the session, the downstream token) cold in main
+// memory, as a server at that scale does between one user's requests. It prices what the warm benchmark cannot:
+// the lines and pages a hit touches. Setting it up signs 50,000 tokens and takes about a minute.
+//
+//	go test -run '^$' -bench ColdServeHTTP -benchmem -count 4 ./bench/harness
+func BenchmarkColdServeHTTP(b *testing.B) {
+	const n, stride = 50000, 7919 // stride: a prime, so every user comes once per 50,000 requests
+	env, err := harness.StartEnv(harness.EnvOptions{UsersA: n})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(env.Close)
+	users, oids := harness.Users(0, n)
+	tokens, err := env.A.Mint(users)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// One user's token by On-Behalf-Of, copied to the others, as the suite's scale item does.
+	if _, err := env.Warm(harness.PathCheck, tokens[:1], oids[:1]); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := env.SeedTokens(harness.CaptureInj, oids[0], tokens); err != nil {
+		b.Fatal(err)
+	}
+	cookies, err := env.CreateSessions(harness.CaptureSess, users)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// State is made in the users' order, as they arrived, and read in another.
+	bearer := warmed(b)(harness.NewHotPath(harness.CaptureInj, tokens, oids))
+	sess := warmed(b)(env.NewSessionHotPath(harness.CaptureSess, cookies, oids))
+	scatter := func(s []string) []string {
+		out := make([]string, len(s))
+		for i := range s {
+			out[i] = s[i*stride%len(s)]
+		}
+		return out
+	}
+	bearer = checked(b)(harness.NewHotPath(harness.CaptureInj, scatter(tokens), scatter(oids)))
+	sess = checked(b)(env.NewSessionHotPath(harness.CaptureSess, scatter(cookies), scatter(oids)))
+	b.Run("baseline", baseline(bearer))
+	b.Run("users=50000", serve(bearer))
+	b.Run("session/baseline", baseline(sess))
+	b.Run("session/users=50000", serve(sess))
+}
+
+// warmed returns p once every user's request went through it: each caller token proven, each cookie opened.
+func warmed(b *testing.B) func(*harness.HotPath, error) *harness.HotPath {
+	return func(p *harness.HotPath, err error) *harness.HotPath {
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := p.NewClient()
+		for range p.Users() {
+			if err := c.Serve(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return p
+	}
+}
