@@ -29,8 +29,8 @@ type table[K comparable, V any] struct {
 
 type shard[K comparable, V any] struct {
 	mu       sync.Mutex
-	items    map[uint64]*entry[K, V] // by the key's seeded hash (Cache.hash); the entry holds the key itself
-	head     entry[K, V]             // sentinel: head.next is the most recently used, head.prev the least
+	items    index[K, V] // by the key's seeded hash (Cache.hash); the entry holds the key itself
+	head     entry[K, V] // sentinel: head.next is the most recently used, head.prev the least
 	capacity int
 	maxCost  int64 // 0: no bound on the entries' total cost
 	cost     int64 // total cost of the entries held
@@ -85,7 +85,6 @@ func newTable[K comparable, V any](capacity int, maxCost int64) *table[K, V] {
 			s.capacity++
 		}
 		s.maxCost = maxCost / int64(n)
-		s.items = make(map[uint64]*entry[K, V])
 		s.head.next, s.head.prev = &s.head, &s.head
 	}
 	return t
@@ -98,8 +97,9 @@ func (t *table[K, V]) shardFor(h uint64) *shard[K, V] {
 	return &t.shards[h%uint64(len(t.shards))]
 }
 
-// hash is k's seeded hash. A lookup computes it once: it picks the shard and is the shard map's key, where a map
-// keyed by K would hash k again (for a key of three strings or a 43-byte id, most of a lookup). Two keys that
+// hash is k's seeded hash. A lookup computes it once: its low bits pick the shard, its high bits the slot in the
+// shard's index, which keys entries by it alone (hashing a key of three strings again would be most of a
+// lookup). Two keys that
 // share it share a slot: the entry there is compared with the key, so a collision is a miss, and an Add takes
 // the slot, as an eviction would.
 func (c *Cache[K, V]) hash(k K) uint64 { return maphash.Comparable(c.seed, k) }
@@ -121,8 +121,8 @@ func (c *Cache[K, V]) Get(k K, now time.Time) (V, bool) {
 	h := c.hash(k)
 	s := c.lock(h)
 	defer s.mu.Unlock()
-	e, ok := s.items[h]
-	if !ok || e.key != k {
+	e := s.items.get(h)
+	if e == nil || e.key != k {
 		var zero V
 		return zero, false
 	}
@@ -154,9 +154,9 @@ func (c *Cache[K, V]) AddWeighted(k K, v V, expires time.Time, cost int64) (evic
 	h := c.hash(k)
 	s := c.lock(h)
 	defer s.mu.Unlock()
-	if e, ok := s.items[h]; ok {
+	if e := s.items.get(h); e != nil {
 		if e.key == k && s.fits(cost) {
-			return s.replace(e, v, exp, cost)
+			return s.replace(e, k, v, exp, cost)
 		}
 		s.remove(e) // k's entry, which insert will not store again, or a colliding key's, which this evicts
 		if e.key != k {
@@ -171,8 +171,9 @@ func (c *Cache[K, V]) Remove(k K) bool {
 	h := c.hash(k)
 	s := c.lock(h)
 	defer s.mu.Unlock()
-	e, ok := s.items[h]
-	if ok = ok && e.key == k; ok { // not a colliding key's entry
+	e := s.items.get(h)
+	ok := e != nil && e.key == k // not a colliding key's entry
+	if ok {
 		s.remove(e)
 	}
 	return ok
@@ -183,11 +184,13 @@ func (c *Cache[K, V]) Remove(k K) bool {
 func (c *Cache[K, V]) RemoveFunc(match func(K, V) bool) int {
 	n := 0
 	c.eachShard(func(s *shard[K, V]) {
-		for _, e := range s.items {
+		for e := s.head.next; e != &s.head; {
+			next := e.next
 			if match(e.key, e.value) {
 				s.remove(e)
 				n++
 			}
+			e = next
 		}
 	})
 	return n
@@ -196,7 +199,7 @@ func (c *Cache[K, V]) RemoveFunc(match func(K, V) bool) int {
 // Len returns the number of entries, expired ones included until they are touched or evicted.
 func (c *Cache[K, V]) Len() int {
 	n := 0
-	c.eachShard(func(s *shard[K, V]) { n += len(s.items) })
+	c.eachShard(func(s *shard[K, V]) { n += s.items.n })
 	return n
 }
 
@@ -283,7 +286,7 @@ func (s *shard[K, V]) insert(e *entry[K, V]) (evicted int) {
 		return 0
 	}
 	evicted = s.makeRoom(1, e.cost)
-	s.items[e.hash] = e
+	s.items.put(e.hash, e)
 	s.cost += e.cost
 	s.pushFront(e)
 	return evicted
@@ -293,7 +296,7 @@ func (s *shard[K, V]) insert(e *entry[K, V]) (evicted int) {
 // last entry goes unless it is marked used, in which case it is unmarked and moved to the front. It returns how
 // many it evicted.
 func (s *shard[K, V]) makeRoom(entries int, cost int64) (evicted int) {
-	for len(s.items)+entries > s.capacity || s.maxCost > 0 && s.cost+cost > s.maxCost {
+	for s.items.n+entries > s.capacity || s.maxCost > 0 && s.cost+cost > s.maxCost {
 		if last := s.head.prev; last.used { // its second chance; each is paid for by the hit that marked it
 			last.used = false
 			s.moveToFront(last)
@@ -310,10 +313,11 @@ func (s *shard[K, V]) fits(cost int64) bool { return s.maxCost == 0 || cost <= s
 
 // replace gives k's entry e a new value, expiry and a cost that fits, in place, as the most recently used, and
 // evicts others while s is over its cost bound: a session's touch or a token's renewal allocates nothing and
-// leaves the map alone.
-func (s *shard[K, V]) replace(e *entry[K, V], v V, exp, cost int64) (evicted int) {
+// leaves the index alone. The entry keeps k as this caller has it: a key of strings made anew (a caller's next
+// token, proven) then shares them with the caller's next lookups, which compare it by pointer, not byte by byte.
+func (s *shard[K, V]) replace(e *entry[K, V], k K, v V, exp, cost int64) (evicted int) {
 	s.cost += cost - e.cost
-	e.value, e.expires, e.cost, e.used = v, exp, cost, false
+	e.key, e.value, e.expires, e.cost, e.used = k, v, exp, cost, false
 	s.moveToFront(e)
 	return s.makeRoom(0, 0) // e is at the front and fits: others go first
 }
@@ -349,5 +353,5 @@ func (s *shard[K, V]) remove(e *entry[K, V]) {
 	e.prev.next, e.next.prev = e.next, e.prev
 	e.prev, e.next = nil, nil
 	s.cost -= e.cost
-	delete(s.items, e.hash)
+	s.items.del(e.hash)
 }

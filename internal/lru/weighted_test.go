@@ -1,8 +1,10 @@
 package lru
 
 import (
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestWeightedBoundsTotalCost(t *testing.T) {
@@ -93,5 +95,20 @@ func TestAddAgainReplacesInPlace(t *testing.T) {
 	c.AddWeighted("a", 8, time.Time{}, 1001) // more than the cache holds: a is not stored
 	if _, ok := c.Get("a", now); ok || c.Len() != 0 || c.Cost() != 0 {
 		t.Fatalf("an entry costing more than the bound was kept (len %d, cost %d)", c.Len(), c.Cost())
+	}
+}
+
+// A key added again is kept as the latest caller gave it, so that its strings are the ones that caller's lookups
+// hold: comparing them is then a pointer comparison, where two copies of a user key would each be read.
+func TestAddAgainKeepsTheNewKey(t *testing.T) {
+	c := New[string, int](4)
+	const user = "aaaaaaaa-0000-4000-8000-000000000001.tid"
+	first, again := strings.Clone(user), strings.Clone(user)
+	c.Add(first, 1, time.Time{})
+	c.Add(again, 2, time.Time{})
+	h := c.hash(again)
+	e := c.table.Load().shardFor(h).items.get(h)
+	if e == nil || e.value != 2 || unsafe.StringData(e.key) != unsafe.StringData(again) {
+		t.Fatal("the entry kept the key it was first added with, not the one it was added again with")
 	}
 }
