@@ -6,13 +6,13 @@ import (
 	"github.com/tokeninjector/caddy-token-injector/bench/harness"
 )
 
-// BenchmarkColdServeHTTP is BenchmarkServeHTTP over 50,000 users taken in a scattered order, so that each request
+// BenchmarkColdHit is BenchmarkServeHTTP over 50,000 users taken in a scattered order, so that each request
 // finds its user's state (the proven token or the opened cookie, the session, the downstream token) cold in main
 // memory, as a server at that scale does between one user's requests. It prices what the warm benchmark cannot:
 // the lines and pages a hit touches. Setting it up signs 50,000 tokens and takes about a minute.
 //
-//	go test -run '^$' -bench ColdServeHTTP -benchmem -count 4 ./bench/harness
-func BenchmarkColdServeHTTP(b *testing.B) {
+//	go test -run '^$' -bench ColdHit -benchmem -count 4 ./bench/harness
+func BenchmarkColdHit(b *testing.B) {
 	const n, stride = 50000, 7919 // stride: a prime, so every user comes once per 50,000 requests
 	env, err := harness.StartEnv(harness.EnvOptions{UsersA: n})
 	if err != nil {
