@@ -311,15 +311,16 @@ func (s *shard[K, V]) makeRoom(entries int, cost int64) (evicted int) {
 // fits reports whether an entry of cost may be stored in s at all.
 func (s *shard[K, V]) fits(cost int64) bool { return s.maxCost == 0 || cost <= s.maxCost }
 
-// replace gives k's entry e a new value, expiry and a cost that fits, in place, as the most recently used, and
-// evicts others while s is over its cost bound: a session's touch or a token's renewal allocates nothing and
-// leaves the index alone. The entry keeps k as this caller has it: a key of strings made anew (a caller's next
-// token, proven) then shares them with the caller's next lookups, which compare it by pointer, not byte by byte.
+// replace gives k's entry e a new value, expiry and a cost that fits, in place, and marks it used, as a hit does,
+// rather than moving it to the front: a move writes to its neighbours and the list head, cold lines in a large
+// cache, on every touch of a session (once a minute each) and every token renewal. Then it evicts others while
+// s is over its cost bound; e, if it comes up, gets its second chance, and it fits. The entry keeps k as this
+// caller has it: a key of strings made anew (a caller's next token, proven) then shares them with the caller's
+// next lookups, which compare it by pointer, not byte by byte.
 func (s *shard[K, V]) replace(e *entry[K, V], k K, v V, exp, cost int64) (evicted int) {
 	s.cost += cost - e.cost
-	e.key, e.value, e.expires, e.cost, e.used = k, v, exp, cost, false
-	s.moveToFront(e)
-	return s.makeRoom(0, 0) // e is at the front and fits: others go first
+	e.key, e.value, e.expires, e.cost, e.used = k, v, exp, cost, true
+	return s.makeRoom(0, 0)
 }
 
 func (s *shard[K, V]) pushFront(e *entry[K, V]) {

@@ -57,14 +57,16 @@ func TestWeightedReplaceRemoveAndResize(t *testing.T) {
 		t.Fatalf("cost %d after removing b, want 300", c.Cost())
 	}
 	c.AddWeighted("c", 5, time.Time{}, 500)
-	c.SetLimits(0, 600) // shrinking evicts the least recently used: a
+	c.Get("c", time.Now()) // a's second add counts as a use: so does this, later
+	c.SetLimits(0, 600)    // shrinking evicts the least recently used: a
 	if _, ok := c.Get("a", time.Now()); ok || c.Cost() != 500 {
 		t.Fatalf("after shrinking: a kept=%v, cost %d, want a evicted and 500", ok, c.Cost())
 	}
 }
 
-// A key added again keeps its entry: the new value, expiry and cost in place, as the most recently used, with no
-// allocation (a session's touch once a minute, a token's renewal), and a larger cost evicts others, never it.
+// A key added again keeps its entry: the new value, expiry and cost in place, used as a hit would leave it (so it
+// outlasts entries not used since), with no allocation (a session's touch once a minute, a token's renewal), and
+// a larger cost evicts others, never it.
 func TestAddAgainReplacesInPlace(t *testing.T) {
 	now := time.Now()
 	c := NewWeighted[string, int](3, 1000)
@@ -83,7 +85,7 @@ func TestAddAgainReplacesInPlace(t *testing.T) {
 	c.AddWeighted("a", 5, time.Time{}, 100)
 	c.AddWeighted("d", 6, time.Time{}, 100) // full at 3 entries: b, the least recently added, goes; a stays
 	if _, ok := c.Get("b", now); ok {
-		t.Fatal("b was kept: adding a again did not make it the most recently used")
+		t.Fatal("b was kept: adding a again did not count as a use of a")
 	}
 	c.AddWeighted("a", 7, time.Time{}, 901) // 1101 in all: c, the least recent, goes, then d
 	if c.Cost() != 901 || c.Len() != 1 {
