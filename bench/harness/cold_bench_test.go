@@ -14,16 +14,7 @@ import (
 //	go test -run '^$' -bench ColdHit -benchmem -count 4 ./bench/harness
 func BenchmarkColdHit(b *testing.B) {
 	const n, stride = 50000, 7919 // stride: a prime, so every user comes once per 50,000 requests
-	env, err := harness.StartEnv(harness.EnvOptions{UsersA: n})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(env.Close)
-	users, oids := harness.Users(0, n)
-	tokens, err := env.A.Mint(users)
-	if err != nil {
-		b.Fatal(err)
-	}
+	env, users, oids, tokens := startWithTokens(b, n)
 	// One user's token by On-Behalf-Of, copied to the others, as the suite's scale item does.
 	if _, err := env.Warm(harness.PathCheck, tokens[:1], oids[:1]); err != nil {
 		b.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/tokeninjector/caddy-token-injector/bench/harness"
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 )
 
 // BenchmarkServeHTTP measures token_injector's ServeHTTP on the cache-hit path, caller-token validation included,
@@ -24,16 +25,7 @@ import (
 //	go test -run '^$' -bench 'ServeHTTP/session' -benchmem ./bench/harness
 func BenchmarkServeHTTP(b *testing.B) {
 	const maxUsers = 1000
-	env, err := harness.StartEnv(harness.EnvOptions{UsersA: maxUsers})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(env.Close)
-	users, oids := harness.Users(0, maxUsers)
-	tokens, err := env.A.Mint(users)
-	if err != nil {
-		b.Fatal(err)
-	}
+	env, users, oids, tokens := startWithTokens(b, maxUsers)
 	if _, err := env.Warm(harness.PathCheck, tokens, oids); err != nil {
 		b.Fatal(err)
 	}
@@ -69,6 +61,21 @@ func BenchmarkServeHTTP(b *testing.B) {
 	// Its own baseline: a session request's setup reads in a cookie, not a 1.6 KB token.
 	b.Run("session/baseline", baseline(sess))
 	b.Run(fmt.Sprintf("session/users=%d", maxUsers), serve(sess))
+}
+
+// startWithTokens starts an Env with n users in tenant A and mints each one's caller token.
+func startWithTokens(b *testing.B, n int) (*harness.Env, []entraemu.User, []string, []string) {
+	env, err := harness.StartEnv(harness.EnvOptions{UsersA: n})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(env.Close)
+	users, oids := harness.Users(0, n)
+	tokens, err := env.A.Mint(users)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return env, users, oids, tokens
 }
 
 // checked returns a hot path once its first request was served as its user's own.
