@@ -99,9 +99,8 @@ func (t *table[K, V]) shardFor(h uint64) *shard[K, V] {
 
 // hash is k's seeded hash. A lookup computes it once: its low bits pick the shard, its high bits the slot in the
 // shard's index, which keys entries by it alone (hashing a key of three strings again would be most of a
-// lookup). Two keys that
-// share it share a slot: the entry there is compared with the key, so a collision is a miss, and an Add takes
-// the slot, as an eviction would.
+// lookup). Two keys that share it share a slot: the entry there is compared with the key, so a collision is a
+// miss, and an Add takes the slot, as an eviction would.
 func (c *Cache[K, V]) hash(k K) uint64 { return maphash.Comparable(c.seed, k) }
 
 // lock returns the shard of the current table for hash h, locked.
