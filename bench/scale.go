@@ -83,7 +83,8 @@ func runScale(env *harness.Env, cfg Config, rep *Report, step func(string, ...an
 	}
 	res.MintTook = time.Since(t0)
 	// One user in oboEvery gets their token by On-Behalf-Of through the token-checking stub, which proves it is
-	// their own; the others get a copy of one (SeedTokens). Then every caller token is proven once through /inj/.
+	// their own; the others get a copy of one (SeedTokens, which proves each caller token to key its copy as a
+	// flight would). Then every user's request goes once through /inj/, which must answer 200.
 	sample, sampleOIDs := everyNth(tokens, oids, cfg.ScaleOBOEvery)
 	step("scale: %d users' downstream tokens by OBO through the checking stub (minted in %s), the other %d seeded",
 		len(sample), res.MintTook.Round(time.Millisecond), n-len(sample))

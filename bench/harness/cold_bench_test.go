@@ -27,8 +27,8 @@ func BenchmarkColdHit(b *testing.B) {
 		b.Fatal(err)
 	}
 	// State is made in the users' order, as they arrived, and read in another.
-	bearer := warmed(b)(harness.NewHotPath(harness.CaptureInj, tokens, oids))
-	sess := warmed(b)(env.NewSessionHotPath(harness.CaptureSess, cookies, oids))
+	warm(b)(harness.NewHotPath(harness.CaptureInj, tokens, oids))
+	warm(b)(env.NewSessionHotPath(harness.CaptureSess, cookies, oids))
 	scatter := func(s []string) []string {
 		out := make([]string, len(s))
 		for i := range s {
@@ -36,17 +36,17 @@ func BenchmarkColdHit(b *testing.B) {
 		}
 		return out
 	}
-	bearer = checked(b)(harness.NewHotPath(harness.CaptureInj, scatter(tokens), scatter(oids)))
-	sess = checked(b)(env.NewSessionHotPath(harness.CaptureSess, scatter(cookies), scatter(oids)))
+	bearer := checked(b)(harness.NewHotPath(harness.CaptureInj, scatter(tokens), scatter(oids)))
+	sess := checked(b)(env.NewSessionHotPath(harness.CaptureSess, scatter(cookies), scatter(oids)))
 	b.Run("baseline", baseline(bearer))
 	b.Run("users=50000", serve(bearer))
 	b.Run("session/baseline", baseline(sess))
 	b.Run("session/users=50000", serve(sess))
 }
 
-// warmed returns p once every user's request went through it: each caller token proven, each cookie opened.
-func warmed(b *testing.B) func(*harness.HotPath, error) *harness.HotPath {
-	return func(p *harness.HotPath, err error) *harness.HotPath {
+// warm sends every user's request through p once: each caller token proven, each cookie opened.
+func warm(b *testing.B) func(*harness.HotPath, error) {
+	return func(p *harness.HotPath, err error) {
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -56,6 +56,5 @@ func warmed(b *testing.B) func(*harness.HotPath, error) *harness.HotPath {
 				b.Fatal(err)
 			}
 		}
-		return p
 	}
 }

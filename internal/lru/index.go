@@ -27,16 +27,24 @@ func (x *index[K, V]) home(h uint64) int { return int(h >> x.shift) }
 
 // get returns the entry stored under h, nil if there is none.
 func (x *index[K, V]) get(h uint64) *entry[K, V] {
+	if i := x.find(h); i >= 0 {
+		return x.slots[i].e
+	}
+	return nil
+}
+
+// find returns the slot holding h, -1 if there is none.
+func (x *index[K, V]) find(h uint64) int {
 	if x.n == 0 {
-		return nil
+		return -1
 	}
 	mask := len(x.slots) - 1
 	for i := x.home(h); ; i = (i + 1) & mask {
 		switch s := &x.slots[i]; {
 		case s.e == nil:
-			return nil
+			return -1
 		case s.hash == h:
-			return s.e
+			return i
 		}
 	}
 }
@@ -58,16 +66,11 @@ func (x *index[K, V]) put(h uint64, e *entry[K, V]) {
 // del removes what is stored under h, if anything. The entries after it in its run move back, each as far as
 // its home slot allows, so that every entry stays reachable from its home without a tombstone.
 func (x *index[K, V]) del(h uint64) {
-	if x.n == 0 {
+	i := x.find(h)
+	if i < 0 {
 		return
 	}
 	mask := len(x.slots) - 1
-	i := x.home(h)
-	for ; x.slots[i].hash != h || x.slots[i].e == nil; i = (i + 1) & mask {
-		if x.slots[i].e == nil {
-			return
-		}
-	}
 	for j := i; ; {
 		j = (j + 1) & mask
 		if x.slots[j].e == nil {

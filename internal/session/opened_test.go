@@ -243,7 +243,6 @@ func BenchmarkCaller(b *testing.B) {
 				}
 				reqs[i] = withCookies(r, w)
 				_, _ = m.Caller(reqs[i]) // opened once
-
 			}
 			b.ReportAllocs()
 			i := 0
