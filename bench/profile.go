@@ -16,7 +16,7 @@ import (
 //
 // divided by the rounds' requests: the difference is what the measured route costs, wherever it is spent. Item 7
 // does the same per kind, each with the control rounds paired with it (scale-cpu-bearer-50000-N.pprof and
-// scale-cpu-control-bearer-50000-N.pprof, ...).
+// scale-cpu-control-bearer-50000-N.pprof, ...). go run ./bench/perrequest DIR prints all of it per request.
 
 // profileRound starts the CPU profile of one measured round of route; stop ends it and records the round's
 // requests. Without plan.ProfileDir both do nothing.
