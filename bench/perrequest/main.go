@@ -33,11 +33,17 @@ type column struct {
 	Func string // the function's full name, as pprof prints it
 }
 
+// The injector's handler, and the reverse_proxy it calls: the handler's own cost is the one minus the other.
+const (
+	handlerFunc = "github.com/tokeninjector/caddy-token-injector/caddymodule.(*Handler).ServeHTTP"
+	proxyFunc   = "github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy.(*Handler).ServeHTTP"
+)
+
 var columns = []column{
 	{"conn.serve", "net/http.(*conn).serve"},
 	{"Server.ServeHTTP", "github.com/caddyserver/caddy/v2/modules/caddyhttp.(*Server).ServeHTTP"},
-	{"handler", "github.com/tokeninjector/caddy-token-injector/caddymodule.(*Handler).ServeHTTP"},
-	{"reverse_proxy", "github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy.(*Handler).ServeHTTP"},
+	{"handler", handlerFunc},
+	{"reverse_proxy", proxyFunc},
 	{"Validate", "github.com/tokeninjector/caddy-token-injector/internal/callerauth.(*Validator).Validate"},
 	{"session find", "github.com/tokeninjector/caddy-token-injector/internal/session.(*Manager).find"},
 	{"Engine.Token", "github.com/tokeninjector/caddy-token-injector/internal/acquire.(*Engine).Token"},
@@ -126,7 +132,7 @@ func table(w io.Writer, dir, prefix string, requests map[string]int) error {
 		for _, col := range columns {
 			fmt.Fprintf(w, " %s |", per(c.cum[col.Func]))
 		}
-		own := c.cum[columns[2].Func] - c.inHandler[columns[3].Func]
+		own := c.cum[handlerFunc] - c.inHandler[proxyFunc]
 		fmt.Fprintf(w, " %s |\n", per(max(own, 0)))
 	}
 	return nil
@@ -186,7 +192,6 @@ func (c *cost) add(path string) error {
 		return fmt.Errorf("%s: not a CPU profile", path)
 	}
 	c.period = float64(p.Period)
-	handler := columns[2].Func
 	for _, s := range p.Sample {
 		v := s.Value[vi]
 		c.process += v
@@ -204,7 +209,7 @@ func (c *cost) add(path string) error {
 		}
 		for fn := range seen {
 			c.cum[fn] += v
-			if seen[handler] {
+			if seen[handlerFunc] {
 				c.inHandler[fn] += v
 			}
 		}

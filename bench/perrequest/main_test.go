@@ -56,13 +56,13 @@ type testSample struct {
 	stack []string
 }
 
-// The handler, reverse_proxy inside it, and one more reverse_proxy call outside it (a second route).
+// Functions of the table's columns.
 var (
 	conn    = columns[0].Func
 	server  = columns[1].Func
-	handler = columns[2].Func
-	proxy   = columns[3].Func
-	token   = columns[6].Func
+	handler = handlerFunc
+	proxy   = proxyFunc
+	token   = "github.com/tokeninjector/caddy-token-injector/internal/acquire.(*Engine).Token"
 )
 
 func TestSummarizeCountsPerRequest(t *testing.T) {
