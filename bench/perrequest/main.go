@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -110,18 +111,13 @@ func readRounds(path string) (map[string]int, error) {
 
 func table(w io.Writer, dir, prefix string, requests map[string]int) error {
 	fmt.Fprintf(w, "\n%s (µs per request; Caddy's role unless it says process)\n\n", filepath.Join(dir, prefix+"cpu-*.pprof"))
-	fmt.Fprint(w, "| kind | requests | one sample | process | Caddy |")
+	head := []string{"kind", "requests", "one sample", "process", "Caddy"}
 	for _, c := range columns {
-		fmt.Fprintf(w, " %s |", c.Name)
+		head = append(head, c.Name)
 	}
-	fmt.Fprint(w, " handler's own |\n|---|---|---|---|---|")
-	fmt.Fprint(w, strings.Repeat("---|", len(columns)+1)+"\n")
-	kinds := make([]string, 0, len(requests))
-	for k := range requests {
-		kinds = append(kinds, k)
-	}
-	slices.SortFunc(kinds, byKind)
-	for _, k := range kinds {
+	head = append(head, "handler's own")
+	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat("---|", len(head)))
+	for _, k := range slices.SortedFunc(maps.Keys(requests), byKind) {
 		c, err := costOf(filepath.Join(dir, prefix+"cpu-"+k+"-*.pprof"))
 		if err != nil {
 			return err
@@ -132,8 +128,8 @@ func table(w io.Writer, dir, prefix string, requests map[string]int) error {
 		for _, col := range columns {
 			fmt.Fprintf(w, " %s |", per(c.cum[col.Func]))
 		}
-		own := c.cum[handlerFunc] - c.inHandler[proxyFunc]
-		fmt.Fprintf(w, " %s |\n", per(max(own, 0)))
+		// Only stacks through the handler count in inHandler, so this is never negative.
+		fmt.Fprintf(w, " %s |\n", per(c.cum[handlerFunc]-c.inHandler[proxyFunc]))
 	}
 	return nil
 }
