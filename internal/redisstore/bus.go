@@ -29,8 +29,11 @@ type bus struct {
 	c       *Client
 	channel string
 	origin  [16]byte
-	// gen grows with every invalidation handled: an L1 fill that read Redis before one is not kept.
+	// gen grows with every invalidation handled: an L1 fill that read Redis before one is not kept (see keep).
 	gen atomic.Uint64
+	// filling is held shared by a fill between its check of gen and its write to L1, and exclusively by deliver,
+	// so no invalidation lands between the two.
+	filling sync.RWMutex
 
 	mu       sync.RWMutex
 	handlers []func(kind byte, value string)
@@ -92,11 +95,23 @@ func (b *bus) open(payload string) (byte, string, bool) {
 }
 
 func (b *bus) deliver(kind byte, value string) {
+	b.filling.Lock()
+	defer b.filling.Unlock()
 	b.gen.Add(1)
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	for _, h := range b.handlers {
 		h(kind, value)
+	}
+}
+
+// keep runs fill (an L1 write of what was read from Redis) unless an invalidation was handled since gen was read:
+// what was read may be what it ended.
+func (b *bus) keep(gen uint64, fill func()) {
+	b.filling.RLock()
+	defer b.filling.RUnlock()
+	if b.gen.Load() == gen {
+		fill()
 	}
 }
 

@@ -50,8 +50,8 @@ func (t *TieredCache) Get(ctx context.Context, k tokencache.Key) (tokencache.Tok
 	}
 	gen := t.bus.gen.Load()
 	tok, ok, err := t.l2.Get(ctx, k)
-	if ok && t.bus.gen.Load() == gen { // an invalidation meanwhile may have ended what was read
-		_ = t.l1.Set(ctx, k, tok)
+	if ok {
+		t.bus.keep(gen, func() { _ = t.l1.Set(ctx, k, tok) })
 	}
 	return tok, ok, err
 }
@@ -62,25 +62,40 @@ func (t *TieredCache) Set(ctx context.Context, k tokencache.Key, tok tokencache.
 	return t.l2.Set(ctx, k, tok)
 }
 
-// GetAccount reads Redis first: another replica may have rotated the refresh token. While Redis is down, or
-// when it came back empty, L1's copy is used (and written back).
+// GetAccount reads Redis first: another replica may have rotated the refresh token. While Redis is down, L1's
+// copy is used. When Redis lost the record (a restart without persistence, an eviction), L1's copy is written
+// back, unless the user signed out meanwhile on another replica (see Tokens.restoreAccount).
 func (t *TieredCache) GetAccount(ctx context.Context, user string) (tokencache.Account, bool, error) {
-	gen := t.bus.gen.Load()
-	a, ok, err := t.l2.GetAccount(ctx, user)
+	a, ok, err := t.accountFromRedis(ctx, user)
 	if ok {
-		if t.bus.gen.Load() == gen {
-			_ = t.l1.SetAccount(ctx, user, a)
-		}
 		return a, true, nil
 	}
 	local, found, _ := t.l1.GetAccount(ctx, user)
-	if found && err == nil {
-		_ = t.l2.SetAccount(ctx, user, local)
+	if !found {
+		return tokencache.Account{}, false, err
 	}
-	if found {
+	if err != nil {
 		return local, true, nil
 	}
-	return tokencache.Account{}, false, err
+	switch r, err := t.l2.restoreAccount(ctx, user, local); {
+	case err != nil || r == restored:
+		return local, true, nil
+	case r == signedOut: // and this replica has not heard it yet
+		_ = t.l1.DeleteUser(ctx, user)
+		return tokencache.Account{}, false, nil
+	default: // another replica stored a newer one meanwhile
+		return t.accountFromRedis(ctx, user)
+	}
+}
+
+// accountFromRedis reads the user's account from Redis and keeps it in L1.
+func (t *TieredCache) accountFromRedis(ctx context.Context, user string) (tokencache.Account, bool, error) {
+	gen := t.bus.gen.Load()
+	a, ok, err := t.l2.GetAccount(ctx, user)
+	if ok {
+		t.bus.keep(gen, func() { _ = t.l1.SetAccount(ctx, user, a) })
+	}
+	return a, ok, err
 }
 
 // SetAccount stores a in both tiers and tells the other replicas, whose L1 copies are now stale. While Redis is
@@ -169,10 +184,8 @@ func (t *TieredSessions) Get(ctx context.Context, id string) (session.Session, b
 	}
 	gen := t.bus.gen.Load()
 	s, until, ok, err := t.l2.get(ctx, id)
-	if ok && t.bus.gen.Load() == gen { // a logout meanwhile may have ended what was read
-		if ttl := until.Sub(t.l2.c.now()); ttl > 0 {
-			_ = t.l1.Put(ctx, s, ttl)
-		}
+	if ttl := until.Sub(t.l2.c.now()); ok && ttl > 0 {
+		t.bus.keep(gen, func() { _ = t.l1.Put(ctx, s, ttl) })
 	}
 	return s, ok, err
 }

@@ -52,6 +52,14 @@ func (t *Tokens) accountName(user string) func(int) string {
 	return func(n int) string { return t.c.name(n, "acct", user) }
 }
 
+// signedOutName marks a user whose tokens and account were deleted, for signedOutKept (see restoreAccount).
+func (t *Tokens) signedOutName(user string) string { return t.c.name(0, "out", user) }
+
+// signedOutKept is how long a deleted account stays marked. It outlasts by far how long a replica can miss the
+// deletion's invalidation: go-redis pings a subscription every 3 s and reconnects within 10 s, and a replica
+// that resubscribes drops every account from its L1.
+const signedOutKept = 15 * time.Minute
+
 // Get returns the token for k while it is usable.
 func (t *Tokens) Get(ctx context.Context, k tokencache.Key) (tokencache.Token, bool, error) {
 	pt, ok, err := t.c.get(ctx, t.tokenName(k))
@@ -112,13 +120,52 @@ func (t *Tokens) GetAccount(ctx context.Context, user string) (tokencache.Accoun
 	return tokencache.Account{MSAL: s.MSAL, Scopes: s.Scopes, ExpiresOn: s.ExpiresOn}, true, nil
 }
 
-// SetAccount stores the user's account record until it expires.
+// SetAccount stores the user's account record until it expires (a sign-in clears a sign-out's mark).
 func (t *Tokens) SetAccount(ctx context.Context, user string, a tokencache.Account) error {
 	pt, err := json.Marshal(storedAccount{MSAL: a.MSAL, Scopes: a.Scopes, ExpiresOn: a.ExpiresOn})
 	if err != nil {
 		return err
 	}
-	return t.c.set(ctx, t.accountName(user)(0), pt, t.c.ttlUntil(a.ExpiresOn))
+	name := t.accountName(user)(0)
+	return t.c.do(ctx, metrics.RedisSet, func(ctx context.Context) error {
+		_, err := t.c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, name, t.c.sealed(name, pt), t.c.ttlUntil(a.ExpiresOn))
+			p.Del(ctx, t.signedOutName(user))
+			return nil
+		})
+		return err
+	})
+}
+
+// What restoreAccount did.
+const (
+	restored  = iota // the record was missing and is stored again
+	signedOut        // the user signed out on some replica since: nothing is stored
+	replaced         // another replica stored one meanwhile: it is kept
+)
+
+// restoreScript stores ARGV[1] under KEYS[1] unless KEYS[2] marks a sign-out or KEYS[1] exists.
+var restoreScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 0 end
+return 2`)
+
+// restoreAccount writes back a replica's copy of an account Redis lost. A copy of one that was deleted must not
+// come back: the deletion is published after it is applied, so a replica can find Redis empty before it hears
+// that the user signed out.
+func (t *Tokens) restoreAccount(ctx context.Context, user string, a tokencache.Account) (int, error) {
+	pt, err := json.Marshal(storedAccount{MSAL: a.MSAL, Scopes: a.Scopes, ExpiresOn: a.ExpiresOn})
+	if err != nil {
+		return 0, err
+	}
+	name := t.accountName(user)(0)
+	var r int
+	err = t.c.do(ctx, metrics.RedisSet, func(ctx context.Context) (err error) {
+		keys := []string{name, t.signedOutName(user)}
+		r, err = restoreScript.Run(ctx, t.c.rdb, keys, t.c.sealed(name, pt), t.c.ttlUntil(a.ExpiresOn).Milliseconds()).Int()
+		return err
+	})
+	return r, err
 }
 
 // SwapAccount stores next if the user's record still holds old's MSAL cache: WATCH, read, compare, MULTI/EXEC.
@@ -154,11 +201,13 @@ func (t *Tokens) SwapAccount(ctx context.Context, user string, old, next tokenca
 	return swapped, err
 }
 
-// deleteUser removes every token in a user's index, the index and the account: one slot, one script.
+// deleteUser removes every token in a user's index, the index and the account, and marks the sign-out (KEYS[3],
+// for ARGV[1] ms) if given: one slot, one script.
 var deleteUser = redis.NewScript(`
 local m = redis.call('SMEMBERS', KEYS[1])
 for i = 1, #m do redis.call('DEL', m[i]) end
 redis.call('DEL', KEYS[1], KEYS[2])
+if KEYS[3] then redis.call('SET', KEYS[3], '1', 'PX', ARGV[1]) end
 return #m`)
 
 // DeleteUser forgets every token and the account of user, under every name key.
@@ -168,8 +217,11 @@ func (t *Tokens) DeleteUser(ctx context.Context, user string) error {
 	}
 	for n := range t.c.namers {
 		keys := []string{t.indexName(user)(n), t.accountName(user)(n)}
+		if n == 0 {
+			keys = append(keys, t.signedOutName(user))
+		}
 		if err := t.c.do(ctx, metrics.RedisDeleteUser, func(ctx context.Context) error {
-			return deleteUser.Run(ctx, t.c.rdb, keys).Err()
+			return deleteUser.Run(ctx, t.c.rdb, keys, signedOutKept.Milliseconds()).Err()
 		}); err != nil {
 			return err
 		}
