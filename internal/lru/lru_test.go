@@ -167,6 +167,30 @@ func TestRemoveFunc(t *testing.T) {
 	}
 }
 
+// Replace updates a present entry's value and expiry, and stores nothing for a key that is missing, removed or
+// expired.
+func TestReplace(t *testing.T) {
+	c := New[string, string](10)
+	now := time.Now()
+	c.Add("present", "old", now.Add(time.Minute))
+	c.Add("removed", "old", now.Add(time.Minute))
+	c.Remove("removed")
+	c.Add("expired", "old", now.Add(time.Second))
+	later := now.Add(time.Second)
+	for k, want := range map[string]bool{"present": true, "removed": false, "expired": false, "missing": false} {
+		if got := c.Replace(k, "new", later.Add(time.Hour), later); got != want {
+			t.Errorf("Replace(%s) = %v, want %v", k, got, want)
+		}
+		v, ok := c.Get(k, later)
+		if ok != want || ok && v != "new" {
+			t.Errorf("after Replace(%s): %q %v", k, v, ok)
+		}
+	}
+	if _, ok := c.Get("present", later.Add(time.Hour-time.Second)); !ok {
+		t.Fatal("the replacement's expiry does not count")
+	}
+}
+
 func TestConcurrentUse(t *testing.T) {
 	c := New[int, int](512)
 	var wg sync.WaitGroup

@@ -79,6 +79,28 @@ func (s *Sessions) Put(ctx context.Context, v session.Session, ttl time.Duration
 	})
 }
 
+// Touch stores v for ttl while its session is in Redis (SET XX): a touch on one replica racing a logout on
+// another does not bring the session back.
+func (s *Sessions) Touch(ctx context.Context, v session.Session, ttl time.Duration) error {
+	if ttl <= 0 {
+		return session.ErrBadTTL
+	}
+	pt, err := json.Marshal(storedSession{Session: v, Until: s.c.now().Add(ttl)})
+	if err != nil {
+		return err
+	}
+	name := s.sessionName(v.ID)(0)
+	return s.c.do(ctx, metrics.RedisSet, func(ctx context.Context) error {
+		pipe := s.c.rdb.Pipeline()
+		pipe.SetXX(ctx, name, s.c.sealed(name, pt), ttl)
+		if v.UserKey != "" { // an index that outlives its sessions is harmless
+			pipe.PExpire(ctx, s.indexName(v.UserKey)(0), max(ttl, session.DefaultAbsoluteTimeout))
+		}
+		_, err := pipe.Exec(ctx)
+		return err
+	})
+}
+
 // Delete forgets id.
 func (s *Sessions) Delete(ctx context.Context, id string) error {
 	return s.c.del(ctx, s.sessionName(id))

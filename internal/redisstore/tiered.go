@@ -198,6 +198,14 @@ func (t *TieredSessions) Put(ctx context.Context, s session.Session, ttl time.Du
 	return t.l1.Put(ctx, s, ttl)
 }
 
+// Touch stores s in both tiers while it is in Redis.
+func (t *TieredSessions) Touch(ctx context.Context, s session.Session, ttl time.Duration) error {
+	if err := t.l2.Touch(ctx, s, ttl); err != nil {
+		return err
+	}
+	return t.l1.Touch(ctx, s, ttl)
+}
+
 // Delete ends id in both tiers and on every replica. While Redis is down it ends here at once, and in Redis and
 // on the other replicas when Redis is back.
 func (t *TieredSessions) Delete(ctx context.Context, id string) error {

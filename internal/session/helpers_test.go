@@ -23,11 +23,11 @@ func key(b byte) []byte {
 	return k
 }
 
-// countingStore wraps a Store and counts calls, optionally failing them.
+// countingStore wraps a Store and counts lookups and touches, optionally failing them.
 type countingStore struct {
 	Store
-	gets, puts atomic.Int64
-	fail       atomic.Bool
+	gets, touches atomic.Int64
+	fail          atomic.Bool
 }
 
 func (s *countingStore) Get(ctx context.Context, id string) (Session, bool, error) {
@@ -39,11 +39,18 @@ func (s *countingStore) Get(ctx context.Context, id string) (Session, bool, erro
 }
 
 func (s *countingStore) Put(ctx context.Context, v Session, ttl time.Duration) error {
-	s.puts.Add(1)
 	if s.fail.Load() {
 		return context.DeadlineExceeded
 	}
 	return s.Store.Put(ctx, v, ttl)
+}
+
+func (s *countingStore) Touch(ctx context.Context, v Session, ttl time.Duration) error {
+	s.touches.Add(1)
+	if s.fail.Load() {
+		return context.DeadlineExceeded
+	}
+	return s.Store.Touch(ctx, v, ttl)
 }
 
 // endCountingStore is a countingStore that passes its store's count of ends on (EndCounter), so the Manager asks

@@ -93,14 +93,14 @@ func TestLoadRefusesBadCookies(t *testing.T) {
 func TestIdleTimeout(t *testing.T) {
 	m, st, c := newTestManager(t, Config{IdleTimeout: 10 * time.Minute})
 	_, r := signIn(t, m, "oid.tid")
-	puts := st.puts.Load()
+	touches := st.touches.Load()
 
 	// Within a minute, Load does not write.
 	c.Advance(30 * time.Second)
 	if _, ok := m.Load(r); !ok {
 		t.Fatal("session gone after 30s")
 	}
-	if st.puts.Load() != puts {
+	if st.touches.Load() != touches {
 		t.Fatal("Load wrote LastSeenAt within a minute of the last touch")
 	}
 	// Used every 9 minutes, the session lives past the idle timeout.
@@ -114,8 +114,8 @@ func TestIdleTimeout(t *testing.T) {
 			t.Fatalf("LastSeenAt = %v, want %v", s.LastSeenAt, c.Now())
 		}
 	}
-	if st.puts.Load() != puts+5 {
-		t.Fatalf("puts = %d, want %d", st.puts.Load(), puts+5)
+	if st.touches.Load() != touches+5 {
+		t.Fatalf("touches = %d, want %d", st.touches.Load(), touches+5)
 	}
 	c.Advance(10 * time.Minute)
 	if _, ok := m.Load(r); ok {

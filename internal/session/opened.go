@@ -129,7 +129,7 @@ func (m *Manager) resolve(r *http.Request, v string, now time.Time, touch bool) 
 	}
 	if touch && now.Sub(s.LastSeenAt) >= touchInterval {
 		s.LastSeenAt = now
-		_ = m.store.Put(r.Context(), s, m.ttl(s, now)) // a failed touch costs at most a minute of idle time
+		_ = m.store.Touch(r.Context(), s, m.ttl(s, now)) // a failed touch costs at most a minute of idle time
 	}
 	if !hit {
 		absEnd := s.CreatedAt.Add(m.cfg.AbsoluteTimeout)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -163,9 +164,9 @@ func TestRememberedCookieCostsOneLookup(t *testing.T) {
 	_, r = signIn(t, m, "oid.tid")
 	gets(2) // opened, remembered
 	clock.Advance(touchInterval)
-	puts := st.puts.Load()
-	if n := gets(100); n != 1 || st.puts.Load() != puts+1 {
-		t.Fatalf("a minute on: %d lookups and %d touches, want 1 and 1", n, st.puts.Load()-puts)
+	touches := st.touches.Load()
+	if n := gets(100); n != 1 || st.touches.Load() != touches+1 {
+		t.Fatalf("a minute on: %d lookups and %d touches, want 1 and 1", n, st.touches.Load()-touches)
 	}
 
 	m, st, _ = newTestManager(t, Config{})
@@ -274,5 +275,38 @@ func TestStripCookieWithoutSignIn(t *testing.T) {
 		if got := r.Header.Get("Cookie"); got != want {
 			t.Errorf("Cookie %q stripped to %q, want %q", in, got, want)
 		}
+	}
+}
+
+// logoutAfterRead deletes the session right after the next read of it, once armed: a logout landing between a
+// request's read of its session and that request's touch.
+type logoutAfterRead struct {
+	Store
+	armed atomic.Bool
+}
+
+func (s *logoutAfterRead) Get(ctx context.Context, id string) (Session, bool, error) {
+	v, ok, err := s.Store.Get(ctx, id)
+	if ok && s.armed.CompareAndSwap(true, false) {
+		_ = s.Store.Delete(ctx, id)
+	}
+	return v, ok, err
+}
+
+// The request that read its session before a logout is served; its touch does not bring the session back.
+func TestTouchDoesNotUndoALogoutThatRacedIt(t *testing.T) {
+	racing := &logoutAfterRead{}
+	m, st, clock := newManagerOver(t, Config{}, func(st *countingStore) Store { racing.Store = st; return racing })
+	_, r := signIn(t, m, "oid.tid")
+	clock.Advance(touchInterval)
+	racing.armed.Store(true)
+	if _, err := m.Caller(r); err != nil {
+		t.Fatalf("the request that read its session before the logout: %v", err)
+	}
+	if st.touches.Load() != 1 {
+		t.Fatalf("%d touches, want the one that raced the logout", st.touches.Load())
+	}
+	if _, err := m.Caller(r); err != ErrNoSession {
+		t.Fatalf("after the logout: %v, want ErrNoSession: the touch brought the session back", err)
 	}
 }

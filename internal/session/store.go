@@ -26,6 +26,9 @@ type Store interface {
 	Get(ctx context.Context, id string) (Session, bool, error)
 	// Put stores s under s.ID for ttl, replacing any earlier version.
 	Put(ctx context.Context, s Session, ttl time.Duration) error
+	// Touch stores s for ttl like Put, but only while a session with s.ID is stored: a request that read the
+	// session just before a logout must not bring it back. A session that is gone is not an error.
+	Touch(ctx context.Context, s Session, ttl time.Duration) error
 	// Delete forgets id; deleting an unknown id is not an error.
 	Delete(ctx context.Context, id string) error
 	// DeleteUser forgets every session of userKey ("sign out everywhere") and returns how many it deleted.
@@ -68,6 +71,15 @@ func (s *memoryStore) Put(_ context.Context, v Session, ttl time.Duration) error
 	if s.cache.Add(v.ID, v, s.now().Add(ttl)) > 0 { // an eviction ended another session, which one is not known
 		s.ends.all()
 	}
+	return nil
+}
+
+func (s *memoryStore) Touch(_ context.Context, v Session, ttl time.Duration) error {
+	if ttl <= 0 {
+		return ErrBadTTL
+	}
+	now := s.now()
+	s.cache.Replace(v.ID, v, now.Add(ttl), now)
 	return nil
 }
 
