@@ -74,6 +74,9 @@ func (p *countingProvider) Refresh(ctx context.Context, a tokencache.Account, us
 	reused := p.redeemed[string(a.MSAL)]
 	p.redeemed[string(a.MSAL)] = true
 	p.mu.Unlock()
+	if p.release != nil {
+		<-p.release
+	}
 	time.Sleep(p.delay)
 	if reused {
 		return tokencache.Token{}, a, &refusal{70000}
@@ -272,6 +275,33 @@ func TestAccountRefreshTokenIsRedeemedOnceAtATime(t *testing.T) {
 	}
 	if a, _, _ := e.cache.GetAccount(context.Background(), user); string(a.MSAL) != "rt+++" {
 		t.Fatalf("account after three rotations: %q", a.MSAL)
+	}
+}
+
+// A sign-out while the user's refresh token is being redeemed ends the account: the redemption's rotated one is
+// not stored over the sign-out. The request it was made for is still served.
+func TestSignOutDuringARefreshIsNotUndone(t *testing.T) {
+	e, p, _ := newTestEngine(t)
+	p.release = make(chan struct{})
+	user := "oid-s.tid"
+	e.cache.SetAccount(context.Background(), user, tokencache.Account{MSAL: []byte("rt"), ExpiresOn: time.Now().Add(time.Hour)})
+	done := make(chan error)
+	go func() {
+		_, err := e.Token(context.Background(), Request{Key: tokencache.Key{User: user, Scopes: "s"}, Scopes: []string{"s"}})
+		done <- err
+	}()
+	for p.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := e.cache.DeleteUser(context.Background(), user); err != nil {
+		t.Fatal(err)
+	}
+	close(p.release)
+	if err := <-done; err != nil {
+		t.Fatalf("the request that started the refresh: %v", err)
+	}
+	if a, ok, _ := e.cache.GetAccount(context.Background(), user); ok {
+		t.Fatalf("the account is back after the sign-out: %q", a.MSAL)
 	}
 }
 

@@ -59,9 +59,6 @@ func (e *Engine) hold(ctx context.Context, key string, timeout time.Duration) (r
 // redeemed: when another replica rotated it meanwhile (its lease expired, or Redis was down), its newer refresh
 // token is kept, and the token this call got is still served.
 func (e *Engine) storeAccount(ctx context.Context, user string, old, next tokencache.Account) error {
-	if s, ok := e.cache.(tokencache.AccountSwapper); ok {
-		_, err := s.SwapAccount(ctx, user, old, next)
-		return err
-	}
-	return e.cache.SetAccount(ctx, user, next)
+	_, err := e.cache.SwapAccount(ctx, user, old, next)
+	return err
 }

@@ -165,9 +165,10 @@ func (c *Cache[K, V]) AddWeighted(k K, v V, expires time.Time, cost int64) (evic
 	return evicted + s.insert(&entry[K, V]{key: k, hash: h, value: v, expires: exp, cost: cost})
 }
 
-// Replace stores v under k until expires, as Add does, but only if k is present and unexpired at now, and
-// reports whether it was: an update that must not bring back what was removed meanwhile.
-func (c *Cache[K, V]) Replace(k K, v V, expires, now time.Time) bool {
+// Replace stores v under k until expires, as Add does, but only if k is present and unexpired at now and its
+// value passes match (nil passes any), and reports whether it did: an update that must not bring back what was
+// removed meanwhile, or a compare-and-set.
+func (c *Cache[K, V]) Replace(k K, v V, expires, now time.Time, match func(V) bool) bool {
 	var exp int64
 	if !expires.IsZero() {
 		exp = expires.UnixNano()
@@ -176,7 +177,7 @@ func (c *Cache[K, V]) Replace(k K, v V, expires, now time.Time) bool {
 	s := c.lock(h)
 	defer s.mu.Unlock()
 	e := s.items.get(h)
-	if e == nil || e.key != k || e.expires != 0 && now.UnixNano() >= e.expires {
+	if e == nil || e.key != k || e.expires != 0 && now.UnixNano() >= e.expires || match != nil && !match(e.value) {
 		return false
 	}
 	s.replace(e, k, v, exp, e.cost)

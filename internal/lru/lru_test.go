@@ -178,7 +178,7 @@ func TestReplace(t *testing.T) {
 	c.Add("expired", "old", now.Add(time.Second))
 	later := now.Add(time.Second)
 	for k, want := range map[string]bool{"present": true, "removed": false, "expired": false, "missing": false} {
-		if got := c.Replace(k, "new", later.Add(time.Hour), later); got != want {
+		if got := c.Replace(k, "new", later.Add(time.Hour), later, nil); got != want {
 			t.Errorf("Replace(%s) = %v, want %v", k, got, want)
 		}
 		v, ok := c.Get(k, later)
@@ -188,6 +188,13 @@ func TestReplace(t *testing.T) {
 	}
 	if _, ok := c.Get("present", later.Add(time.Hour-time.Second)); !ok {
 		t.Fatal("the replacement's expiry does not count")
+	}
+	isNew := func(v string) bool { return v == "new" }
+	if !c.Replace("present", "newer", later.Add(time.Hour), later, isNew) || c.Replace("present", "x", later.Add(time.Hour), later, isNew) {
+		t.Fatal("Replace with a match: the first should pass, the second not")
+	}
+	if v, _ := c.Get("present", later); v != "newer" {
+		t.Fatalf("after a refused match: %q", v)
 	}
 }
 

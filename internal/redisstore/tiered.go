@@ -108,7 +108,7 @@ func (t *TieredCache) SetAccount(ctx context.Context, user string, a tokencache.
 	return unlessUnavailable(t.bus.publish(ctx, invalidUser, user))
 }
 
-// SwapAccount replaces the record in Redis only if it still holds old (see tokencache.AccountSwapper); L1 follows
+// SwapAccount replaces the record in Redis only if it still holds old (see tokencache.AccountStore); L1 follows
 // Redis. While Redis is down the record is kept in L1 only.
 func (t *TieredCache) SwapAccount(ctx context.Context, user string, old, next tokencache.Account) (bool, error) {
 	swapped, err := t.l2.SwapAccount(ctx, user, old, next)
@@ -240,10 +240,9 @@ func (t *TieredSessions) Ends(id string) uint64 {
 
 // Interface guards
 var (
-	_ tokencache.Cache          = (*TieredCache)(nil)
-	_ tokencache.AccountSwapper = (*TieredCache)(nil)
-	_ session.Store             = (*TieredSessions)(nil)
-	_ session.EndCounter        = (*TieredSessions)(nil)
+	_ tokencache.Cache   = (*TieredCache)(nil)
+	_ session.Store      = (*TieredSessions)(nil)
+	_ session.EndCounter = (*TieredSessions)(nil)
 )
 
 // Len is the number of sessions in this replica's L1 (-1 if its L1 does not count them).

@@ -234,6 +234,5 @@ func (t *Tokens) Len() int { return 0 }
 
 // Interface guards
 var (
-	_ tokencache.Cache          = (*Tokens)(nil)
-	_ tokencache.AccountSwapper = (*Tokens)(nil)
+	_ tokencache.Cache = (*Tokens)(nil)
 )

@@ -79,7 +79,7 @@ func (s *memoryStore) Touch(_ context.Context, v Session, ttl time.Duration) err
 		return ErrBadTTL
 	}
 	now := s.now()
-	s.cache.Replace(v.ID, v, now.Add(ttl), now)
+	s.cache.Replace(v.ID, v, now.Add(ttl), now, nil)
 	return nil
 }
 

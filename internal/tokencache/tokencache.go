@@ -4,6 +4,7 @@
 package tokencache
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"slices"
@@ -110,16 +111,12 @@ type AccountStore interface {
 	GetAccount(ctx context.Context, user string) (Account, bool, error)
 	// SetAccount stores the user's account record until a.ExpiresOn, replacing any earlier one.
 	SetAccount(ctx context.Context, user string, a Account) error
+	// SwapAccount stores next if the user's record still holds old's MSAL cache, and reports whether it did
+	// (compare-and-set): of two redemptions of one refresh token (two replicas, or one that raced a sign-out),
+	// the one that lost keeps what is there, the winner's rotated token or nothing, rather than writing over it.
+	SwapAccount(ctx context.Context, user string, old, next Account) (bool, error)
 	// DeleteUser forgets the user's account record (sign-out). An empty user deletes nothing.
 	DeleteUser(ctx context.Context, user string) error
-}
-
-// AccountSwapper is an AccountStore shared by replicas that replaces an account record only if it is still the
-// one that was read (compare-and-set), so that of two replicas that redeemed the same refresh token, the one that
-// lost keeps the winner's rotated token rather than writing over it.
-type AccountSwapper interface {
-	// SwapAccount stores next if the user's record still holds old's MSAL cache, and reports whether it did.
-	SwapAccount(ctx context.Context, user string, old, next Account) (bool, error)
 }
 
 // Cache is both stores, as the acquisition engine uses them; DeleteUser forgets a user's tokens and account.
@@ -184,6 +181,12 @@ func (m *Memory) GetAccount(_ context.Context, user string) (Account, bool, erro
 func (m *Memory) SetAccount(_ context.Context, user string, a Account) error {
 	m.accounts.Add(user, a, a.ExpiresOn)
 	return nil
+}
+
+// SwapAccount stores next if the user's record still holds old's MSAL cache.
+func (m *Memory) SwapAccount(_ context.Context, user string, old, next Account) (bool, error) {
+	same := func(cur Account) bool { return bytes.Equal(cur.MSAL, old.MSAL) }
+	return m.accounts.Replace(user, next, next.ExpiresOn, m.now(), same), nil
 }
 
 // DeleteUser forgets every entry and the account of user.

@@ -50,9 +50,7 @@ func RunAccountStoreTests(t *testing.T, newStore NewAccountStore, opts Options) 
 	if opts.Bounded {
 		t.Run("CapacityEvictsLeastRecentlyUsed", func(t *testing.T) { testAccountCapacity(t, newStore) })
 	}
-	if s, _ := fresh(t); isSwapper(s) {
-		t.Run("CompareAndSwap", func(t *testing.T) { testAccountSwap(t, fresh) })
-	}
+	t.Run("CompareAndSwap", func(t *testing.T) { testAccountSwap(t, fresh) })
 	t.Run("ConcurrentUse", func(t *testing.T) {
 		s, clock := fresh(t)
 		ctx := t.Context()
@@ -128,24 +126,19 @@ func wantAccount(t *testing.T, s tokencache.AccountStore, user, want string) {
 	}
 }
 
-func isSwapper(s tokencache.AccountStore) bool {
-	_, ok := s.(tokencache.AccountSwapper)
-	return ok
-}
-
 // testAccountSwap checks compare-and-set: a swap from the record that is there wins, one from an older record
-// loses and leaves the newer, and of many concurrent swaps from one record exactly one wins.
+// loses and leaves the newer, of many concurrent swaps from one record exactly one wins, and one after a sign-out
+// stores nothing.
 func testAccountSwap(t *testing.T, fresh func(*testing.T) (tokencache.AccountStore, Clock)) {
 	s, clock := fresh(t)
-	sw := s.(tokencache.AccountSwapper)
 	ctx := t.Context()
 	exp := clock.Now().Add(time.Hour)
 	first := account("rt-1", exp)
 	mustSetAccount(t, s, userA, first)
-	if ok, err := sw.SwapAccount(ctx, userA, first, account("rt-2", exp)); err != nil || !ok {
+	if ok, err := s.SwapAccount(ctx, userA, first, account("rt-2", exp)); err != nil || !ok {
 		t.Fatalf("swap from the current record = %v, %v", ok, err)
 	}
-	if ok, err := sw.SwapAccount(ctx, userA, first, account("rt-stale", exp)); err != nil || ok {
+	if ok, err := s.SwapAccount(ctx, userA, first, account("rt-stale", exp)); err != nil || ok {
 		t.Fatalf("swap from a spent record = %v, %v; want false", ok, err)
 	}
 	wantAccount(t, s, userA, "rt-2")
@@ -155,7 +148,7 @@ func testAccountSwap(t *testing.T, fresh func(*testing.T) (tokencache.AccountSto
 		if i > 0 {
 			return nil
 		}
-		ok, err := sw.SwapAccount(ctx, userA, account("rt-2", exp), account(fmt.Sprint("rt-3-", g), exp))
+		ok, err := s.SwapAccount(ctx, userA, account("rt-2", exp), account(fmt.Sprint("rt-3-", g), exp))
 		if ok {
 			mu.Lock()
 			wins++
@@ -166,4 +159,12 @@ func testAccountSwap(t *testing.T, fresh func(*testing.T) (tokencache.AccountSto
 	if wins != 1 {
 		t.Fatalf("%d concurrent swaps from one record won, want 1", wins)
 	}
+	current, _, _ := s.GetAccount(ctx, userA)
+	if err := s.DeleteUser(ctx, userA); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.SwapAccount(ctx, userA, current, account("rt-after-sign-out", exp)); err != nil || ok {
+		t.Fatalf("swap after a sign-out = %v, %v; want false", ok, err)
+	}
+	wantAccount(t, s, userA, "")
 }
