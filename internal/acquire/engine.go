@@ -247,6 +247,7 @@ func (e *Engine) fetch(parent context.Context, req Request, source metrics.Sourc
 	called = true
 	e.providerCalls.Add(1)
 	var t tokencache.Token
+	cache := true
 	g := Grant{Scopes: req.Scopes, Tenant: req.Tenant, Claims: req.Claims}
 	switch {
 	case req.AppOnly:
@@ -254,7 +255,7 @@ func (e *Engine) fetch(parent context.Context, req Request, source metrics.Sourc
 	case req.Assertion != "":
 		t, err = e.provider.OnBehalfOf(ctx, req.Assertion, g)
 	default:
-		t, err = e.refreshAccount(ctx, req, g)
+		t, cache, err = e.refreshAccount(ctx, req, g)
 	}
 	if err != nil {
 		e.providerErrors.Add(1)
@@ -265,47 +266,47 @@ func (e *Engine) fetch(parent context.Context, req Request, source metrics.Sourc
 		return tokencache.Token{}, err
 	}
 	t.RefreshOn = e.refreshOn(t)
-	// A cache that fails to store (a network tier) costs a later call, not this request.
-	_ = e.cache.Set(ctx, req.Key, t)
+	if cache { // a cache that fails to store (a network tier) costs a later call, not this request
+		_ = e.cache.Set(ctx, req.Key, t)
+	}
 	e.refreshBackoff.Remove(req.Key)
 	return t, nil
 }
 
-// refreshAccount gets a token for a signed-in user from the account's refresh token. Requests for other scope
-// sets of the same account wait here, then use the refresh token the first one left behind.
-func (e *Engine) refreshAccount(ctx context.Context, req Request, g Grant) (tokencache.Token, error) {
+// refreshAccount gets a token for a signed-in user from the account's refresh token, and says whether it may be
+// cached (not if the user signed out during the call). Requests for other scope sets of the same account wait
+// here, then use the refresh token the first one left behind.
+func (e *Engine) refreshAccount(ctx context.Context, req Request, g Grant) (tokencache.Token, bool, error) {
 	unlock, err := e.accounts.Lock(ctx, req.Key.User)
 	if err != nil {
-		return tokencache.Token{}, err
+		return tokencache.Token{}, false, err
 	}
 	defer unlock()
 	// Across replicas too: the account read below then has the refresh token the last redemption left.
 	release, _, err := e.hold(ctx, "account\x00"+req.Key.User, cmp.Or(req.Timeout, e.cfg().CallTimeout))
 	if err != nil {
-		return tokencache.Token{}, err
+		return tokencache.Token{}, false, err
 	}
 	defer release()
 	account, ok, err := e.cache.GetAccount(ctx, req.Key.User)
 	if err != nil {
-		return tokencache.Token{}, err
+		return tokencache.Token{}, false, err
 	}
 	if !ok {
-		return tokencache.Token{}, ErrLoginRequired
+		return tokencache.Token{}, false, ErrLoginRequired
 	}
 	t, updated, err := e.provider.Refresh(ctx, account, req.Key.User, g)
 	if err != nil && bytes.Equal(updated.MSAL, account.MSAL) {
-		return tokencache.Token{}, err
+		return tokencache.Token{}, false, err
 	}
 	// A rotated refresh token is kept even when the access token that came with it is refused: the old one is
 	// spent.
 	updated.ExpiresOn = e.cfg().Now().Add(accountLifetime)
-	if serr := e.storeAccount(ctx, req.Key.User, account, updated); serr != nil && err == nil {
-		err = serr
+	cache, serr := e.storeAccount(ctx, req.Key.User, account, updated)
+	if err = cmp.Or(err, serr); err != nil {
+		return tokencache.Token{}, false, err
 	}
-	if err != nil {
-		return tokencache.Token{}, err
-	}
-	return t, nil
+	return t, cache, nil
 }
 
 // renewInBackground starts one renewal for req's key unless one is running or recently failed.

@@ -278,8 +278,8 @@ func TestAccountRefreshTokenIsRedeemedOnceAtATime(t *testing.T) {
 	}
 }
 
-// A sign-out while the user's refresh token is being redeemed ends the account: the redemption's rotated one is
-// not stored over the sign-out. The request it was made for is still served.
+// A sign-out while the user's refresh token is being redeemed ends the account: neither the redemption's rotated
+// refresh token nor its access token is kept. The request it was made for is still served.
 func TestSignOutDuringARefreshIsNotUndone(t *testing.T) {
 	e, p, _ := newTestEngine(t)
 	p.release = make(chan struct{})
@@ -302,6 +302,10 @@ func TestSignOutDuringARefreshIsNotUndone(t *testing.T) {
 	}
 	if a, ok, _ := e.cache.GetAccount(context.Background(), user); ok {
 		t.Fatalf("the account is back after the sign-out: %q", a.MSAL)
+	}
+	_, err := e.Token(context.Background(), Request{Key: tokencache.Key{User: user, Scopes: "s"}, Scopes: []string{"s"}})
+	if !errors.Is(err, ErrLoginRequired) {
+		t.Fatalf("the next request after the sign-out: %v, want ErrLoginRequired (no token kept from the refresh)", err)
 	}
 }
 

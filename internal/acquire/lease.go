@@ -55,10 +55,15 @@ func (e *Engine) hold(ctx context.Context, key string, timeout time.Duration) (r
 	return func() {}, false, nil
 }
 
-// storeAccount keeps the account as a redemption left it. A shared store swaps it only if it still holds the one
-// redeemed: when another replica rotated it meanwhile (its lease expired, or Redis was down), its newer refresh
-// token is kept, and the token this call got is still served.
-func (e *Engine) storeAccount(ctx context.Context, user string, old, next tokencache.Account) error {
-	_, err := e.cache.SwapAccount(ctx, user, old, next)
-	return err
+// storeAccount keeps the account as a redemption left it: the store swaps it only if it still holds the one
+// redeemed. When another replica rotated it meanwhile (its lease expired, or Redis was down), its newer refresh
+// token is kept, and the token this call got is still served and cached. When the user signed out meanwhile,
+// nothing is kept: the token serves this request only (cache is false).
+func (e *Engine) storeAccount(ctx context.Context, user string, old, next tokencache.Account) (cache bool, err error) {
+	swapped, err := e.cache.SwapAccount(ctx, user, old, next)
+	if swapped || err != nil {
+		return true, err
+	}
+	_, rotated, gerr := e.cache.GetAccount(ctx, user)
+	return rotated || gerr != nil, nil
 }

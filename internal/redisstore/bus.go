@@ -115,6 +115,16 @@ func (b *bus) keep(gen uint64, fill func()) {
 	}
 }
 
+// ended runs forget (an L1 deletion of what this replica just ended in Redis) as an incoming invalidation runs:
+// a fill that read Redis before the end is then dropped, or removed if it was kept. A replica does not hear its
+// own invalidations.
+func (b *bus) ended(forget func()) {
+	b.filling.Lock()
+	defer b.filling.Unlock()
+	b.gen.Add(1)
+	forget()
+}
+
 // publish tells the other replicas that value (of kind) ended. A failure (Redis down) is returned; entries then
 // age out of the other L1s by their expiry.
 func (b *bus) publish(ctx context.Context, kind byte, value string) error {

@@ -96,6 +96,13 @@ func (p *pending) add(op pendingOp) {
 	}
 }
 
+// has reports whether an ending of kind and value waits for Redis.
+func (p *pending) has(kind byte, value string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.kept[pendingKey{kind, value}]
+}
+
 // retry applies the kept operations, oldest first, until none is left or the client is closed.
 func (p *pending) retry() {
 	defer p.wg.Done()

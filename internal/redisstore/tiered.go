@@ -109,18 +109,22 @@ func (t *TieredCache) SetAccount(ctx context.Context, user string, a tokencache.
 }
 
 // SwapAccount replaces the record in Redis only if it still holds old (see tokencache.AccountStore); L1 follows
-// Redis. While Redis is down the record is kept in L1 only.
+// Redis. While Redis is down the record is kept in L1 only, unless the user signed out meanwhile.
 func (t *TieredCache) SwapAccount(ctx context.Context, user string, old, next tokencache.Account) (bool, error) {
+	gen := t.bus.gen.Load()
 	swapped, err := t.l2.SwapAccount(ctx, user, old, next)
 	if err != nil {
-		_ = t.l1.SetAccount(ctx, user, next)
+		if ok, _ := t.l1.SwapAccount(ctx, user, old, next); ok || t.l2.c.pending.has(invalidUser, user) {
+			return ok, unlessUnavailable(err)
+		}
+		_ = t.l1.SetAccount(ctx, user, next) // L1 had not kept it
 		return true, unlessUnavailable(err)
 	}
 	if !swapped {
-		_ = t.l1.DeleteUser(ctx, user) // L1's copy is older than Redis'
+		_ = t.l1.DeleteUser(ctx, user) // L1's copy is older than Redis', or the user signed out
 		return false, nil
 	}
-	_ = t.l1.SetAccount(ctx, user, next)
+	t.bus.keep(gen, func() { _ = t.l1.SetAccount(ctx, user, next) })
 	return true, unlessUnavailable(t.bus.publish(ctx, invalidUser, user))
 }
 
@@ -142,6 +146,7 @@ func (t *TieredCache) DeleteUser(ctx context.Context, user string) error {
 	_, err := t.l2.c.pending.end(ctx, invalidUser, user, func(ctx context.Context) (int, error) {
 		return 0, t.l2.DeleteUser(ctx, user)
 	})
+	t.bus.ended(func() { _ = t.l1.DeleteUser(ctx, user) })
 	return err
 }
 
@@ -213,6 +218,7 @@ func (t *TieredSessions) Delete(ctx context.Context, id string) error {
 	_, err := t.l2.c.pending.end(ctx, invalidSession, id, func(ctx context.Context) (int, error) {
 		return 0, t.l2.Delete(ctx, id)
 	})
+	t.bus.ended(func() { _ = t.l1.Delete(ctx, id) })
 	return err
 }
 
@@ -225,6 +231,7 @@ func (t *TieredSessions) DeleteUser(ctx context.Context, userKey string) (int, e
 	n, err := t.l2.c.pending.end(ctx, invalidSessions, userKey, func(ctx context.Context) (int, error) {
 		return t.l2.DeleteUser(ctx, userKey)
 	})
+	t.bus.ended(func() { _, _ = t.l1.DeleteUser(ctx, userKey) })
 	return max(n, local), err
 }
 
