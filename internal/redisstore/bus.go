@@ -105,14 +105,16 @@ func (b *bus) deliver(kind byte, value string) {
 	}
 }
 
-// keep runs fill (an L1 write of what was read from Redis) unless an invalidation was handled since gen was read:
-// what was read may be what it ended.
-func (b *bus) keep(gen uint64, fill func()) {
+// keep runs fill (an L1 write of what was read from Redis) unless an invalidation was handled since gen was read
+// (what was read may be what it ended), and reports whether it ran.
+func (b *bus) keep(gen uint64, fill func()) bool {
 	b.filling.RLock()
 	defer b.filling.RUnlock()
-	if b.gen.Load() == gen {
-		fill()
+	if b.gen.Load() != gen {
+		return false
 	}
+	fill()
+	return true
 }
 
 // ended runs forget (an L1 deletion of what this replica just ended in Redis) as an incoming invalidation runs:

@@ -3,6 +3,8 @@ package redisstore
 import (
 	"context"
 	"crypto/rand"
+	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -121,5 +123,43 @@ func TestSwapDuringAnOutage(t *testing.T) {
 		if err != nil || swapped == signOut || ok == signOut || ok && string(a.MSAL) != "rt+" {
 			t.Fatalf("signed out %v: swapped %v (%v), L1 holds %q %v", signOut, swapped, err, a.MSAL, ok)
 		}
+	}
+}
+
+// A session B served without keeping it in L1 (an invalidation landed while B read it) still ends on B when A
+// logs it out: B's Manager, which trusts a memo while B's count of ends holds, asks again.
+func TestRemoteLogoutOfASessionBDidNotKeep(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	k, cookieKey := randomKey(), randomKey()
+	onB := openRacing(t, srv.URL, k)
+	a := NewTieredSessions(session.NewMemoryStore(100, nil), NewSessions(openRacing(t, srv.URL, k)))
+	b := NewTieredSessions(session.NewMemoryStore(100, nil), NewSessions(onB))
+	ma, _ := session.NewManager(session.Config{Keys: [][]byte{cookieKey}}, a)
+	mb, _ := session.NewManager(session.Config{Keys: [][]byte{cookieKey}}, b)
+	signedIn := httptest.NewRecorder()
+	if _, err := ma.Create(signedIn, httptest.NewRequest("GET", "http://proxy.example/", nil), session.Session{UserKey: raceUser}); err != nil {
+		t.Fatal(err)
+	}
+	withCookie := func() *http.Request {
+		r := httptest.NewRequest("GET", "http://proxy.example/", nil)
+		for _, c := range signedIn.Result().Cookies() {
+			r.AddCookie(c)
+		}
+		return r
+	}
+	after(onB, "get", func() { b.bus.deliver(invalidUser, "someone else") }) // another user's refresh token rotated
+	if _, err := mb.Caller(withCookie()); err != nil {
+		t.Fatal(err)
+	}
+	ma.Destroy(httptest.NewRecorder(), withCookie()) // the logout, on A
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := mb.Caller(withCookie()); err != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("5 s after the logout on A, B still accepts the cookie")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -161,6 +161,7 @@ type TieredSessions struct {
 	l2        *Sessions
 	bus       *bus
 	uncounted atomic.Uint64 // Ends for an L1 that counts no ends
+	unkept    atomic.Uint64 // sessions read from Redis and served, but not kept in L1
 }
 
 // NewTieredSessions puts l1 in front of l2 and subscribes to the other replicas' invalidations.
@@ -190,7 +191,9 @@ func (t *TieredSessions) Get(ctx context.Context, id string) (session.Session, b
 	gen := t.bus.gen.Load()
 	s, until, ok, err := t.l2.get(ctx, id)
 	if ttl := until.Sub(t.l2.c.now()); ok && ttl > 0 {
-		t.bus.keep(gen, func() { _ = t.l1.Put(ctx, s, ttl) })
+		if !t.bus.keep(gen, func() { _ = t.l1.Put(ctx, s, ttl) }) {
+			t.unkept.Add(1) // see Ends
+		}
 	}
 	return s, ok, err
 }
@@ -236,11 +239,13 @@ func (t *TieredSessions) DeleteUser(ctx context.Context, userKey string) (int, e
 }
 
 // Ends is L1's count (see session.EndCounter): this replica's logouts, the other replicas' (as they are
-// published), the flush after a missed one and L1's evictions all reach L1 as deletions. With an L1 that counts
-// none, every call is a new count, so the Manager always asks.
+// published), the flush after a missed one and L1's evictions all reach L1 as deletions. A session served but
+// not kept in L1 (an invalidation landed while it was read) would not be there for its own end to reach, so it
+// moves every count: the Manager asks again, and the next read keeps it. With an L1 that counts none, every call
+// is a new count, so the Manager always asks.
 func (t *TieredSessions) Ends(id string) uint64 {
 	if e, ok := t.l1.(session.EndCounter); ok {
-		return e.Ends(id)
+		return e.Ends(id) + t.unkept.Load()
 	}
 	return t.uncounted.Add(1)
 }
