@@ -163,3 +163,69 @@ func TestRemoteLogoutOfASessionBDidNotKeep(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// After a key rotation, what a read moved to the new key's name is still found by a sign-out, and a logout that
+// lands while it is moved is not undone.
+func TestMovedByRotationStillEnds(t *testing.T) {
+	tok := tokencache.Token{AccessToken: "downstream", ExpiresOn: time.Now().Add(time.Hour)}
+	k := tokencache.Key{User: raceUser, Scopes: "https://graph.microsoft.com/user.read"}
+	s := session.Session{ID: "session-of-the-test", UserKey: raceUser, CreatedAt: time.Now(), LastSeenAt: time.Now()}
+	signOutEverywhere := func(c *Client) error { _, err := NewSessions(c).DeleteUser(t.Context(), raceUser); return err }
+	logout := func(c *Client) error { return NewSessions(c).Delete(t.Context(), s.ID) }
+	signOut := func(c *Client) error { return NewTokens(c, 0).DeleteUser(t.Context(), raceUser) }
+	for _, tc := range []struct {
+		name  string
+		token bool // the token is moved and ended, else the session
+		// end ends, on another replica, what a replica on the new keys has just moved (or, with during, is
+		// moving: after its command of that name).
+		end    func(*Client) error
+		during string
+	}{
+		{"sign out everywhere", false, signOutEverywhere, ""},
+		{"sign-out", true, signOut, ""},
+		{"logout before the move's write", false, logout, "pttl"},
+		{"logout after the move's write", false, logout, "set"},
+		{"sign-out before the move's write", true, signOut, "pttl"},
+		{"sign-out after the move's write", true, signOut, "set"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := testenv.StartRedis(t)
+			ctx := t.Context()
+			oldKey, newKey := randomKey(), randomKey()
+			before := openRacing(t, srv.URL, oldKey)
+			if err := NewSessions(before).Put(ctx, s, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			if err := NewTokens(before, 0).Set(ctx, k, tok); err != nil {
+				t.Fatal(err)
+			}
+			rotated, other := openRacing(t, srv.URL, newKey, oldKey), openRacing(t, srv.URL, newKey, oldKey)
+			if tc.during != "" {
+				after(rotated, tc.during, func() {
+					if err := tc.end(other); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			found := func(c *Client) bool {
+				if tc.token {
+					_, ok, _ := NewTokens(c, 0).Get(ctx, k)
+					return ok
+				}
+				_, ok, _ := NewSessions(c).Get(ctx, s.ID)
+				return ok
+			}
+			if !found(rotated) {
+				t.Fatal("not found after the rotation")
+			}
+			if tc.during == "" {
+				if err := tc.end(other); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if found(other) {
+				t.Fatalf("found after the %s", tc.name)
+			}
+		})
+	}
+}

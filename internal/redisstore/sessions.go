@@ -33,6 +33,15 @@ func (s *Sessions) indexName(user string) func(int) string {
 	return func(n int) string { return s.c.name(n, "ss", user) }
 }
 
+// indexOf names the index of the user of a session sealed as pt, "" for a session without a user.
+func (s *Sessions) indexOf(pt []byte) string {
+	var v storedSession
+	if json.Unmarshal(pt, &v) != nil || v.UserKey == "" {
+		return ""
+	}
+	return s.indexName(v.UserKey)(0)
+}
+
 // Get returns the session with id unless it ended.
 func (s *Sessions) Get(ctx context.Context, id string) (session.Session, bool, error) {
 	v, _, ok, err := s.get(ctx, id)
@@ -41,7 +50,7 @@ func (s *Sessions) Get(ctx context.Context, id string) (session.Session, bool, e
 
 // get returns the session with id and its end.
 func (s *Sessions) get(ctx context.Context, id string) (session.Session, time.Time, bool, error) {
-	pt, ok, err := s.c.get(ctx, s.sessionName(id))
+	pt, ok, err := s.c.get(ctx, s.sessionName(id), s.indexOf)
 	if err != nil || !ok {
 		return session.Session{}, time.Time{}, false, err
 	}

@@ -62,7 +62,7 @@ const signedOutKept = 15 * time.Minute
 
 // Get returns the token for k while it is usable.
 func (t *Tokens) Get(ctx context.Context, k tokencache.Key) (tokencache.Token, bool, error) {
-	pt, ok, err := t.c.get(ctx, t.tokenName(k))
+	pt, ok, err := t.c.get(ctx, t.tokenName(k), func([]byte) string { return t.indexName(k.User)(0) })
 	if err != nil || !ok {
 		return tokencache.Token{}, false, err
 	}
@@ -109,7 +109,7 @@ type storedAccount struct {
 
 // GetAccount returns the user's account record unless it expired.
 func (t *Tokens) GetAccount(ctx context.Context, user string) (tokencache.Account, bool, error) {
-	pt, ok, err := t.c.get(ctx, t.accountName(user))
+	pt, ok, err := t.c.get(ctx, t.accountName(user), nil)
 	if err != nil || !ok {
 		return tokencache.Account{}, false, err
 	}

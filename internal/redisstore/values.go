@@ -15,8 +15,9 @@ var errConflict = errors.New("redis: the value changed meanwhile")
 
 // get returns the opened value that nameOf names, trying the newest name key first. A value that does not open
 // (another key, tampered, moved from another name) reads as missing. One found under an older name key, or
-// sealed with an older encryption key, is sealed again with the newest under the newest name.
-func (c *Client) get(ctx context.Context, nameOf func(namer int) string) ([]byte, bool, error) {
+// sealed with an older encryption key, is sealed again with the newest under the newest name, and listed in the
+// index indexOf names for it (nil or "": none), so that a user's sign-out still finds it.
+func (c *Client) get(ctx context.Context, nameOf func(namer int) string, indexOf func(pt []byte) string) ([]byte, bool, error) {
 	for i := range c.namers {
 		name := nameOf(i)
 		var raw []byte
@@ -32,7 +33,11 @@ func (c *Client) get(ctx context.Context, nameOf func(namer int) string) ([]byte
 			continue
 		}
 		if i > 0 || stale {
-			c.reseal(ctx, name, nameOf(0), pt)
+			index := ""
+			if indexOf != nil {
+				index = indexOf(pt)
+			}
+			c.reseal(ctx, name, nameOf(0), raw, pt, index)
 		}
 		return pt, true, nil
 	}
@@ -40,22 +45,48 @@ func (c *Client) get(ctx context.Context, nameOf func(namer int) string) ([]byte
 }
 
 // reseal moves a value to the newest key and name, keeping its expiry. It is best effort: the old entry still
-// opens until it expires or its key is dropped from the configuration.
-func (c *Client) reseal(ctx context.Context, from, to string, pt []byte) {
+// opens until it expires or its key is dropped from the configuration. It must not bring back what ended while it
+// ran (a logout deletes both names): the new name is written only if it is free (so of two moves one writes), then
+// the old one is dropped only if it still holds what was read, and if not, what was written goes too.
+func (c *Client) reseal(ctx context.Context, from, to string, raw, pt []byte, index string) {
 	_ = c.do(ctx, metrics.RedisSet, func(ctx context.Context) error {
 		ttl, err := c.rdb.PTTL(ctx, from).Result()
 		if err != nil || ttl <= 0 {
 			return err
 		}
-		pipe := c.rdb.Pipeline()
-		pipe.Set(ctx, to, c.keys.Seal(pt, []byte(to)), ttl)
-		if from != to {
-			pipe.Del(ctx, from)
+		sealed := c.keys.Seal(pt, []byte(to))
+		if from == to { // the newest name, sealed with an older key
+			return replaceIfUnchanged.Run(ctx, c.rdb, []string{from}, raw, sealed, ttl.Milliseconds()).Err()
 		}
-		_, err = pipe.Exec(ctx)
-		return err
+		if moved, err := c.rdb.SetNX(ctx, to, sealed, ttl).Result(); err != nil || !moved {
+			return err
+		}
+		if index != "" {
+			if err := addToIndex.Run(ctx, c.rdb, []string{index}, to, ttl.Milliseconds()).Err(); err != nil {
+				return err
+			}
+		}
+		if dropped, err := deleteIfUnchanged.Run(ctx, c.rdb, []string{from}, raw).Int(); err != nil || dropped == 1 {
+			return err
+		}
+		return c.rdb.Del(ctx, to).Err() // the old value changed or ended meanwhile
 	})
 }
+
+// The scripts of reseal: KEYS[1] is one name, so each runs in one Cluster slot.
+var (
+	replaceIfUnchanged = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`)
+	deleteIfUnchanged = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])`)
+	addToIndex = redis.NewScript(`
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1`)
+)
 
 // sealed returns pt sealed for the key name.
 func (c *Client) sealed(name string, pt []byte) []byte { return c.keys.Seal(pt, []byte(name)) }
