@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -210,5 +211,51 @@ func TestRedisDownIsUnavailableNotMissingAndRecovers(t *testing.T) {
 			t.Fatalf("5 s after Redis came back: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A rotation across replicas in two rolling reloads (README: the new key second everywhere, then first
+// everywhere): at every step of the rollout, each replica reads the sessions the other signed in, and a logout on
+// either ends the session on the other.
+func TestRollingRotationInTwoSteps(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	oldKey, newKey := newKey(), newKey()
+	for i, step := range []struct{ a, b [][]byte }{
+		{[][]byte{oldKey}, [][]byte{oldKey, newKey}},         // the first reload, under way
+		{[][]byte{oldKey, newKey}, [][]byte{newKey, oldKey}}, // the second, under way
+		{[][]byte{newKey, oldKey}, [][]byte{newKey, oldKey}},
+	} {
+		open := func(keys [][]byte) *redisstore.TieredSessions {
+			c, err := redisstore.Open(redisstore.Config{URL: srv.URL, Keys: keys, Prefix: "rolling:", Timeout: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = c.Close() })
+			return redisstore.NewTieredSessions(session.NewMemoryStore(100, nil), redisstore.NewSessions(c))
+		}
+		a, b := open(step.a), open(step.b)
+		time.Sleep(100 * time.Millisecond) // both subscribed
+		for _, from := range []struct {
+			name       string
+			on, reader *redisstore.TieredSessions
+		}{{"a", a, b}, {"b", b, a}} {
+			s := session.Session{ID: fmt.Sprintf("step-%d-from-%s", i, from.name), UserKey: user}
+			if err := from.on.Put(t.Context(), s, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok, err := from.reader.Get(t.Context(), s.ID); !ok || err != nil {
+				t.Fatalf("step %d: the other replica cannot read a session signed in on %s: %v", i, from.name, err)
+			}
+			if err := from.on.Delete(t.Context(), s.ID); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for _, ok, _ := from.reader.Get(t.Context(), s.ID); ok; _, ok, _ = from.reader.Get(t.Context(), s.ID) {
+				if time.Now().After(deadline) {
+					t.Fatalf("step %d: 5 s after a logout on %s, the other replica still has the session", i, from.name)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
 	}
 }
