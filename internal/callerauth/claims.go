@@ -86,42 +86,44 @@ func authContext(c *tokenClaims) string {
 	return strings.Join(parts, ";")
 }
 
-// checkClaims decodes a payload whose signature has been verified and applies every claim rule. The order puts the
-// errors a client can fix by itself (expired: get a new token) first.
-func (v *Validator) checkClaims(payload []byte, ks *keySet, now time.Time) (*Identity, error) {
+// checkClaims decodes a payload whose signature has been verified and applies every claim rule, and returns the
+// identity and the accepted audience it was issued for. The order puts the errors a client can fix by itself
+// (expired: get a new token) first.
+func (v *Validator) checkClaims(payload []byte, ks *keySet, now time.Time) (*Identity, string, error) {
 	var c tokenClaims
 	// go-jose's json is case-sensitive and rejects duplicate members, so no claim can be smuggled past a check.
 	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, invalid("malformed token claims")
+		return nil, "", invalid("malformed token claims")
 	}
 	if c.Version != "" && c.Version != "1.0" && c.Version != "2.0" {
-		return nil, invalid("token version %s is not supported", safe(c.Version))
+		return nil, "", invalid("token version %s is not supported", safe(c.Version))
 	}
 	if c.Expiry == nil {
-		return nil, invalid("token has no exp")
+		return nil, "", invalid("token has no exp")
 	}
 	rules := v.rules.Load()
 	exp := c.Expiry.Time()
 	if !now.Before(exp.Add(rules.skew)) {
-		return nil, invalid("token expired")
+		return nil, "", invalid("token expired")
 	}
 	if c.NotBefore != nil && now.Add(rules.skew).Before(c.NotBefore.Time()) {
-		return nil, invalid("token is not valid yet")
+		return nil, "", invalid("token is not valid yet")
 	}
 	if c.TenantID == "" {
-		return nil, invalid("token has no tid")
+		return nil, "", invalid("token has no tid")
 	}
 	if !rules.tenants.takes(c.TenantID, ks.tenantID) {
-		return nil, invalid("token is from tenant %s, not this tenant", safe(c.TenantID))
+		return nil, "", invalid("token is from tenant %s, not this tenant", safe(c.TenantID))
 	}
 	if !ks.acceptsIssuer(c.Issuer, c.TenantID) {
-		return nil, invalid("issuer %s is not this tenant's", safe(c.Issuer))
+		return nil, "", invalid("issuer %s is not this tenant's", safe(c.Issuer))
 	}
-	if err := checkAudience(c.Audience, rules.audiences); err != nil {
-		return nil, err
+	aud, err := checkAudience(c.Audience, rules.audiences)
+	if err != nil {
+		return nil, "", err
 	}
 	if c.ObjectID == "" {
-		return nil, invalid("token has no oid")
+		return nil, "", invalid("token has no oid")
 	}
 	var scopes []string
 	if c.Scope != nil {
@@ -129,7 +131,7 @@ func (v *Validator) checkClaims(payload []byte, ks *keySet, now time.Time) (*Ide
 	}
 	if len(scopes) == 0 {
 		// App-only tokens carry roles, not scp; OBO needs a user.
-		return nil, invalid("not a delegated user token")
+		return nil, "", invalid("not a delegated user token")
 	}
 	id := &Identity{
 		User: identity.User{ObjectID: c.ObjectID, TenantID: c.TenantID,
@@ -143,25 +145,26 @@ func (v *Validator) checkClaims(payload []byte, ks *keySet, now time.Time) (*Ide
 	if c.Version == "1.0" {
 		id.ClientID = firstNonEmpty(c.AppID, c.AuthorizedParty)
 	}
-	return id, nil
+	return id, aud, nil
 }
 
-// checkAudience compares case-insensitively, as Entra does: client ids are GUIDs and App ID URIs are URIs.
-func checkAudience(aud jwt.Audience, accepted []string) error {
+// checkAudience returns the accepted value aud matches. It compares case-insensitively, as Entra does: client ids
+// are GUIDs and App ID URIs are URIs.
+func checkAudience(aud jwt.Audience, accepted []string) (string, error) {
 	for _, a := range aud {
 		for _, want := range accepted {
 			if strings.EqualFold(a, want) {
-				return nil
+				return want, nil
 			}
 		}
 	}
 	switch len(aud) {
 	case 0:
-		return invalid("token has no audience")
+		return "", invalid("token has no audience")
 	case 1:
-		return invalid("audience %s is not accepted", safe(aud[0]))
+		return "", invalid("audience %s is not accepted", safe(aud[0]))
 	default:
-		return invalid("audiences %s, ... are not accepted", safe(aud[0]))
+		return "", invalid("audiences %s, ... are not accepted", safe(aud[0]))
 	}
 }
 

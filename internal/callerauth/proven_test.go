@@ -226,3 +226,33 @@ func TestTagsUnderFIPSOnly(t *testing.T) {
 		t.Fatal("HMAC tags: the same token must get one tag, two tokens two")
 	}
 }
+
+// A reload that drops an audience refuses the tokens proven for it before; one that keeps it, in another case,
+// still takes them from the cache.
+func TestReloadThatDropsAnAudienceRefusesItsProvenTokens(t *testing.T) {
+	ti := newTestIssuer(t)
+	clock := newClock()
+	v := newTestValidator(t, ti, clock)
+	c := v2Claims(clock.Now())
+	c["aud"] = testAppIDURI
+	raw := ti.mint(t, c)
+	wantValid(t, v, raw)
+	reload := func(audiences ...string) {
+		t.Helper()
+		if err := v.Update(Config{AuthorityHost: ti.srv.URL, Tenant: testDomain, Audiences: audiences,
+			HTTPClient: ti.srv.Client()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reload(testClientID, strings.ToUpper(testAppIDURI))
+	verified := v.verifications.Load()
+	wantValid(t, v, raw)
+	if v.verifications.Load() != verified {
+		t.Fatal("a reload that kept the audience verified the proven token again")
+	}
+	reload(testClientID)
+	_, err := v.Validate(t.Context(), raw)
+	if bad, ok := err.(*InvalidTokenError); !ok || !strings.Contains(bad.Description, "audience") {
+		t.Fatalf("a token for the audience the reload dropped: %v, want invalid_token naming the audience", err)
+	}
+}

@@ -145,6 +145,7 @@ type rules struct {
 type cachedIdentity struct {
 	id  Identity
 	kid string    // so tokens signed by a key that leaves the JWKS are forgotten
+	aud string    // the accepted audience it was issued for (the rules' string), so a reload that drops it counts
 	tag provenTag // the proven token's; the token itself is not kept
 	// The key set that last had the token's key, and the rules that last took its tenant: a hit under the same
 	// two costs two pointer comparisons, not a map lookup by kid and a comparison of tenants (strings apart
@@ -154,7 +155,7 @@ type cachedIdentity struct {
 }
 
 // countsUnder reports whether the proven token still counts under the key set ks and the rules r: its key is
-// still in ks (the tenant the set was discovered for never changes), and r still takes its tenant.
+// still in ks (the tenant the set was discovered for never changes), and r still takes its tenant and audience.
 func (c *cachedIdentity) countsUnder(ks *keySet, r *rules) bool {
 	if c.keysOK.Load() != ks {
 		if ks.keys[c.kid] == nil {
@@ -163,7 +164,7 @@ func (c *cachedIdentity) countsUnder(ks *keySet, r *rules) bool {
 		c.keysOK.Store(ks)
 	}
 	if c.rulesOK.Load() != r {
-		if !r.tenants.takes(c.id.TenantID, ks.tenantID) {
+		if !r.tenants.takes(c.id.TenantID, ks.tenantID) || !slices.ContainsFunc(r.audiences, func(a string) bool { return strings.EqualFold(a, c.aud) }) {
 			return false
 		}
 		c.rulesOK.Store(r)
@@ -297,7 +298,7 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 	if err != nil {
 		return nil, invalid("invalid signature")
 	}
-	id, err := v.checkClaims(payload, ks, now)
+	id, aud, err := v.checkClaims(payload, ks, now)
 	if err != nil {
 		return nil, err
 	}
@@ -306,7 +307,7 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 		until = limit
 	}
 	until = until.Add(v.rules.Load().skew)
-	c := &cachedIdentity{id: *id, kid: tok.kid, tag: tag}
+	c := &cachedIdentity{id: *id, kid: tok.kid, aud: aud, tag: tag}
 	c.id.Placeholders = identity.NewPlaceholders(c.id.User)
 	id.Placeholders = c.id.Placeholders
 	v.remember(c, until)
