@@ -70,7 +70,7 @@ func (h *Handler) provisionSignIn(cfg *signInSettings, authority string) error {
 		return fmt.Errorf("sign_in: %w", err)
 	}
 	sc := signin.Config{Path: cfg.Path, Scopes: h.scopes, CORS: h.cors, EndSession: cfg.EndSession,
-		LoginTimeout: cfg.LoginTimeout, Logger: h.logger, ClientAddress: clientIP}
+		LoginTimeout: cfg.LoginTimeout, Logger: h.logger, ClientAddress: clientIP, Marks: h.state.marks}
 	if h.state.shared != nil {
 		sc.Used = h.state.shared.used
 	}

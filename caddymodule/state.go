@@ -18,6 +18,7 @@ import (
 	"github.com/tokeninjector/caddy-token-injector/internal/callerauth"
 	"github.com/tokeninjector/caddy-token-injector/internal/entra"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
+	"github.com/tokeninjector/caddy-token-injector/internal/signin"
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
@@ -68,7 +69,8 @@ type registrationState struct {
 	engine    *acquire.Engine
 	cache     *tokencache.Memory // the in-process tier, L1 when there is a shared one
 	sessions  session.Store
-	shared    *sharedTier // nil without redis
+	marks     *signin.Marks // the sign-in's used states, codes and handoffs: a reload must not forget them
+	shared    *sharedTier   // nil without redis
 
 	mu      sync.Mutex
 	http    *http.Client         // the current client to Entra; replaced by update
@@ -110,7 +112,7 @@ func newRegistrationState(r settings, roots *x509.CertPool, logger *zap.Logger) 
 	logger.Info("token cache created", zap.String("tenant", r.Tenant), zap.String("client_id", r.ClientID),
 		zap.Int("max_entries", r.CacheMaxEntries), zap.Bool("redis", shared != nil))
 	return &registrationState{validator: validator, entra: client, engine: engine, cache: cache, http: hc,
-		sessions: sessions, shared: shared}, nil
+		sessions: sessions, marks: signin.NewMarks(), shared: shared}, nil
 }
 
 // apply makes ctx's config the owner of the state's settings. The first handler of a config load applies them to

@@ -349,3 +349,30 @@ func TestLocalDevCookies(t *testing.T) {
 		t.Fatalf("cookies = %v", w.Header().Values("Set-Cookie"))
 	}
 }
+
+// A callback captured before a reload is refused after it: the reloaded handler keeps the marks.
+func TestCallbackReplayRefusedAfterAReload(t *testing.T) {
+	marks := NewMarks()
+	e := newEnv(t, Config{Marks: marks}, session.Config{})
+	b := newBrowser(t, e.h)
+	state := e.login(t, b, "")
+	attacker := map[string]string{}
+	for k, v := range b.cookies {
+		attacker[k] = v
+	}
+	if w := b.callback(state, "code-1"); w.Code != http.StatusFound {
+		t.Fatalf("first callback = %d", w.Code)
+	}
+	reloaded := newEnv(t, Config{Marks: marks}, session.Config{})
+	replay := newBrowser(t, reloaded.h)
+	for k, v := range attacker {
+		replay.cookies[k] = v
+		replay.order = append(replay.order, k)
+	}
+	if w := replay.callback(state, "code-2"); w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "already used") {
+		t.Fatalf("replay after the reload = %d: %s", w.Code, w.Body)
+	}
+	if n := reloaded.idp.redeemCount(); n != 0 {
+		t.Fatalf("the reloaded handler redeemed %d codes", n)
+	}
+}

@@ -10,14 +10,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
 	"github.com/tokeninjector/caddy-token-injector/internal/cors"
-	"github.com/tokeninjector/caddy-token-injector/internal/lru"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
 )
 
@@ -54,6 +52,10 @@ type Config struct {
 	// Used is the one-time memory shared by every replica (redisstore.Used), so a state or code is accepted once
 	// across all of them. Default: none, this handler's own memory only; it also serves while Used fails.
 	Used UsedStore
+	// Marks is this process's memory of used states, codes and handoffs. Default: a new one. Pass the same one
+	// to every handler of a registration, and across reloads: a new one forgets, and a handoff captured before a
+	// reload could be used again after it.
+	Marks *Marks
 	// Logger receives failures worth an operator's attention (never codes, tokens or cookie values). Default: none.
 	Logger *zap.Logger
 }
@@ -65,10 +67,6 @@ type Handler struct {
 	sessions *session.Manager
 	log      *zap.Logger
 
-	// used remembers redeemed states, codes (hashed) and handoffs until they expire, so a response is accepted
-	// once. It is per instance; Entra's one-time codes cover a replay against another instance.
-	usedMu sync.Mutex
-	used   *lru.Cache[string, struct{}]
 	// limiter bounds code redemptions so a flood neither spends the app's quota at Entra nor flushes used.
 	limiter *redeemLimiter
 	// callbackPath is Path + "/callback", which every request's Referer is checked against.
@@ -117,12 +115,15 @@ func newHandler(cfg Config, idp IdentityProvider, sessions *session.Manager, use
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Marks == nil {
+		cfg.Marks = newMarks(usedCapacity)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = zap.NewNop()
 	}
 	return &Handler{cfg: cfg, idp: idp, sessions: sessions, log: log,
-		used: lru.New[string, struct{}](usedCapacity), limiter: newRedeemLimiter(usedCapacity, cfg.LoginTimeout),
+		limiter:      newRedeemLimiter(usedCapacity, cfg.LoginTimeout),
 		callbackPath: cfg.Path + "/callback"}, nil
 }
 
@@ -195,45 +196,6 @@ func (h *Handler) sameOriginOrAllowed(r *http.Request, o string) bool {
 		return true
 	}
 	return h.cfg.CORS.Allowed(n)
-}
-
-// UsedStore is a one-time memory shared by replicas.
-type UsedStore interface {
-	// MarkUsed records key as used until expires and reports whether it was new, atomically.
-	MarkUsed(ctx context.Context, key string, expires time.Time) (bool, error)
-	// Seen reports whether key is marked used.
-	Seen(ctx context.Context, key string) (bool, error)
-}
-
-// markUsed records key as used until expires and reports whether it was new: one atomic test-and-set, in the
-// shared memory when there is one and it answers.
-func (h *Handler) markUsed(key string, expires time.Time) bool {
-	if h.cfg.Used != nil {
-		// Marked here too, so a replay stays refused by this replica while the shared memory is down.
-		if fresh, err := h.cfg.Used.MarkUsed(context.Background(), key, expires); err == nil && !fresh {
-			return false
-		}
-	}
-	h.usedMu.Lock()
-	defer h.usedMu.Unlock()
-	if _, seen := h.used.Get(key, h.cfg.Now()); seen {
-		return false
-	}
-	h.used.Add(key, struct{}{}, expires)
-	return true
-}
-
-// seen reports whether key is marked used; replays are refused without spending the redemption limit.
-func (h *Handler) seen(key string) bool {
-	if h.cfg.Used != nil {
-		if used, err := h.cfg.Used.Seen(context.Background(), key); err == nil && used {
-			return true
-		}
-	}
-	h.usedMu.Lock()
-	defer h.usedMu.Unlock()
-	_, ok := h.used.Get(key, h.cfg.Now())
-	return ok
 }
 
 func methodIn(method, list string) bool {
