@@ -205,13 +205,17 @@ func engineConfig(r settings, logger *zap.Logger) acquire.Config {
 		Logger: logger, Metrics: observer}
 }
 
+// pendingGrace is how long a registration's Redis client outlives it while logouts made during an outage still
+// wait for Redis (a reload that changed the redis block, during the outage).
+const pendingGrace = 10 * time.Minute
+
 // Destruct runs when no config uses the registration any more: it stops background renewals and key fetches,
 // and closes the idle connections to Entra.
 func (s *registrationState) Destruct() error {
 	s.engine.Close()
 	s.validator.Close()
 	if s.shared != nil {
-		_ = s.shared.client.Close()
+		s.shared.client.Release(pendingGrace)
 	}
 	s.mu.Lock()
 	entra.CloseIdleConnections(s.http)

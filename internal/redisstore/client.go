@@ -141,7 +141,24 @@ func universalOptions(cfg Config) (*redis.UniversalOptions, error) {
 	return u, nil
 }
 
-// Close stops listening for invalidations and closes the connections.
+// Release closes the client once the endings it keeps for Redis (logouts made during an outage, see pending) have
+// reached it, or after grace, whichever comes first, and returns at once: a reload during an outage must not drop
+// them, as Close would.
+func (c *Client) Release(grace time.Duration) {
+	if !c.pending.waiting() {
+		_ = c.Close()
+		return
+	}
+	go func() {
+		deadline := time.Now().Add(grace)
+		for c.pending.waiting() && time.Now().Before(deadline) {
+			time.Sleep(pendingRetry)
+		}
+		_ = c.Close()
+	}()
+}
+
+// Close stops listening for invalidations and closes the connections. What pending keeps is lost.
 func (c *Client) Close() error {
 	c.pending.close()
 	c.bus.close()

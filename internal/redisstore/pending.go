@@ -96,6 +96,13 @@ func (p *pending) add(op pendingOp) {
 	}
 }
 
+// waiting reports whether anything waits for Redis.
+func (p *pending) waiting() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.ops) > 0
+}
+
 // has reports whether an ending of kind and value waits for Redis.
 func (p *pending) has(kind byte, value string) bool {
 	p.mu.Lock()
