@@ -83,7 +83,7 @@ func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
 		return acquire.Request{}, err // ErrNoSession, or a shared store that is down (503, nobody signed out)
 	}
 	setUserPlaceholders(r, c.Placeholders)
-	key.User = c.UserKey
+	key.User, key.Context = c.UserKey, tokencache.SessionContext
 	return acquire.Request{Key: key, Scopes: h.scopes, Timeout: h.timeout, ExpiryMargin: h.expiryMargin,
 		Tenant: h.callerTenant(c.User.TenantID)}, nil
 }

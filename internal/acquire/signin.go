@@ -69,7 +69,8 @@ func (e *Engine) SignIn(ctx context.Context, p RedeemParams) (SignedIn, error) {
 	if apiScopes := identity.WithoutSignInScopes(p.Scopes); len(apiScopes) > 0 && coversScopes(s.GrantedScopes, apiScopes) {
 		t := s.Token
 		t.RefreshOn = e.refreshOn(t)
-		_ = e.cache.Set(ctx, tokencache.Key{User: user, Scopes: tokencache.NormalizeScopes(apiScopes)}, t)
+		key := tokencache.Key{User: user, Context: tokencache.SessionContext, Scopes: tokencache.NormalizeScopes(apiScopes)}
+		_ = e.cache.Set(ctx, key, t)
 	}
 	return s, nil
 }

@@ -67,12 +67,15 @@ type Key struct {
 	// User is the validated identity, "<oid>.<tid>" (Entra's home account id).
 	User string
 	// Context is the caller token's authentication context (MFA, authentication contexts, device), so that a
-	// token obtained after a step-up never serves a caller that did not take it. Empty for sessions and for
-	// tokens without such claims.
+	// token obtained after a step-up never serves a caller that did not take it: empty for tokens without such
+	// claims, SessionContext for a sign-in session (whose sign-in may have taken a step-up no bearer token shows).
 	Context string
 	// Scopes is the normalized scope set (see NormalizeScopes).
 	Scopes string
 }
+
+// SessionContext is the Context of a sign-in session's tokens. No caller token's context is ever this.
+const SessionContext = "session"
 
 // NormalizeScopes returns the canonical form of a scope set: lower-cased, de-duplicated, sorted, space-joined.
 // Entra treats scopes case-insensitively, so two routes asking for the same set share entries.
