@@ -149,6 +149,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("token_injector: %w", err)
 	}
 	h.callerRules = callerauth.Rules{Scopes: set.CallerScopes, Apps: set.CallerApps}
+	if set.SignIn != nil && (len(set.CallerScopes) > 0 || len(set.CallerApps) > 0) {
+		return errors.New("token_injector: caller_scopes and caller_apps restrict callers' tokens, and sign_in's " +
+			"callers have none, so this route would take every signed-in user: give the sign-in its own route")
+	}
 	if h.cors, err = cors.New(set.AllowedOrigins); err != nil {
 		return fmt.Errorf("token_injector: %w", err)
 	}

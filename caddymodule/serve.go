@@ -82,6 +82,10 @@ func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
 	if err != nil {
 		return acquire.Request{}, err // ErrNoSession, or a shared store that is down (503, nobody signed out)
 	}
+	if !h.callers.TakesTenant(c.User.TenantID) { // allowed_tenants narrowed by a reload since the sign-in
+		observer.Rejected(errTenantNotAllowed)
+		return acquire.Request{}, errTenantNotAllowed
+	}
 	setUserPlaceholders(r, c.Placeholders)
 	key.User, key.Context = c.UserKey, tokencache.SessionContext
 	return acquire.Request{Key: key, Scopes: h.scopes, Timeout: h.timeout, ExpiryMargin: h.expiryMargin,
@@ -105,10 +109,16 @@ func (h *Handler) proveToken(r *http.Request, assertion string) (*callerauth.Ide
 	return id, nil
 }
 
-// callerValidator proves callers' tokens; *callerauth.Validator implements it.
+// callerValidator proves callers' tokens and says which tenants' users may call; *callerauth.Validator
+// implements it.
 type callerValidator interface {
 	Validate(ctx context.Context, raw string) (*callerauth.Identity, error)
+	TakesTenant(tid string) bool
 }
+
+// errTenantNotAllowed refuses a session of a tenant allowed_tenants does not name.
+var errTenantNotAllowed = &callerauth.ForbiddenError{TenantNotAllowed: true,
+	Description: "the signed-in user's organization is not allowed to use this application"}
 
 // tokenSource gets downstream tokens; *acquire.Engine implements it.
 type tokenSource interface {

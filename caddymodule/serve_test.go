@@ -32,6 +32,11 @@ var adele = identity.User{ObjectID: "oid-adele", TenantID: "tid", Username: "ade
 
 type fakeCallers map[string]error // token -> its error; absent tokens are valid for adele
 
+// notAllowedTenant is the tenant fakeCallers takes no users of (allowed_tenants leaves it out).
+const notAllowedTenant = "0e0e0e0e-4444-4000-8000-00000000a0a0"
+
+func (f fakeCallers) TakesTenant(tid string) bool { return tid != notAllowedTenant }
+
 func (f fakeCallers) Validate(_ context.Context, raw string) (*callerauth.Identity, error) {
 	if err, ok := f[raw]; ok {
 		return nil, err
@@ -150,6 +155,14 @@ func TestServeHTTP(t *testing.T) {
 			r.AddCookie(sessionCookie(t, h))
 			r.AddCookie(&http.Cookie{Name: "theirs", Value: "kept"})
 		}, status: 418, forwarded: "Bearer downstream-for-oid-adele.tid"},
+		{name: "session: a tenant allowed_tenants leaves out", signIn: true, prepare: func(t *testing.T, h *Handler, r *http.Request) {
+			w := httptest.NewRecorder()
+			if _, err := h.sessions.Create(w, httptest.NewRequest(http.MethodGet, "http://localhost/", nil),
+				session.Session{UserKey: "oid." + notAllowedTenant, ObjectID: "oid", TenantID: notAllowedTenant}); err != nil {
+				t.Fatal(err)
+			}
+			r.AddCookie(w.Result().Cookies()[0])
+		}, status: 403, code: "access_denied", reason: "tenant_not_allowed"},
 		{name: "session: refusal carries login_url with the claims", signIn: true, tokenErr: mfa,
 			prepare: func(t *testing.T, h *Handler, r *http.Request) { r.AddCookie(sessionCookie(t, h)) },
 			status:  401, code: "interaction_required", reason: "mfa_required", loginURL: true},

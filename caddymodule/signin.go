@@ -70,7 +70,8 @@ func (h *Handler) provisionSignIn(cfg *signInSettings, authority string) error {
 		return fmt.Errorf("sign_in: %w", err)
 	}
 	sc := signin.Config{Path: cfg.Path, Scopes: h.scopes, CORS: h.cors, EndSession: cfg.EndSession,
-		LoginTimeout: cfg.LoginTimeout, Logger: h.logger, ClientAddress: clientIP, Marks: h.state.marks}
+		LoginTimeout: cfg.LoginTimeout, Logger: h.logger, ClientAddress: clientIP, Marks: h.state.marks,
+		TenantAllowed: h.state.validator.TakesTenant}
 	if h.state.shared != nil {
 		sc.Used = h.state.shared.used
 	}

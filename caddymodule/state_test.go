@@ -75,3 +75,20 @@ func TestPublishedKeysInEverySpelling(t *testing.T) {
 		t.Fatal("a random key counted as published")
 	}
 }
+
+// A route with sign_in cannot restrict callers by caller_scopes or caller_apps: its signed-in callers have no
+// token to restrict, so it would take every one of them.
+func TestCallerRulesWithSignInAreRefused(t *testing.T) {
+	signIn := `"sign_in":{"cookie_secrets":["` + reloadCookieSecret + `"]}`
+	for i, rule := range []string{`"caller_apps":["11111111-1111-4111-8111-111111111111"]`, `"caller_scopes":["access_as_user"]`} {
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
+		t.Cleanup(cancel)
+		_, err := provisionIn(t, ctx, fmt.Sprintf("rules-%d", i), `"client_secret":"s",`+rule+`,`+signIn)
+		if err == nil || !strings.Contains(err.Error(), "give the sign-in its own route") {
+			t.Errorf("%s with sign_in: %v", rule, err)
+		}
+		if _, err := provisionIn(t, ctx, fmt.Sprintf("rules-alone-%d", i), `"client_secret":"s",`+rule); err != nil {
+			t.Errorf("%s alone: %v", rule, err)
+		}
+	}
+}

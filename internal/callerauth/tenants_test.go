@@ -101,3 +101,29 @@ func TestAllowedTenantsRules(t *testing.T) {
 		}
 	}
 }
+
+// TakesTenant, which sign-in sessions are checked with, takes what Validate takes of tokens' tenants.
+func TestTakesTenant(t *testing.T) {
+	const contoso, fabrikam = "11111111-2222-4333-8444-555555555555", "66666666-7777-4888-8999-aaaaaaaaaaaa"
+	for _, tc := range []struct {
+		tenant  string
+		allowed []string
+		takes   map[string]bool
+	}{
+		{"contoso.onmicrosoft.com", nil, map[string]bool{contoso: true, fabrikam: true}}, // its authority decides
+		{"organizations", []string{contoso}, map[string]bool{contoso: true, strings.ToUpper(contoso): true, fabrikam: false, "": false}},
+		{"common", []string{"*"}, map[string]bool{contoso: true, fabrikam: true, "not-a-guid": false}},
+	} {
+		v, err := New(Config{AuthorityHost: "https://login.microsoftonline.com", Tenant: tc.tenant, Audiences: []string{"api"},
+			AllowedTenants: tc.allowed, HTTPClient: http.DefaultClient})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for tid, want := range tc.takes {
+			if got := v.TakesTenant(tid); got != want {
+				t.Errorf("%s %v: TakesTenant(%q) = %v, want %v", tc.tenant, tc.allowed, tid, got, want)
+			}
+		}
+		v.Close()
+	}
+}

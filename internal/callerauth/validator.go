@@ -71,12 +71,16 @@ type Identity struct {
 	Placeholders identity.Placeholders
 }
 
-// ForbiddenError reports a valid token this route does not accept: it lacks every required scope, or it was
-// issued to a client application that is not allowed. The proxy answers 403.
+// ForbiddenError reports a valid caller this route does not accept: its token lacks every required scope, or was
+// issued to a client application that is not allowed, or a signed-in user's tenant is not allowed. The proxy
+// answers 403.
 type ForbiddenError struct {
-	// MissingScope is set when the token lacks the scopes; otherwise its client application is not allowed.
+	// MissingScope is set when the token lacks the scopes.
 	MissingScope bool
-	Description  string
+	// TenantNotAllowed is set for a signed-in user of a tenant AllowedTenants leaves out. With neither, the
+	// client application is not allowed.
+	TenantNotAllowed bool
+	Description      string
 }
 
 func (e *ForbiddenError) Error() string { return "callerauth: forbidden: " + e.Description }
@@ -170,6 +174,14 @@ func (c *cachedIdentity) countsUnder(ks *keySet, r *rules) bool {
 		c.rulesOK.Store(r)
 	}
 	return true
+}
+
+// TakesTenant reports whether users of tenant tid may call: on a multi-tenant registration, one of
+// AllowedTenants; on one directory, any (its authority signs in its own users only, and Validate checks tokens'
+// tid against it). Validate applies it to tokens; sign-in sessions are checked with it.
+func (v *Validator) TakesTenant(tid string) bool {
+	s := v.rules.Load().tenants
+	return !s.any && s.ids == nil || s.takes(tid, "")
 }
 
 // New checks cfg and returns a Validator. It does no network I/O: keys are fetched on first use.

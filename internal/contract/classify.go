@@ -98,6 +98,10 @@ func forbiddenProblem(f *callerauth.ForbiddenError) *Problem {
 	if f.MissingScope {
 		return &Problem{Status: http.StatusForbidden, Code: CodeInsufficientScope, Description: f.Description}
 	}
+	if f.TenantNotAllowed {
+		return &Problem{Status: http.StatusForbidden, Code: CodeAccessDenied, Reason: "tenant_not_allowed",
+			Description: f.Description}
+	}
 	return &Problem{Status: http.StatusForbidden, Code: CodeAccessDenied, Reason: "client_app_not_allowed",
 		Description: f.Description}
 }

@@ -67,6 +67,12 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user := signedIn.User
+	if h.cfg.TenantAllowed != nil && !h.cfg.TenantAllowed(user.TenantID) {
+		_ = h.idp.SignOut(r.Context(), user.Key()) // the redemption kept the user's tokens
+		h.fail(w, r, failure{status: http.StatusForbidden, code: contract.CodeAccessDenied, title: "Sign-in refused",
+			message: "Your organization is not allowed to use this application."}, &pl)
+		return
+	}
 	s, err := h.sessions.Create(w, r, session.Session{UserKey: user.Key(), ObjectID: user.ObjectID,
 		TenantID: user.TenantID, Username: user.Username, Name: user.Name})
 	if err != nil {

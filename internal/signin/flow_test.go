@@ -376,3 +376,25 @@ func TestCallbackReplayRefusedAfterAReload(t *testing.T) {
 		t.Fatalf("the reloaded handler redeemed %d codes", n)
 	}
 }
+
+// A user of a tenant allowed_tenants leaves out gets no session: 403, and the tokens the redemption kept are
+// forgotten.
+func TestCallbackRefusesATenantNotAllowed(t *testing.T) {
+	e := newEnv(t, Config{TenantAllowed: func(tid string) bool { return tid != "tid-1" }}, session.Config{})
+	b := newBrowser(t, e.h)
+	state := e.login(t, b, "")
+	w := b.callback(state, "code-1")
+	if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "organization is not allowed") {
+		t.Fatalf("callback = %d: %s", w.Code, w.Body)
+	}
+	for _, c := range w.Result().Cookies() {
+		if strings.Contains(c.Name, session.DefaultCookieName) && c.MaxAge >= 0 && c.Value != "" {
+			t.Fatalf("a session cookie was set: %s", c.Name)
+		}
+	}
+	e.idp.mu.Lock()
+	defer e.idp.mu.Unlock()
+	if len(e.idp.signOuts) != 1 || e.idp.signOuts[0] != "oid-1.tid-1" {
+		t.Fatalf("sign-outs %v, want the refused user's", e.idp.signOuts)
+	}
+}

@@ -52,6 +52,9 @@ type Config struct {
 	// Used is the one-time memory shared by every replica (redisstore.Used), so a state or code is accepted once
 	// across all of them. Default: none, this handler's own memory only; it also serves while Used fails.
 	Used UsedStore
+	// TenantAllowed says whether users of a tenant may sign in (allowed_tenants). Default: every tenant the
+	// authority signs in.
+	TenantAllowed func(tid string) bool
 	// Marks is this process's memory of used states, codes and handoffs. Default: a new one. Pass the same one
 	// to every handler of a registration, and across reloads: a new one forgets, and a handoff captured before a
 	// reload could be used again after it.
