@@ -112,6 +112,9 @@ func (rd *Redis) inlineSecrets() []string {
 			break
 		}
 	}
+	if rd.SentinelPassword != "" && !strings.Contains(rd.SentinelPassword, "{") {
+		fields = append(fields, "redis: sentinel_password")
+	}
 	return fields
 }
 

@@ -62,11 +62,11 @@ func TestRedisOnlyInTheGlobalOption(t *testing.T) {
 }
 
 func TestInlineRedisSecretsAreWarnedAbout(t *testing.T) {
-	rd := &Redis{URL: "redis://u:p@host:6379/0", EncryptionKeys: []string{validKey}}
-	if got := rd.inlineSecrets(); len(got) != 2 {
-		t.Fatalf("inlineSecrets = %v, want the url's password and the key", got)
+	rd := &Redis{URL: "redis://u:p@host:6379/0", EncryptionKeys: []string{validKey}, SentinelPassword: "sp"}
+	if got := rd.inlineSecrets(); len(got) != 3 {
+		t.Fatalf("inlineSecrets = %v, want the url's password, the key and the sentinel password", got)
 	}
-	rd = &Redis{URL: "{env.REDIS_URL}", EncryptionKeys: []string{"{env.REDIS_KEY}"}}
+	rd = &Redis{URL: "{env.REDIS_URL}", EncryptionKeys: []string{"{env.REDIS_KEY}"}, SentinelPassword: "{env.SENTINEL}"}
 	if got := rd.inlineSecrets(); len(got) != 0 {
 		t.Fatalf("inlineSecrets of placeholders = %v", got)
 	}

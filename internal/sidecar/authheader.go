@@ -175,7 +175,7 @@ func isAgentParam(key string) bool {
 }
 
 func checkOverrideScope(v string) error {
-	if len(v) > maxScopeLen || strings.ContainsAny(v, " \t\r\n\"\\") {
+	if len(v) > maxScopeLen || strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '"' || r == '\\' }) {
 		return fmt.Errorf("optionsOverride.Scopes: %q is not a scope", clip(v))
 	}
 	return nil

@@ -54,6 +54,9 @@ func TestParseOverrides(t *testing.T) {
 		{query: "optionsOverride.AcquireTokenOptions.Claims=x", err: "not supported"},
 		{query: "AgentIdentity=x", err: "agent identities"},
 		{query: "optionsOverride.Scopes=" + url.QueryEscape("a b"), err: "not a scope"},
+		// a NUL or other control byte would let two (tenant, scopes) pairs name one cache entry
+		{query: "optionsOverride.Scopes=" + url.QueryEscape("tenant:t\x00s"), err: "not a scope"},
+		{query: "optionsOverride.Scopes=" + url.QueryEscape("s\x7f"), err: "not a scope"},
 		{query: strings.Repeat("optionsOverride.Scopes=s/x&", 21), err: "at most 20"},
 	}
 	for _, tt := range tests {
