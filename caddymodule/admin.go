@@ -121,6 +121,9 @@ func flushRegistration(ctx context.Context, w http.ResponseWriter, id string) er
 		return apiError(http.StatusNotFound, fmt.Sprintf("no registration %q: GET /token_injector/registrations lists them", id))
 	}
 	var store tokencache.TokenStore = found.cache
+	if found.shared != nil {
+		store = found.shared.cache // Redis and every replica's memory
+	}
 	flusher, ok := store.(tokencache.Flusher)
 	if !ok {
 		return apiError(http.StatusNotImplemented, "this registration's token cache cannot be flushed")

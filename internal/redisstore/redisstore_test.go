@@ -259,3 +259,42 @@ func TestRollingRotationInTwoSteps(t *testing.T) {
 		}
 	}
 }
+
+// The admin API's flush forgets every token in Redis and in every replica's memory, and keeps accounts; another
+// key prefix (another deployment on the same Redis) keeps its tokens.
+func TestFlushReachesRedisAndEveryReplica(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	k := newKey()
+	a, b := newReplica(t, srv.URL, "flush*[x]:", k, nil), newReplica(t, srv.URL, "flush*[x]:", k, nil)
+	other := newReplica(t, srv.URL, "flush-x:", k, nil) // which flush*[x]: would match as a pattern
+	cacheSignedIn(t, a, b)
+	ctx := t.Context()
+	exp := time.Now().Add(time.Hour)
+	for i := range 1200 { // more than one SCAN batch
+		tk := tokencache.Key{User: fmt.Sprintf("user-%d", i), Scopes: "s"}
+		if err := a.cache.Set(ctx, tk, tokencache.Token{AccessToken: "t", ExpiresOn: exp}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := other.cache.Set(ctx, key, tokencache.Token{AccessToken: "theirs", ExpiresOn: exp}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := a.cache.Flush(ctx)
+	if err != nil || n != 1201 {
+		t.Fatalf("Flush = %d, %v; want the 1201 tokens Redis held", n, err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); b.cache.Len() != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s after the flush on A, B's memory holds %d tokens", b.cache.Len())
+		}
+	}
+	if _, ok, _ := b.cache.Get(ctx, key); ok {
+		t.Fatal("B still gets the token from Redis")
+	}
+	if _, ok, _ := b.cache.GetAccount(ctx, user); !ok {
+		t.Fatal("the flush took the account: sessions would have to sign in again")
+	}
+	if tok, ok, _ := other.cache.L2().Get(ctx, key); !ok || tok.AccessToken != "theirs" {
+		t.Fatal("the flush reached another key prefix")
+	}
+}

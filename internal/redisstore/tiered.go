@@ -27,6 +27,8 @@ func NewTieredCache(l1 *tokencache.Memory, l2 *Tokens) *TieredCache {
 		switch kind {
 		case invalidUser:
 			_ = l1.DeleteUser(context.Background(), user)
+		case flushedTokens:
+			_, _ = l1.Flush(context.Background())
 		case resubscribed:
 			// A sign-out or a rotated refresh token may have been missed: every token and account is read from
 			// Redis again (tokens too, since their grant may have ended; they are in Redis while valid).
