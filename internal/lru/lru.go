@@ -146,10 +146,7 @@ func (c *Cache[K, V]) Add(k K, v V, expires time.Time) (evicted int) {
 // AddWeighted is Add for an entry that counts cost against the cache's maxCost (NewWeighted). An entry that costs
 // more than a shard may hold is not stored.
 func (c *Cache[K, V]) AddWeighted(k K, v V, expires time.Time, cost int64) (evicted int) {
-	var exp int64
-	if !expires.IsZero() {
-		exp = expires.UnixNano()
-	}
+	exp := expiresAt(expires)
 	h := c.hash(k)
 	s := c.lock(h)
 	defer s.mu.Unlock()
@@ -169,10 +166,7 @@ func (c *Cache[K, V]) AddWeighted(k K, v V, expires time.Time, cost int64) (evic
 // value passes match (nil passes any), and reports whether it did: an update that must not bring back what was
 // removed meanwhile, or a compare-and-set.
 func (c *Cache[K, V]) Replace(k K, v V, expires, now time.Time, match func(V) bool) bool {
-	var exp int64
-	if !expires.IsZero() {
-		exp = expires.UnixNano()
-	}
+	exp := expiresAt(expires)
 	h := c.hash(k)
 	s := c.lock(h)
 	defer s.mu.Unlock()
@@ -182,6 +176,14 @@ func (c *Cache[K, V]) Replace(k K, v V, expires, now time.Time, match func(V) bo
 	}
 	s.replace(e, k, v, exp, e.cost)
 	return true
+}
+
+// expiresAt is an entry's expiry as stored: unix nanoseconds, 0 for none (the zero time).
+func expiresAt(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 // Remove deletes k and reports whether it was present.

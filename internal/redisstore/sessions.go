@@ -63,34 +63,20 @@ func (s *Sessions) get(ctx context.Context, id string) (session.Session, time.Ti
 
 // Put stores v for ttl and lists it under its user.
 func (s *Sessions) Put(ctx context.Context, v session.Session, ttl time.Duration) error {
-	if ttl <= 0 {
-		return session.ErrBadTTL
-	}
 	if v.ID == "" {
 		return errors.New("session: a session needs an ID")
 	}
-	pt, err := json.Marshal(storedSession{Session: v, Until: s.c.now().Add(ttl)})
-	if err != nil {
-		return err
-	}
-	name := s.sessionName(v.ID)(0)
-	return s.c.do(ctx, metrics.RedisSet, func(ctx context.Context) error {
-		// Two slots in a Cluster: a pipeline, not a transaction. An index entry without its session is harmless.
-		pipe := s.c.rdb.Pipeline()
-		pipe.Set(ctx, name, s.c.sealed(name, pt), ttl)
-		if v.UserKey != "" {
-			index := s.indexName(v.UserKey)(0)
-			pipe.SAdd(ctx, index, name)
-			pipe.PExpire(ctx, index, max(ttl, session.DefaultAbsoluteTimeout))
-		}
-		_, err := pipe.Exec(ctx)
-		return err
-	})
+	return s.write(ctx, v, ttl, false)
 }
 
 // Touch stores v for ttl while its session is in Redis (SET XX): a touch on one replica racing a logout on
 // another does not bring the session back.
 func (s *Sessions) Touch(ctx context.Context, v session.Session, ttl time.Duration) error {
+	return s.write(ctx, v, ttl, true)
+}
+
+// write is Put, or with touch Touch.
+func (s *Sessions) write(ctx context.Context, v session.Session, ttl time.Duration, touch bool) error {
 	if ttl <= 0 {
 		return session.ErrBadTTL
 	}
@@ -100,10 +86,20 @@ func (s *Sessions) Touch(ctx context.Context, v session.Session, ttl time.Durati
 	}
 	name := s.sessionName(v.ID)(0)
 	return s.c.do(ctx, metrics.RedisSet, func(ctx context.Context) error {
+		// Two slots in a Cluster: a pipeline, not a transaction. An index entry without its session, or an index
+		// that outlives its sessions, is harmless.
 		pipe := s.c.rdb.Pipeline()
-		pipe.SetXX(ctx, name, s.c.sealed(name, pt), ttl)
-		if v.UserKey != "" { // an index that outlives its sessions is harmless
-			pipe.PExpire(ctx, s.indexName(v.UserKey)(0), max(ttl, session.DefaultAbsoluteTimeout))
+		if touch {
+			pipe.SetXX(ctx, name, s.c.sealed(name, pt), ttl)
+		} else {
+			pipe.Set(ctx, name, s.c.sealed(name, pt), ttl)
+		}
+		if v.UserKey != "" {
+			index := s.indexName(v.UserKey)(0)
+			if !touch {
+				pipe.SAdd(ctx, index, name)
+			}
+			pipe.PExpire(ctx, index, max(ttl, session.DefaultAbsoluteTimeout))
 		}
 		_, err := pipe.Exec(ctx)
 		return err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -94,10 +95,7 @@ func TestCallbackReplayRefused(t *testing.T) {
 	e := newEnv(t, Config{}, session.Config{})
 	b := newBrowser(t, e.h)
 	state := e.login(t, b, "return_to=/app")
-	saved := map[string]string{}
-	for k, v := range b.cookies {
-		saved[k] = v
-	}
+	saved := maps.Clone(b.cookies)
 	if w := b.callback(state, "code-1"); w.Code != http.StatusFound {
 		t.Fatalf("first callback = %d", w.Code)
 	}
@@ -356,10 +354,7 @@ func TestCallbackReplayRefusedAfterAReload(t *testing.T) {
 	e := newEnv(t, Config{Marks: marks}, session.Config{})
 	b := newBrowser(t, e.h)
 	state := e.login(t, b, "")
-	attacker := map[string]string{}
-	for k, v := range b.cookies {
-		attacker[k] = v
-	}
+	attacker := maps.Clone(b.cookies)
 	if w := b.callback(state, "code-1"); w.Code != http.StatusFound {
 		t.Fatalf("first callback = %d", w.Code)
 	}

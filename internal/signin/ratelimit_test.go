@@ -2,6 +2,7 @@ package signin
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -87,10 +88,7 @@ func TestUsedMemoryNotFlushable(t *testing.T) {
 	e := newEnvUsed(t, Config{}, session.Config{}, 2000)
 	victim := newBrowser(t, e.h)
 	state := e.login(t, victim, "")
-	saved := map[string]string{}
-	for k, v := range victim.cookies {
-		saved[k] = v
-	}
+	saved := maps.Clone(victim.cookies)
 	if w := victim.callback(state, "victim-code"); w.Code != http.StatusFound {
 		t.Fatalf("sign-in = %d", w.Code)
 	}
