@@ -104,10 +104,6 @@ func runScale(env *harness.Env, cfg Config, rep *Report, step func(string, ...an
 		return err
 	}
 	res.Proven, res.ProvenBytes = st.Tokens, st.Bytes
-	// Before the cookies are opened: the control's reload gives every route new handlers, which have opened none.
-	if res.Control, err = setSessionControl(env, harness.CaptureInj, oids); err != nil {
-		return err
-	}
 	step("scale: %d sessions, each cookie opened once through /sess/ and checked through /scheck/", n)
 	t0 = time.Now()
 	cookies, err := env.CreateSessions(harness.CaptureSess, users)
@@ -115,6 +111,10 @@ func runScale(env *harness.Env, cfg Config, rep *Report, step func(string, ...an
 		return err
 	}
 	res.SessionsTook = time.Since(t0)
+	// Before the cookies are opened: the control's reload gives every route new handlers, which have opened none.
+	if res.Control, err = setSessionControl(env, harness.CaptureSess, oids); err != nil {
+		return err
+	}
 	t0 = time.Now()
 	if _, err := env.WarmEach(harness.PathSess, cookies, loadgen.GETCookie); err != nil {
 		return err

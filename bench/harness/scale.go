@@ -40,8 +40,8 @@ func CallerStats(name string) (callerauth.ProvenStats, error) {
 
 // CreateSessions starts a session for each user in the store of the captured sign_in handler name, as its
 // callback would after a sign-in, and returns each one's cookie as "name=value" for this Env's origin. The users'
-// downstream tokens must be cached already (warming them with bearer tokens does: a session's cache key is the
-// bearer's when the caller token has no authentication context, as the emulator's have none).
+// downstream tokens must be cached already for their bearer tokens (SeedTokens, or warming them); each is copied
+// to the session's own partition (tokencache.SessionContext), as the sign-in's redemption would have cached one.
 func (e *Env) CreateSessions(name string, users []entraemu.User) ([]string, error) {
 	h, err := CapturedHandler(name)
 	if err != nil {
@@ -51,8 +51,19 @@ func (e *Env) CreateSessions(name string, users []entraemu.User) ([]string, erro
 	if m == nil {
 		return nil, fmt.Errorf("captured %q has no sign_in", name)
 	}
+	ctx := context.Background()
+	scopes := tokencache.NormalizeScopes([]string{GraphScope})
 	cookies := make([]string, len(users))
 	for i, u := range users {
+		bearer := tokencache.Key{User: e.userKey(u.ObjectID), Scopes: scopes}
+		tok, ok, err := h.TokenCache().Get(ctx, bearer)
+		if err != nil || !ok {
+			return nil, fmt.Errorf("no cached token for %s to give its session (%v)", u.ObjectID, err)
+		}
+		bearer.Context = tokencache.SessionContext
+		if err := h.TokenCache().Set(ctx, bearer, tok); err != nil {
+			return nil, err
+		}
 		w := httptest.NewRecorder()
 		r := httptest.NewRequest("GET", e.Origin()+PathSess+"me", nil)
 		if _, err := m.Create(w, r, session.Session{UserKey: e.userKey(u.ObjectID),
@@ -68,8 +79,9 @@ func (e *Env) CreateSessions(name string, users []entraemu.User) ([]string, erro
 	return cookies, nil
 }
 
-// DownstreamHeaders returns the Authorization header the captured handler name sends upstream for each user
-// (by object id): the cached downstream token. A fair control route carries the same header.
+// DownstreamHeaders returns the Authorization header the captured sign_in handler name sends upstream for each
+// signed-in user (by object id): the session's cached downstream token. A fair control route carries the same
+// header.
 func DownstreamHeaders(name string, oids []string) ([]string, error) {
 	h, err := CapturedHandler(name)
 	if err != nil {
@@ -79,7 +91,7 @@ func DownstreamHeaders(name string, oids []string) ([]string, error) {
 	out := make([]string, len(oids))
 	for i, oid := range oids {
 		t, ok, err := h.TokenCache().Get(context.Background(),
-			tokencache.Key{User: tokencache.UserKey(oid, entraemu.DefaultTenantID), Scopes: scopes})
+			tokencache.Key{User: tokencache.UserKey(oid, entraemu.DefaultTenantID), Context: tokencache.SessionContext, Scopes: scopes})
 		if err != nil || !ok {
 			return nil, fmt.Errorf("no cached token for %s (%v)", oid, err)
 		}
