@@ -62,6 +62,9 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		RedirectURI: pl.Redirect, Nonce: pl.Nonce, Scopes: pl.Scopes})
 	if err != nil {
 		p := contract.DecideCodeRedemption(err, pl.Scopes)
+		if p.Status == http.StatusBadRequest { // the code itself was refused: a forged callback's always is
+			h.limiter.refused(addressKey(h.cfg.ClientAddress(r)), h.cfg.Now())
+		}
 		p.Log(h.log, r)
 		h.fail(w, r, failure{status: p.Status, code: p.Code, title: "Sign-in failed", message: p.Description}, &pl)
 		return

@@ -25,6 +25,11 @@ const (
 	perAddressBurst = 100
 	totalBurst      = 200
 	maxAddresses    = 10000 // per-address limiters kept; an evicted one comes back full, the total still holds
+	// refusedCodeCost is what a code Entra refuses costs its address besides its redemption: 5 s of its rate. A
+	// forged callback's code is always refused, so a few addresses, each under its own rate, can no longer use
+	// up the total and lock everyone else out (it takes 140 at the total rate); a user whose code expired costs
+	// the office behind the same address half of one second's sign-ins.
+	refusedCodeCost = 50
 	// usedPerSignIn is what one redemption adds to the replay memory: its state, its code and, later, its handoff.
 	usedPerSignIn = 3
 	// usedHeadroom: a flood lasting a whole LoginTimeout may fill at most a quarter of the replay memory.
@@ -77,6 +82,15 @@ func (l *redeemLimiter) reserve(addr string, now time.Time) (wait time.Duration,
 		return d, false
 	}
 	return 0, true
+}
+
+// refused charges addr for a code Entra refused.
+func (l *redeemLimiter) refused(addr string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if lim, found := l.byAddr.Get(addr, now); found {
+		lim.ReserveN(now, refusedCodeCost) // a debt its next redemptions wait out
+	}
 }
 
 // shouldWarn reports whether a refusal at now is the first one of its minute: the operator hears of limiting

@@ -188,3 +188,30 @@ func TestAddressKey(t *testing.T) {
 		t.Errorf("remoteHost = %q", got)
 	}
 }
+
+// Five addresses, each under its own rate, forging callbacks (a free login, then a junk code) no longer use up the
+// total and lock everyone else out: each refused code costs its address refusedCodeCost more.
+func TestForgedCallbacksDoNotLockOthersOut(t *testing.T) {
+	e := newEnv(t, Config{}, session.Config{})
+	junk := &entra.Error{StatusCode: 400, Code: "invalid_grant", Codes: []int{9002313}}
+	e.idp.redeemErr = junk
+	victims, locked := 0, 0
+	for tick := range 3000 { // 60 s: a forged callback every 20 ms, 5 addresses in turn (10 a second each)
+		attempt(t, e, fmt.Sprintf("198.51.100.%d:1", tick%5), fmt.Sprint("junk-", tick))
+		if tick >= 1000 && tick%50 == 25 { // from 20 s on, a user on her own address, once a second
+			victims++
+			e.idp.redeemErr = nil
+			if w := attempt(t, e, fmt.Sprintf("203.0.113.%d:1", tick/50), fmt.Sprint("real-", tick)); w.Code == http.StatusTooManyRequests {
+				locked++
+			}
+			e.idp.redeemErr = junk
+		}
+		e.clock.Advance(20 * time.Millisecond)
+	}
+	if locked > 0 {
+		t.Fatalf("%d of %d sign-ins refused with 429 while 5 addresses forged callbacks", locked, victims)
+	}
+	if n := e.idp.redeemCount(); n > 5*(perAddressBurst+60*perAddressRate)/refusedCodeCost+victims+10 {
+		t.Fatalf("%d redemptions reached Entra in 60 s from 5 forging addresses", n)
+	}
+}
