@@ -229,3 +229,25 @@ func TestMovedByRotationStillEnds(t *testing.T) {
 		})
 	}
 }
+
+// A touch on B of a session A logged out, before A's invalidation reaches B, ends it on B too: Redis said it is
+// gone.
+func TestTouchOfASessionEndedElsewhere(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	ctx := t.Context()
+	k := randomKey()
+	b := NewTieredSessions(session.NewMemoryStore(100, nil), NewSessions(openRacing(t, srv.URL, k)))
+	s := session.Session{ID: "logged-out-on-a", UserKey: raceUser, CreatedAt: time.Now(), LastSeenAt: time.Now()}
+	if err := b.Put(ctx, s, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewSessions(openRacing(t, srv.URL, k)).Delete(ctx, s.ID); err != nil { // A's, not yet published
+		t.Fatal(err)
+	}
+	if err := b.Touch(ctx, s, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := b.Get(ctx, s.ID); ok {
+		t.Fatal("B's L1 kept the session its touch found ended in Redis")
+	}
+}

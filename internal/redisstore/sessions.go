@@ -6,6 +6,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tokeninjector/caddy-token-injector/internal/metrics"
 	"github.com/tokeninjector/caddy-token-injector/internal/session"
 )
@@ -66,31 +68,36 @@ func (s *Sessions) Put(ctx context.Context, v session.Session, ttl time.Duration
 	if v.ID == "" {
 		return errors.New("session: a session needs an ID")
 	}
-	return s.write(ctx, v, ttl, false)
+	_, err := s.write(ctx, v, ttl, false)
+	return err
 }
 
 // Touch stores v for ttl while its session is in Redis (SET XX): a touch on one replica racing a logout on
 // another does not bring the session back.
 func (s *Sessions) Touch(ctx context.Context, v session.Session, ttl time.Duration) error {
-	return s.write(ctx, v, ttl, true)
+	_, err := s.write(ctx, v, ttl, true)
+	return err
 }
 
-// write is Put, or with touch Touch.
-func (s *Sessions) write(ctx context.Context, v session.Session, ttl time.Duration, touch bool) error {
+// write is Put, or with touch Touch, and reports whether the session is stored (a touch of one that ended is
+// not).
+func (s *Sessions) write(ctx context.Context, v session.Session, ttl time.Duration, touch bool) (bool, error) {
 	if ttl <= 0 {
-		return session.ErrBadTTL
+		return false, session.ErrBadTTL
 	}
 	pt, err := json.Marshal(storedSession{Session: v, Until: s.c.now().Add(ttl)})
 	if err != nil {
-		return err
+		return false, err
 	}
 	name := s.sessionName(v.ID)(0)
-	return s.c.do(ctx, metrics.RedisSet, func(ctx context.Context) error {
+	stored := true
+	err = s.c.do(ctx, metrics.RedisSet, func(ctx context.Context) error {
 		// Two slots in a Cluster: a pipeline, not a transaction. An index entry without its session, or an index
 		// that outlives its sessions, is harmless.
 		pipe := s.c.rdb.Pipeline()
+		var set *redis.BoolCmd
 		if touch {
-			pipe.SetXX(ctx, name, s.c.sealed(name, pt), ttl)
+			set = pipe.SetXX(ctx, name, s.c.sealed(name, pt), ttl)
 		} else {
 			pipe.Set(ctx, name, s.c.sealed(name, pt), ttl)
 		}
@@ -102,8 +109,12 @@ func (s *Sessions) write(ctx context.Context, v session.Session, ttl time.Durati
 			pipe.PExpire(ctx, index, max(ttl, session.DefaultAbsoluteTimeout))
 		}
 		_, err := pipe.Exec(ctx)
+		if set != nil {
+			stored = set.Val()
+		}
 		return err
 	})
+	return stored, err
 }
 
 // Delete forgets id.

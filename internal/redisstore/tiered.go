@@ -208,10 +208,15 @@ func (t *TieredSessions) Put(ctx context.Context, s session.Session, ttl time.Du
 	return t.l1.Put(ctx, s, ttl)
 }
 
-// Touch stores s in both tiers while it is in Redis.
+// Touch stores s in both tiers while it is in Redis. One that ended there (a logout on another replica whose
+// invalidation has not arrived) leaves L1 too.
 func (t *TieredSessions) Touch(ctx context.Context, s session.Session, ttl time.Duration) error {
-	if err := t.l2.Touch(ctx, s, ttl); err != nil {
+	stored, err := t.l2.write(ctx, s, ttl, true)
+	if err != nil {
 		return err
+	}
+	if !stored {
+		return t.l1.Delete(ctx, s.ID)
 	}
 	return t.l1.Touch(ctx, s, ttl)
 }
