@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-jose/go-jose/v4/jwt"
+
 	"github.com/tokeninjector/caddy-token-injector/internal/entra"
 	"github.com/tokeninjector/caddy-token-injector/internal/identity"
 	"github.com/tokeninjector/caddy-token-injector/internal/lru"
@@ -168,7 +170,7 @@ func (c *cachedIdentity) countsUnder(ks *keySet, r *rules) bool {
 		c.keysOK.Store(ks)
 	}
 	if c.rulesOK.Load() != r {
-		if !r.tenants.takes(c.id.TenantID, ks.tenantID) || !slices.ContainsFunc(r.audiences, func(a string) bool { return strings.EqualFold(a, c.aud) }) {
+		if _, err := checkAudience(jwt.Audience{c.aud}, r.audiences); err != nil || !r.tenants.takes(c.id.TenantID, ks.tenantID) {
 			return false
 		}
 		c.rulesOK.Store(r)

@@ -51,6 +51,17 @@ func newPending(c *Client, log *zap.Logger) *pending {
 	return &pending{c: c, log: log, done: make(chan struct{}), kept: map[pendingKey]bool{}}
 }
 
+// endEverywhere ends value (of kind) here at once (forget), in Redis and on the other replicas (del, then
+// published; or when Redis is back, see pending), and here again once Redis answered: a fill of this replica's that
+// read Redis before del is then dropped, or removed if it was kept (bus.ended).
+func (c *Client) endEverywhere(ctx context.Context, kind byte, value string, forget func(),
+	del func(context.Context) (int, error)) (int, error) {
+	forget()
+	n, err := c.pending.end(ctx, kind, value, del)
+	c.bus.ended(forget)
+	return n, err
+}
+
 // end deletes in Redis and publishes; if Redis cannot be reached, it is kept to be applied when it is back. The
 // error is returned either way: the caller answers as it would without the retry.
 func (p *pending) end(ctx context.Context, kind byte, value string, del func(context.Context) (int, error)) (int, error) {

@@ -144,11 +144,8 @@ func (t *TieredCache) DeleteUser(ctx context.Context, user string) error {
 	if user == "" {
 		return nil
 	}
-	_ = t.l1.DeleteUser(ctx, user)
-	_, err := t.l2.c.pending.end(ctx, invalidUser, user, func(ctx context.Context) (int, error) {
-		return 0, t.l2.DeleteUser(ctx, user)
-	})
-	t.bus.ended(func() { _ = t.l1.DeleteUser(ctx, user) })
+	_, err := t.l2.c.endEverywhere(ctx, invalidUser, user, func() { _ = t.l1.DeleteUser(ctx, user) },
+		func(ctx context.Context) (int, error) { return 0, t.l2.DeleteUser(ctx, user) })
 	return err
 }
 
@@ -224,11 +221,8 @@ func (t *TieredSessions) Touch(ctx context.Context, s session.Session, ttl time.
 // Delete ends id in both tiers and on every replica. While Redis is down it ends here at once, and in Redis and
 // on the other replicas when Redis is back.
 func (t *TieredSessions) Delete(ctx context.Context, id string) error {
-	_ = t.l1.Delete(ctx, id)
-	_, err := t.l2.c.pending.end(ctx, invalidSession, id, func(ctx context.Context) (int, error) {
-		return 0, t.l2.Delete(ctx, id)
-	})
-	t.bus.ended(func() { _ = t.l1.Delete(ctx, id) })
+	_, err := t.l2.c.endEverywhere(ctx, invalidSession, id, func() { _ = t.l1.Delete(ctx, id) },
+		func(ctx context.Context) (int, error) { return 0, t.l2.Delete(ctx, id) })
 	return err
 }
 
@@ -237,11 +231,10 @@ func (t *TieredSessions) DeleteUser(ctx context.Context, userKey string) (int, e
 	if userKey == "" {
 		return 0, nil
 	}
-	local, _ := t.l1.DeleteUser(ctx, userKey)
-	n, err := t.l2.c.pending.end(ctx, invalidSessions, userKey, func(ctx context.Context) (int, error) {
-		return t.l2.DeleteUser(ctx, userKey)
-	})
-	t.bus.ended(func() { _, _ = t.l1.DeleteUser(ctx, userKey) })
+	local := 0
+	n, err := t.l2.c.endEverywhere(ctx, invalidSessions, userKey,
+		func() { k, _ := t.l1.DeleteUser(ctx, userKey); local = max(local, k) },
+		func(ctx context.Context) (int, error) { return t.l2.DeleteUser(ctx, userKey) })
 	return max(n, local), err
 }
 

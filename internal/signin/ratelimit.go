@@ -28,7 +28,7 @@ const (
 	// refusedCodeCost is what a code Entra refuses costs its address besides its redemption: 5 s of its rate. A
 	// forged callback's code is always refused, so a few addresses, each under its own rate, can no longer use
 	// up the total and lock everyone else out (it takes 140 at the total rate); a user whose code expired costs
-	// the office behind the same address half of one second's sign-ins.
+	// the office behind the same address half its burst, 5 s of its rate.
 	refusedCodeCost = 50
 	// usedPerSignIn is what one redemption adds to the replay memory: its state, its code and, later, its handoff.
 	usedPerSignIn = 3
