@@ -24,10 +24,16 @@ type browser struct {
 	client *http.Client
 }
 
-func newBrowser(t *testing.T) *browser {
+func newBrowser(t *testing.T) *browser { return newBrowserSeeing(t, nil) }
+
+// newBrowserSeeing is newBrowser whose redirects seen also go to onRedirect, before they are followed.
+func newBrowserSeeing(t *testing.T, onRedirect func(*http.Request)) *browser {
 	b := env.NewBrowser(testenv.BrowserOptions{OnRedirect: func(req *http.Request) {
 		if code := req.URL.Query().Get("code"); code != "" {
 			rememberCredential(code) // the log check looks for every authorization code
+		}
+		if onRedirect != nil {
+			onRedirect(req)
 		}
 	}})
 	b.Client.Timeout = 15 * time.Second
