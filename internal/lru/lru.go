@@ -20,6 +20,7 @@ type Cache[K comparable, V any] struct {
 	seed   maphash.Seed
 	table  atomic.Pointer[table[K, V]]
 	resize sync.Mutex // serializes SetCapacity
+	hooks  *Hooks[V]  // nil: none (SetHooks)
 }
 
 // table is one generation of shards. SetCapacity replaces it; a retired table's shards refuse use.
@@ -35,6 +36,7 @@ type shard[K comparable, V any] struct {
 	maxCost  int64 // 0: no bound on the entries' total cost
 	cost     int64 // total cost of the entries held
 	retired  bool  // its entries moved to a newer table; look the table up again
+	hooks    *Hooks[V]
 }
 
 type entry[K comparable, V any] struct {
@@ -53,7 +55,7 @@ const entriesPerShard = 256
 // New returns a cache holding at most capacity entries (at least 1).
 func New[K comparable, V any](capacity int) *Cache[K, V] {
 	c := &Cache[K, V]{seed: maphash.MakeSeed()}
-	c.table.Store(newTable[K, V](capacity, 0))
+	c.table.Store(newTable[K, V](capacity, 0, nil))
 	return c
 }
 
@@ -61,14 +63,14 @@ func New[K comparable, V any](capacity int) *Cache[K, V] {
 // maxEntries unless that is 0. Like the entry bound, maxCost is split evenly over the shards.
 func NewWeighted[K comparable, V any](maxEntries int, maxCost int64) *Cache[K, V] {
 	c := &Cache[K, V]{seed: maphash.MakeSeed()}
-	c.table.Store(newTable[K, V](maxEntries, max(maxCost, 1)))
+	c.table.Store(newTable[K, V](maxEntries, max(maxCost, 1), nil))
 	return c
 }
 
 // costPerShard sizes the shards of a cache bounded only by cost, as if each entry cost this much.
 const costPerShard = entriesPerShard * 2048
 
-func newTable[K comparable, V any](capacity int, maxCost int64) *table[K, V] {
+func newTable[K comparable, V any](capacity int, maxCost int64, hooks *Hooks[V]) *table[K, V] {
 	if maxCost > 0 && capacity <= 0 {
 		capacity = math.MaxInt
 	}
@@ -85,6 +87,7 @@ func newTable[K comparable, V any](capacity int, maxCost int64) *table[K, V] {
 			s.capacity++
 		}
 		s.maxCost = maxCost / int64(n)
+		s.hooks = hooks
 		s.head.next, s.head.prev = &s.head, &s.head
 	}
 	return t
@@ -126,7 +129,7 @@ func (c *Cache[K, V]) Get(k K, now time.Time) (V, bool) {
 		return zero, false
 	}
 	if e.expires != 0 && now.UnixNano() >= e.expires {
-		s.remove(e)
+		s.drop(e)
 		var zero V
 		return zero, false
 	}
@@ -154,7 +157,7 @@ func (c *Cache[K, V]) AddWeighted(k K, v V, expires time.Time, cost int64) (evic
 		if e.key == k && s.fits(cost) {
 			return s.replace(e, k, v, exp, cost)
 		}
-		s.remove(e) // k's entry, which insert will not store again, or a colliding key's, which this evicts
+		s.drop(e) // k's entry, which insert will not store again, or a colliding key's, which this evicts
 		if e.key != k {
 			evicted++
 		}
@@ -194,7 +197,7 @@ func (c *Cache[K, V]) Remove(k K) bool {
 	e := s.items.get(h)
 	ok := e != nil && e.key == k // not a colliding key's entry
 	if ok {
-		s.remove(e)
+		s.drop(e)
 	}
 	return ok
 }
@@ -207,7 +210,7 @@ func (c *Cache[K, V]) RemoveFunc(match func(K, V) bool) int {
 		for e := s.head.next; e != &s.head; {
 			next := e.next
 			if match(e.key, e.value) {
-				s.remove(e)
+				s.drop(e)
 				n++
 			}
 			e = next
@@ -275,7 +278,7 @@ func (c *Cache[K, V]) SetLimits(maxEntries int, maxCost int64) {
 	c.resize.Lock()
 	defer c.resize.Unlock()
 	old := c.table.Load()
-	nt := newTable[K, V](maxEntries, maxCost)
+	nt := newTable[K, V](maxEntries, maxCost, c.hooks)
 	for i := range old.shards {
 		old.shards[i].mu.Lock()
 		old.shards[i].promoteUsed()
@@ -317,12 +320,11 @@ func (s *shard[K, V]) insert(e *entry[K, V]) (evicted int) {
 // many it evicted.
 func (s *shard[K, V]) makeRoom(entries int, cost int64) (evicted int) {
 	for s.items.n+entries > s.capacity || s.maxCost > 0 && s.cost+cost > s.maxCost {
-		if last := s.head.prev; last.used { // its second chance; each is paid for by the hit that marked it
-			last.used = false
+		if last := s.head.prev; s.takeUse(last) { // its second chance; each is paid for by the hit that marked it
 			s.moveToFront(last)
 			continue
 		}
-		s.remove(s.head.prev)
+		s.drop(s.head.prev)
 		evicted++
 	}
 	return evicted
@@ -339,7 +341,9 @@ func (s *shard[K, V]) fits(cost int64) bool { return s.maxCost == 0 || cost <= s
 // next lookups, which compare it by pointer, not byte by byte.
 func (s *shard[K, V]) replace(e *entry[K, V], k K, v V, exp, cost int64) (evicted int) {
 	s.cost += cost - e.cost
+	old := e.value
 	e.key, e.value, e.expires, e.cost, e.used = k, v, exp, cost, true
+	s.dropped(old)
 	return s.makeRoom(0, 0)
 }
 
@@ -362,8 +366,7 @@ func (s *shard[K, V]) moveToFront(e *entry[K, V]) {
 func (s *shard[K, V]) promoteUsed() {
 	for e := s.head.prev; e != &s.head; {
 		prev := e.prev
-		if e.used {
-			e.used = false
+		if s.takeUse(e) {
 			s.moveToFront(e)
 		}
 		e = prev
