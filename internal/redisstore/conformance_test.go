@@ -53,11 +53,13 @@ func TestSessionsConformance(t *testing.T) {
 
 func TestTieredCacheConformance(t *testing.T) {
 	srv := testenv.StartRedis(t)
-	tokencachetest.RunCacheTests(t, func(t *testing.T, cfg tokencachetest.Config) (tokencache.Cache, tokencachetest.Clock) {
+	newTiered := func(t *testing.T, cfg tokencachetest.Config) (tokencache.Cache, tokencachetest.Clock) {
 		clock := testenv.NewClock(time.Time{})
 		l1 := tokencache.NewMemory(cfg.MaxEntries, cfg.Margin, clock.Now)
 		return redisstore.NewTieredCache(l1, redisstore.NewTokens(newClient(t, srv, clock), cfg.Margin)), clock
-	}, tokencachetest.Options{})
+	}
+	tokencachetest.RunCacheTests(t, newTiered, tokencachetest.Options{})
+	t.Run("Memo", func(t *testing.T) { tokencachetest.RunMemoTests(t, newTiered) })
 }
 
 func TestTieredSessionsConformance(t *testing.T) {

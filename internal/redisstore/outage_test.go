@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -250,5 +251,45 @@ func TestEveryCommandIsReportedToTheMetrics(t *testing.T) {
 	_, _, _ = a.cache.Get(ctx, tokencache.Key{User: "someone-else", Scopes: key.Scopes})
 	if _, errs := calls.counts(metrics.RedisGet); errs != 1 {
 		t.Errorf("%d get errors after Redis was killed, want 1 (then the breaker stops sending)", errs)
+	}
+}
+
+// A memo on replica B (a caller served there) ends when another replica ends the entry for every replica: A's
+// sign-out, or an admin flush on A. B's next request then gets what Redis has. (A CAE answer on A replaces the
+// entry in Redis and in A's memory; B meets the challenge itself, and its own answer ends its memo.)
+func TestMemoOnBEndsWithAnotherReplicasEnd(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	ctx := t.Context()
+	for _, end := range []struct {
+		name string
+		do   func(a replica) error
+	}{
+		{"sign-out on A", func(a replica) error { return a.cache.DeleteUser(ctx, user) }},
+		{"an admin flush on A", func(a replica) error { _, err := a.cache.Flush(ctx); return err }},
+	} {
+		t.Run(end.name, func(t *testing.T) {
+			k := newKey()
+			prefix := fmt.Sprintf("memo%x:", k[:4])
+			a, b := newReplica(t, srv.URL, prefix, k, nil), newReplica(t, srv.URL, prefix, k, nil)
+			cacheSignedIn(t, a, b)
+			var memo tokencache.Memo
+			if tok, ok, _ := b.cache.GetMemo(ctx, key, &memo); !ok || tok.AccessToken != "downstream" {
+				t.Fatalf("B: %q %v", tok.AccessToken, ok)
+			}
+			if err := end.do(a); err != nil {
+				t.Fatal(err)
+			}
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				if _, ok := memo.Token(key, time.Now()); !ok {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("5 s after A's end, B's memo still serves the token")
+				}
+			}
+			if tok, ok, _ := b.cache.GetMemo(ctx, key, &memo); ok {
+				t.Fatalf("B then serves %q, want nothing", tok.AccessToken)
+			}
+		})
 	}
 }

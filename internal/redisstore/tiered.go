@@ -47,7 +47,13 @@ func (t *TieredCache) L2() *Tokens { return t.l2 }
 
 // Get returns the token from L1, else from Redis (keeping it in L1).
 func (t *TieredCache) Get(ctx context.Context, k tokencache.Key) (tokencache.Token, bool, error) {
-	if tok, ok, _ := t.l1.Get(ctx, k); ok {
+	return t.GetMemo(ctx, k, nil)
+}
+
+// GetMemo is Get; a hit in L1 is remembered in m. An entry the other replicas' invalidations drop from L1 ends
+// the memos of it too.
+func (t *TieredCache) GetMemo(ctx context.Context, k tokencache.Key, m *tokencache.Memo) (tokencache.Token, bool, error) {
+	if tok, ok, _ := t.l1.GetMemo(ctx, k, m); ok {
 		return tok, true, nil
 	}
 	gen := t.bus.gen.Load()
@@ -252,9 +258,10 @@ func (t *TieredSessions) Ends(id string) uint64 {
 
 // Interface guards
 var (
-	_ tokencache.Cache   = (*TieredCache)(nil)
-	_ session.Store      = (*TieredSessions)(nil)
-	_ session.EndCounter = (*TieredSessions)(nil)
+	_ tokencache.Memoizing = (*TieredCache)(nil)
+	_ tokencache.Cache     = (*TieredCache)(nil)
+	_ session.Store        = (*TieredSessions)(nil)
+	_ session.EndCounter   = (*TieredSessions)(nil)
 )
 
 // Len is the number of sessions in this replica's L1 (-1 if its L1 does not count them).

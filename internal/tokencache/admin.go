@@ -19,7 +19,7 @@ type Flusher interface {
 
 // Flush forgets every token; accounts stay.
 func (m *Memory) Flush(context.Context) (int, error) {
-	return m.entries.RemoveFunc(func(Key, Token) bool { return true }), nil
+	return m.entries.RemoveFunc(func(Key, *record) bool { return true }), nil
 }
 
 var _ Flusher = (*Memory)(nil)

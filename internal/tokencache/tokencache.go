@@ -132,7 +132,7 @@ type Cache interface {
 // once its token is within the safety margin of expiry. Resize and SetMargin change its settings in place (a
 // config reload), keeping what it holds.
 type Memory struct {
-	entries  *lru.Cache[Key, Token]
+	entries  *lru.Cache[Key, *record]
 	accounts *lru.Cache[string, Account]
 	margin   atomic.Int64 // nanoseconds
 	now      func() time.Time
@@ -144,7 +144,8 @@ func NewMemory(maxEntries int, margin time.Duration, now func() time.Time) *Memo
 	if now == nil {
 		now = time.Now
 	}
-	m := &Memory{entries: lru.New[Key, Token](maxEntries), accounts: lru.New[string, Account](maxEntries), now: now}
+	m := &Memory{entries: lru.New[Key, *record](maxEntries), accounts: lru.New[string, Account](maxEntries), now: now}
+	m.entries.SetHooks(lru.Hooks[*record]{Dropped: recordEnded, UsedOutside: recordUsedOutside}) // memo.go
 	m.margin.Store(int64(margin))
 	return m
 }
@@ -162,13 +163,17 @@ func (m *Memory) SetMargin(margin time.Duration) { m.margin.Store(int64(margin))
 
 // Get returns the token for k if it is still usable.
 func (m *Memory) Get(_ context.Context, k Key) (Token, bool, error) {
-	t, ok := m.entries.Get(k, m.now())
-	return t, ok, nil
+	r, ok := m.entries.Get(k, m.now())
+	if !ok {
+		return Token{}, false, nil
+	}
+	return r.tok, true, nil
 }
 
 // Set stores t under k until margin before it expires.
 func (m *Memory) Set(_ context.Context, k Key, t Token) error {
-	if n := m.entries.Add(k, t.withHeader(), t.ExpiresOn.Add(-time.Duration(m.margin.Load()))); n > 0 && m.observer != nil {
+	exp := t.ExpiresOn.Add(-time.Duration(m.margin.Load()))
+	if n := m.entries.Add(k, newRecord(t, exp), exp); n > 0 && m.observer != nil {
 		m.observer.Evicted(n)
 	}
 	return nil
@@ -197,7 +202,7 @@ func (m *Memory) DeleteUser(_ context.Context, user string) error {
 	if user == "" {
 		return nil
 	}
-	m.entries.RemoveFunc(func(k Key, _ Token) bool { return k.User == user })
+	m.entries.RemoveFunc(func(k Key, _ *record) bool { return k.User == user })
 	m.accounts.Remove(user)
 	return nil
 }

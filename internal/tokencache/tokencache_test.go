@@ -36,6 +36,8 @@ func TestMemory(t *testing.T) {
 	tokencachetest.RunCacheTests(t, newMemory, tokencachetest.Options{Bounded: true})
 }
 
+func TestMemoryMemo(t *testing.T) { tokencachetest.RunMemoTests(t, newMemory) }
+
 func key(i int) tokencache.Key {
 	return tokencache.Key{User: tokencache.UserKey(fmt.Sprint(i), "tid"), Scopes: "s"}
 }
@@ -101,5 +103,34 @@ func TestMemorySetMargin(t *testing.T) {
 	clock.Advance(3 * time.Minute) // within the old margin
 	if _, ok, _ := m.Get(ctx, before); ok {
 		t.Fatal("a token outlived the margin it was stored with")
+	}
+}
+
+// An entry served only from a memo is as recently used as one Get serves: a full cache evicts the others first.
+func TestMemoryKeepsWhatMemosServe(t *testing.T) {
+	clock := testenv.NewClock(time.Time{})
+	m := tokencache.NewMemory(2, 0, clock.Now)
+	ctx := t.Context()
+	set := func(i int) {
+		if err := m.Set(ctx, key(i), tokencache.Token{AccessToken: fmt.Sprint(i), ExpiresOn: clock.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(1)
+	set(2)
+	var memo tokencache.Memo
+	if _, ok, _ := m.GetMemo(ctx, key(1), &memo); !ok {
+		t.Fatal("no entry 1")
+	}
+	set(3) // evicts 2: 1 was just read
+	if _, ok := memo.Token(key(1), clock.Now()); !ok {
+		t.Fatal("the memo lost entry 1")
+	}
+	set(4) // 1 was served from the memo since: 3 goes
+	if _, ok := memo.Token(key(1), clock.Now()); !ok {
+		t.Fatal("the entry the memo serves was evicted before one nobody used")
+	}
+	if _, ok, _ := m.Get(ctx, key(3)); ok {
+		t.Fatal("entry 3, unused, was kept")
 	}
 }

@@ -1,0 +1,107 @@
+package tokencache
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
+
+// A Memo remembers the cache entry that served a caller's last request, so that the caller's next request for
+// the same key is served from that entry without a cache lookup: the shard's lock, the index slot and the entry,
+// each a cache miss once a large cache is cold, are most of what a hit costs in place. The memo lives with what
+// the proxy already holds for the caller (the proven caller token, the opened session cookie).
+//
+// The entry says when it leaves the cache (sign-out, a CAE eviction, a flush, a renewal that replaced it, an
+// eviction, expiry), and the memo then serves nothing, so a memo never serves what a lookup would not. A memo
+// keeps its last entry's token alive after the cache dropped it, until the caller's next request replaces it or
+// the caller is forgotten: at most one token per remembered caller.
+//
+// A memo holds two entries, so that a caller of two routes (Graph and another API, say) is served from it on
+// both; a third key takes the second place.
+//
+// The zero value is empty. A Memo is safe for concurrent use; a nil *Memo remembers nothing.
+type Memo struct {
+	last [2]atomic.Pointer[memoized]
+}
+
+type memoized struct {
+	key Key
+	rec *record
+}
+
+// record is a cached token as the cache and the memos referring to it share it. Its token never changes.
+type record struct {
+	tok     Token
+	expires int64       // unix nanoseconds, as the cache holds it: when it drops the entry; 0 never
+	ended   atomic.Bool // it left the cache
+	used    atomic.Bool // served from a memo since eviction last asked (lru.Hooks.UsedOutside)
+}
+
+// Token returns the token remembered for k while the cache still holds it and it has not expired at now. Like a
+// cache hit it counts as a use of the entry, so the cache does not evict what memos keep serving.
+func (m *Memo) Token(k Key, now time.Time) (Token, bool) {
+	if m == nil {
+		return Token{}, false
+	}
+	p := m.last[0].Load()
+	if p == nil || p.key != k {
+		if p = m.last[1].Load(); p == nil || p.key != k {
+			return Token{}, false
+		}
+	}
+	if p.rec.ended.Load() || p.rec.expires != 0 && now.UnixNano() >= p.rec.expires {
+		return Token{}, false
+	}
+	if !p.rec.used.Load() { // a hit on a marked entry writes nothing
+		p.rec.used.Store(true)
+	}
+	return p.rec.tok, true
+}
+
+// remember makes rec, found under k, the memo's entry for k: in the place k had, else the first if it is empty,
+// else the second.
+func (m *Memo) remember(k Key, rec *record) {
+	if m == nil {
+		return
+	}
+	slot := &m.last[1]
+	if p := m.last[0].Load(); p == nil || p.key == k {
+		slot = &m.last[0]
+	}
+	if p := slot.Load(); p != nil && p.rec == rec && p.key == k {
+		return
+	}
+	slot.Store(&memoized{key: k, rec: rec})
+}
+
+// Memoizing is a TokenStore whose hits a Memo can remember: Memory, and the tiers it stands in front of.
+type Memoizing interface {
+	// GetMemo is Get; on a hit from this process's memory, m remembers the entry (see Memo).
+	GetMemo(ctx context.Context, k Key, m *Memo) (Token, bool, error)
+}
+
+// GetMemo is Get, and on a hit m remembers the entry.
+func (m *Memory) GetMemo(_ context.Context, k Key, memo *Memo) (Token, bool, error) {
+	r, ok := m.entries.Get(k, m.now())
+	if !ok {
+		return Token{}, false, nil
+	}
+	memo.remember(k, r)
+	return r.tok, true, nil
+}
+
+// newRecord is t as cached until exp.
+func newRecord(t Token, exp time.Time) *record {
+	r := &record{tok: t.withHeader()}
+	if !exp.IsZero() {
+		r.expires = exp.UnixNano()
+	}
+	return r
+}
+
+// recordEnded and recordUsedOutside are Memory's lru.Hooks.
+func recordEnded(r *record) { r.ended.Store(true) }
+
+func recordUsedOutside(r *record) bool { return r.used.Load() && r.used.Swap(false) }
+
+var _ Memoizing = (*Memory)(nil)
