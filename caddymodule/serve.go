@@ -71,7 +71,7 @@ func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
 		}
 		key.User, key.Context = id.UserKey, id.AuthContext
 		return acquire.Request{Key: key, Scopes: h.scopes, Assertion: assertion, Timeout: h.timeout,
-			ExpiryMargin: h.expiryMargin, Tenant: h.callerTenant(id.TenantID)}, nil
+			ExpiryMargin: h.expiryMargin, Tenant: h.callerTenant(id.TenantID), Memo: id.Memo}, nil
 	}
 	// 1b. Or the caller's sign-in session; its cookie holds only a sealed session id.
 	if h.sessions == nil {
@@ -89,7 +89,7 @@ func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
 	setUserPlaceholders(r, c.Placeholders)
 	key.User, key.Context = c.UserKey, tokencache.SessionContext
 	return acquire.Request{Key: key, Scopes: h.scopes, Timeout: h.timeout, ExpiryMargin: h.expiryMargin,
-		Tenant: h.callerTenant(c.User.TenantID)}, nil
+		Tenant: h.callerTenant(c.User.TenantID), Memo: c.Memo}, nil
 }
 
 // proveToken validates the caller's token and applies the route's caller rules.

@@ -120,6 +120,9 @@ type Request struct {
 	// ExpiryMargin is how close to expiry a cached token may be and still be forwarded on this route. Default:
 	// the engine's ExpiryMargin.
 	ExpiryMargin time.Duration
+	// Memo, when set, is the caller's memory of the cache entry its last request was served from (the proven
+	// caller's, the opened session's): a hit on it costs no cache lookup. Nil: every hit looks the cache up.
+	Memo *tokencache.Memo
 }
 
 // Stats are counters for metrics and tests.
@@ -131,6 +134,7 @@ type Stats struct {
 type Engine struct {
 	config   atomic.Pointer[Config] // replaced whole by Update
 	cache    tokencache.Cache
+	memoized tokencache.Memoizing // cache, when its hits can be memoized; else nil
 	provider Provider
 	flights  singleflight.Group
 	// accounts serializes the use of each account's refresh token: a rotated refresh token is redeemed once.
@@ -158,6 +162,7 @@ func New(cache tokencache.Cache, provider Provider, cfg Config) *Engine {
 	life, stop := context.WithCancel(context.Background())
 	e := &Engine{cache: cache, provider: provider, life: life, stop: stop,
 		refreshBackoff: lru.New[tokencache.Key, struct{}](4096)}
+	e.memoized, _ = cache.(tokencache.Memoizing)
 	e.Update(cfg)
 	return e
 }
@@ -344,9 +349,20 @@ func (e *Engine) renewInBackground(parent context.Context, req Request, now time
 	}()
 }
 
+// cached returns req's token from the caller's memo, else from the cache (for the memo to remember), if it is
+// usable at now.
 func (e *Engine) cached(ctx context.Context, req Request, now time.Time) (tokencache.Token, bool) {
-	t, ok, err := e.cache.Get(ctx, req.Key)
-	if err != nil || !ok || !t.UsableAt(now, cmp.Or(req.ExpiryMargin, e.cfg().ExpiryMargin)) {
+	t, ok := req.Memo.Token(req.Key, now)
+	if !ok {
+		var err error
+		if e.memoized != nil {
+			t, ok, err = e.memoized.GetMemo(ctx, req.Key, req.Memo)
+		} else {
+			t, ok, err = e.cache.Get(ctx, req.Key)
+		}
+		ok = ok && err == nil
+	}
+	if !ok || !t.UsableAt(now, cmp.Or(req.ExpiryMargin, e.cfg().ExpiryMargin)) {
 		return tokencache.Token{}, false
 	}
 	return t, true

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
+	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
 // mintMany mints n distinct valid tokens (their oid differs), each padded with a name claim of pad bytes.
@@ -133,10 +134,18 @@ func provenHeapPerToken(tb testing.TB, ti *testIssuer, clock *testenv.Clock, n i
 	v := newTestValidator(tb, ti, clock)
 	warmKeys(tb, v, mintMany(tb, ti, clock.Now(), 1, 0)[0])
 	v.cache.RemoveFunc(func(uint64, *cachedIdentity) bool { return true })
+	// Each caller is served once, so its memo holds what serving it allocates.
+	served := tokencache.NewMemory(10, 0, clock.Now)
+	key := tokencache.Key{User: "u", Scopes: "s"}
+	_ = served.Set(tb.Context(), key, tokencache.Token{AccessToken: "t", ExpiresOn: clock.Now().Add(time.Hour)})
 	before := heapNow()
 	for _, tok := range mintMany(tb, ti, clock.Now(), n, 0) {
-		if _, err := v.Validate(tb.Context(), tok); err != nil {
+		id, err := v.Validate(tb.Context(), tok)
+		if err != nil {
 			tb.Fatal(err)
+		}
+		if _, ok, _ := served.GetMemo(tb.Context(), key, id.Memo); !ok {
+			tb.Fatal("the token to serve is not cached")
 		}
 	}
 	heap := heapNow() - before

@@ -20,6 +20,7 @@ import (
 	"github.com/tokeninjector/caddy-token-injector/internal/entra"
 	"github.com/tokeninjector/caddy-token-injector/internal/identity"
 	"github.com/tokeninjector/caddy-token-injector/internal/lru"
+	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
 const (
@@ -71,6 +72,10 @@ type Identity struct {
 	AuthContext string
 	// Placeholders names the user for access logs, built once per proven token.
 	Placeholders identity.Placeholders
+	// Memo remembers the downstream token this caller's last request was served, so that its next one costs no
+	// token-cache lookup (see tokencache.Memo). The proven token's, it lives as long as the token is remembered;
+	// nil for an Identity not from a Validator.
+	Memo *tokencache.Memo
 }
 
 // ForbiddenError reports a valid caller this route does not accept: its token lacks every required scope, or was
@@ -158,6 +163,7 @@ type cachedIdentity struct {
 	// from the entry, so cold lines at scale). A key refresh or a reload makes the next hit check again.
 	keysOK  atomic.Pointer[keySet]
 	rulesOK atomic.Pointer[rules]
+	memo    tokencache.Memo // id.Memo
 }
 
 // countsUnder reports whether the proven token still counts under the key set ks and the rules r: its key is
@@ -322,8 +328,8 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 	}
 	until = until.Add(v.rules.Load().skew)
 	c := &cachedIdentity{id: *id, kid: tok.kid, aud: aud, tag: tag}
-	c.id.Placeholders = identity.NewPlaceholders(c.id.User)
-	id.Placeholders = c.id.Placeholders
+	c.id.Placeholders, c.id.Memo = identity.NewPlaceholders(c.id.User), &c.memo
+	id.Placeholders, id.Memo = c.id.Placeholders, c.id.Memo
 	v.remember(c, until)
 	return id, nil
 }

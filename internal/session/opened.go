@@ -11,6 +11,7 @@ import (
 
 	"github.com/tokeninjector/caddy-token-injector/internal/identity"
 	"github.com/tokeninjector/caddy-token-injector/internal/lru"
+	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
 // Caller is the signed-in user a session cookie proves, as Manager.Caller returns it. It is shared by every
@@ -21,6 +22,10 @@ type Caller struct {
 	User      identity.User
 	// Placeholders names the user for access logs, built once per opened cookie.
 	Placeholders identity.Placeholders
+	// Memo remembers the downstream token this session's last request was served, so that its next one costs
+	// no token-cache lookup (see tokencache.Memo). The opened cookie's, it lives as long as the cookie is
+	// remembered.
+	Memo *tokencache.Memo
 }
 
 // openedCookie is a session cookie opened before: its value (compared exactly, so a hash collision is a miss),
@@ -29,10 +34,11 @@ type openedCookie struct {
 	value     string
 	caller    Caller
 	createdAt time.Time
-	absEnd    int64         // the session's absolute end (unix ns)
-	lastSeen  atomic.Int64  // the session's LastSeenAt (unix ns) as the last check found or wrote it
-	checkedAt atomic.Int64  // when that check was (unix ns)
-	checked   atomic.Uint64 // 1 + the store's Ends(id) before that check; 0 when the store counts no ends
+	absEnd    int64           // the session's absolute end (unix ns)
+	lastSeen  atomic.Int64    // the session's LastSeenAt (unix ns) as the last check found or wrote it
+	checkedAt atomic.Int64    // when that check was (unix ns)
+	checked   atomic.Uint64   // 1 + the store's Ends(id) before that check; 0 when the store counts no ends
+	memo      tokencache.Memo // caller.Memo
 }
 
 // opened remembers the cookies a Manager has opened, by a seeded hash of the cookie's value, until the absolute
@@ -134,6 +140,7 @@ func (m *Manager) resolve(r *http.Request, v string, now time.Time, touch bool) 
 	if !hit {
 		absEnd := s.CreatedAt.Add(m.cfg.AbsoluteTimeout)
 		c = &openedCookie{value: strings.Clone(v), caller: callerOf(s), createdAt: s.CreatedAt, absEnd: absEnd.UnixNano()}
+		c.caller.Memo = &c.memo
 		m.opened.cache.Add(sum, c, absEnd)
 	}
 	c.lastSeen.Store(s.LastSeenAt.UnixNano())

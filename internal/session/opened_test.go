@@ -33,6 +33,26 @@ func TestCallerNamesTheSessionsUser(t *testing.T) {
 	}
 }
 
+// Each session has a memo of its own (tokencache.Memo), the same on every request of its cookie, so its
+// requests after the first cost no token-cache lookup; it is remembered, and forgotten, with the cookie.
+func TestEachSessionHasItsOwnMemo(t *testing.T) {
+	m, _, _ := newTestManager(t, Config{})
+	_, r1 := signIn(t, m, "oid.tid")
+	_, r2 := signIn(t, m, "oid.tid")
+	first, err1 := m.Caller(r1)
+	again, err2 := m.Caller(r1)
+	other, err3 := m.Caller(r2)
+	if err1 != nil || err2 != nil || err3 != nil {
+		t.Fatal(err1, err2, err3)
+	}
+	if first.Memo == nil || again.Memo != first.Memo {
+		t.Fatalf("the session's memo is %p, then %p: want one, kept", first.Memo, again.Memo)
+	}
+	if other.Memo == first.Memo {
+		t.Fatal("two sessions of one user share a memo")
+	}
+}
+
 // TestRememberedCookieKeepsNothingOfTheRequest: what a Manager remembers of a cookie is its own copy, not a part of
 // the request's Cookie header, which would keep each session's first request alive as long as the session.
 func TestRememberedCookieKeepsNothingOfTheRequest(t *testing.T) {
