@@ -4,7 +4,8 @@ package lru
 // tokencache's memos, which serve a caller's next request from the entry its last one found, without a lookup.
 type Hooks[V any] struct {
 	// Dropped is called with a value that left the cache: removed, evicted, expired, or replaced by a newer one
-	// (not when a resize moves it). It runs under the shard's lock, so it must be quick and not use the cache.
+	// (not when a resize moves it). A value stored again under its own key counts as replaced. It runs under the
+	// shard's lock, so it must be quick and not use the cache.
 	Dropped func(V)
 	// UsedOutside reports whether a value was used from outside since it was last asked, and forgets that use.
 	// Eviction gives such an entry its second chance, as it gives one a Get marked: a value served from outside
