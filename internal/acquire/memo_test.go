@@ -97,3 +97,36 @@ func TestMemoHitRenewsInBackground(t *testing.T) {
 		t.Fatalf("after the renewal the memo served %q (%d calls), want the renewed token", tok.AccessToken, p.calls.Load())
 	}
 }
+
+// revokingCache is Memory that notes which keys were stored as replacing a revoked token.
+type revokingCache struct {
+	*tokencache.Memory
+	revoked []tokencache.Key
+}
+
+func (c *revokingCache) SetRevoked(ctx context.Context, k tokencache.Key, t tokencache.Token) error {
+	c.revoked = append(c.revoked, k)
+	return c.Memory.Set(ctx, k, t)
+}
+
+// A token that answers a claims challenge is stored as replacing a revoked one, so a shared tier tells the other
+// replicas; an ordinary fetch is not.
+func TestClaimsAnswerIsStoredAsRevokingTheCachedToken(t *testing.T) {
+	e, p, clock := newTestEngine(t)
+	cache := &revokingCache{Memory: tokencache.NewMemory(100, time.Minute, clock.Now)}
+	e = New(cache, p, Config{Now: clock.Now, CallTimeout: 2 * time.Second})
+	t.Cleanup(e.Close)
+	ctx := context.Background()
+	if _, err := e.Token(ctx, alice); err != nil || len(cache.revoked) != 0 {
+		t.Fatalf("a first fetch: %v, %d revocations, want none", err, len(cache.revoked))
+	}
+	challenged := alice
+	challenged.Claims = `{"access_token":{"nbf":{"essential":true,"value":"1"}}}`
+	fresh, err := e.Token(ctx, challenged)
+	if err != nil || len(cache.revoked) != 1 || cache.revoked[0] != alice.Key {
+		t.Fatalf("the claims answer: %v, revocations %v, want alice's key", err, cache.revoked)
+	}
+	if tok, _ := e.Token(ctx, alice); tok.AccessToken != fresh.AccessToken {
+		t.Fatalf("after the answer the cache serves %q, want %q", tok.AccessToken, fresh.AccessToken)
+	}
+}

@@ -254,18 +254,23 @@ func TestEveryCommandIsReportedToTheMetrics(t *testing.T) {
 	}
 }
 
-// A memo on replica B (a caller served there) ends when another replica ends the entry for every replica: A's
-// sign-out, or an admin flush on A. B's next request then gets what Redis has. (A CAE answer on A replaces the
-// entry in Redis and in A's memory; B meets the challenge itself, and its own answer ends its memo.)
+// A memo on replica B (a caller served there) ends when another replica ends the entry: A's sign-out, an admin
+// flush on A, or A's answer to a CAE challenge, which replaced the revoked token. B's next request then gets what
+// Redis has: nothing, or the new token, without forwarding the revoked one and calling Entra for the claims
+// itself.
 func TestMemoOnBEndsWithAnotherReplicasEnd(t *testing.T) {
 	srv := testenv.StartRedis(t)
 	ctx := t.Context()
 	for _, end := range []struct {
 		name string
 		do   func(a replica) error
+		want string // what B serves next; "" nothing
 	}{
-		{"sign-out on A", func(a replica) error { return a.cache.DeleteUser(ctx, user) }},
-		{"an admin flush on A", func(a replica) error { _, err := a.cache.Flush(ctx); return err }},
+		{"sign-out on A", func(a replica) error { return a.cache.DeleteUser(ctx, user) }, ""},
+		{"an admin flush on A", func(a replica) error { _, err := a.cache.Flush(ctx); return err }, ""},
+		{"a CAE answer on A", func(a replica) error {
+			return a.cache.SetRevoked(ctx, key, tokencache.Token{AccessToken: "after-cae", ExpiresOn: time.Now().Add(time.Hour)})
+		}, "after-cae"},
 	} {
 		t.Run(end.name, func(t *testing.T) {
 			k := newKey()
@@ -287,8 +292,8 @@ func TestMemoOnBEndsWithAnotherReplicasEnd(t *testing.T) {
 					t.Fatal("5 s after A's end, B's memo still serves the token")
 				}
 			}
-			if tok, ok, _ := b.cache.GetMemo(ctx, key, &memo); ok {
-				t.Fatalf("B then serves %q, want nothing", tok.AccessToken)
+			if tok, ok, _ := b.cache.GetMemo(ctx, key, &memo); ok != (end.want != "") || tok.AccessToken != end.want {
+				t.Fatalf("B then serves %q (%v), want %q", tok.AccessToken, ok, end.want)
 			}
 		})
 	}

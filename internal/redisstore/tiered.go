@@ -70,6 +70,16 @@ func (t *TieredCache) Set(ctx context.Context, k tokencache.Key, tok tokencache.
 	return t.l2.Set(ctx, k, tok)
 }
 
+// SetRevoked is Set for a token that answers a CAE claims challenge: the other replicas drop the user's tokens
+// from L1, the revoked one with them (and the memos of it), and read the new one from Redis, rather than each
+// forwarding the revoked token once more and calling the identity provider for the claims itself.
+func (t *TieredCache) SetRevoked(ctx context.Context, k tokencache.Key, tok tokencache.Token) error {
+	if err := t.Set(ctx, k, tok); err != nil {
+		return err
+	}
+	return unlessUnavailable(t.bus.publish(ctx, invalidUser, k.User))
+}
+
 // GetAccount reads Redis first: another replica may have rotated the refresh token. While Redis is down, L1's
 // copy is used. When Redis lost the record (a restart without persistence, an eviction), L1's copy is written
 // back, unless the user signed out meanwhile on another replica (see Tokens.restoreAccount).
@@ -259,6 +269,7 @@ func (t *TieredSessions) Ends(id string) uint64 {
 // Interface guards
 var (
 	_ tokencache.Memoizing = (*TieredCache)(nil)
+	_ tokencache.Revoking  = (*TieredCache)(nil)
 	_ tokencache.Cache     = (*TieredCache)(nil)
 	_ session.Store        = (*TieredSessions)(nil)
 	_ session.EndCounter   = (*TieredSessions)(nil)

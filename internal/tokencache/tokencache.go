@@ -107,6 +107,13 @@ type TokenStore interface {
 	Len() int
 }
 
+// Revoking is a TokenStore shared by replicas that can tell the others that a token they may hold was revoked.
+type Revoking interface {
+	// SetRevoked is Set for a token that replaces one the upstream revoked (it answered a CAE claims challenge):
+	// every other replica drops its copies of the user's tokens and reads the new one from the shared tier.
+	SetRevoked(ctx context.Context, k Key, t Token) error
+}
+
 // AccountStore keeps a signed-in user's refresh state by user key. Implementations must be safe for concurrent
 // use. tokencachetest.RunAccountStoreTests is the suite every implementation passes.
 type AccountStore interface {
