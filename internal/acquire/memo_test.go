@@ -130,3 +130,44 @@ func TestClaimsAnswerIsStoredAsRevokingTheCachedToken(t *testing.T) {
 		t.Fatalf("after the answer the cache serves %q, want %q", tok.AccessToken, fresh.AccessToken)
 	}
 }
+
+// Memo hits racing a sign-out: once SignOut has returned, no request gets the signed-out token, from a memo or
+// the cache, however many were being served from the memo while it ran.
+func TestNoMemoHitAfterASignOutReturns(t *testing.T) {
+	e, _, _, _, req := newMemoEngine(t)
+	ctx := context.Background()
+	old, _ := e.Token(ctx, req)
+	_, _ = e.Token(ctx, req) // remembered
+	var signedOut atomic.Bool
+	stop := make(chan struct{})
+	errs := make(chan string, 8)
+	for range 8 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					errs <- ""
+					return
+				default:
+				}
+				after := signedOut.Load() // read before the request: the sign-out had returned
+				if tok, err := e.Token(ctx, req); err == nil && after && tok.AccessToken == old.AccessToken {
+					errs <- "a request begun after the sign-out got the signed-out token"
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := e.SignOut(ctx, req.Key.User); err != nil {
+		t.Fatal(err)
+	}
+	signedOut.Store(true)
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	for range 8 {
+		if msg := <-errs; msg != "" {
+			t.Fatal(msg)
+		}
+	}
+}
