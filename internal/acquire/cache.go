@@ -86,8 +86,8 @@ func (e *Engine) refreshOn(t tokencache.Token) time.Time {
 // shared by replicas then tells the others, so none forwards the revoked token again (and makes its own call for
 // the claims) where it can read the new one.
 func (e *Engine) store(ctx context.Context, req Request, t tokencache.Token) {
-	if r, ok := e.cache.(tokencache.Revoking); ok && req.Claims != "" {
-		_ = r.SetRevoked(ctx, req.Key, t)
+	if e.revoking != nil && req.Claims != "" {
+		_ = e.revoking.SetRevoked(ctx, req.Key, t)
 		return
 	}
 	_ = e.cache.Set(ctx, req.Key, t)

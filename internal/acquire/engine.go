@@ -135,6 +135,7 @@ type Engine struct {
 	config   atomic.Pointer[Config] // replaced whole by Update
 	cache    tokencache.Cache
 	memoized tokencache.Memoizing // cache, when its hits can be memoized; else nil
+	revoking tokencache.Revoking  // cache, when it can tell other replicas of a revoked token; else nil
 	provider Provider
 	flights  singleflight.Group
 	// accounts serializes the use of each account's refresh token: a rotated refresh token is redeemed once.
@@ -163,6 +164,7 @@ func New(cache tokencache.Cache, provider Provider, cfg Config) *Engine {
 	e := &Engine{cache: cache, provider: provider, life: life, stop: stop,
 		refreshBackoff: lru.New[tokencache.Key, struct{}](4096)}
 	e.memoized, _ = cache.(tokencache.Memoizing)
+	e.revoking, _ = cache.(tokencache.Revoking)
 	e.Update(cfg)
 	return e
 }

@@ -169,13 +169,7 @@ func (m *Memory) Resize(maxEntries int) {
 func (m *Memory) SetMargin(margin time.Duration) { m.margin.Store(int64(margin)) }
 
 // Get returns the token for k if it is still usable.
-func (m *Memory) Get(_ context.Context, k Key) (Token, bool, error) {
-	r, ok := m.entries.Get(k, m.now())
-	if !ok {
-		return Token{}, false, nil
-	}
-	return r.tok, true, nil
-}
+func (m *Memory) Get(ctx context.Context, k Key) (Token, bool, error) { return m.GetMemo(ctx, k, nil) }
 
 // Set stores t under k until margin before it expires.
 func (m *Memory) Set(_ context.Context, k Key, t Token) error {
