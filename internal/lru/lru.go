@@ -139,6 +139,20 @@ func (c *Cache[K, V]) Get(k K, now time.Time) (V, bool) {
 	return e.value, true
 }
 
+// Peek is Get without the use: it marks nothing, so what only checks that an entry is there (a store listing a
+// user's sessions) does not keep the entry from eviction.
+func (c *Cache[K, V]) Peek(k K, now time.Time) (V, bool) {
+	h := c.hash(k)
+	s := c.lock(h)
+	defer s.mu.Unlock()
+	e := s.items.get(h)
+	if e == nil || e.key != k || e.expires != 0 && now.UnixNano() >= e.expires {
+		var zero V
+		return zero, false
+	}
+	return e.value, true
+}
+
 // Add stores v under k until expires (the zero time means no expiry), evicting the least recently used entry of
 // its shard (as the second chance judges it: see the package comment) when full. It reports how many entries it
 // evicted.

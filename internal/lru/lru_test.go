@@ -260,6 +260,24 @@ func TestSecondChance(t *testing.T) {
 	}
 }
 
+// TestPeekMarksNothing: Peek finds what Get finds, but an entry only peeked at is evicted as one never used.
+func TestPeekMarksNothing(t *testing.T) {
+	now := time.Now()
+	c := New[string, int](2)
+	c.Add("a", 1, time.Time{})
+	c.Add("b", 2, now.Add(time.Minute))
+	if v, ok := c.Peek("a", now); !ok || v != 1 {
+		t.Fatalf("Peek(a) = %d, %v", v, ok)
+	}
+	if _, ok := c.Peek("b", now.Add(time.Minute)); ok {
+		t.Fatal("Peek returned an expired entry")
+	}
+	c.Add("c", 3, time.Time{})
+	if _, ok := c.Peek("a", now); ok {
+		t.Fatal("an entry only peeked at got a second chance")
+	}
+}
+
 // TestHashCollisionIsAMiss: entries are found by a seeded hash of their key; should two keys share it, the key whose
 // entry is not in the slot gets a miss, never the other key's value; removing it leaves the other entry alone; and
 // its own Add takes the slot back. (The token cache and the session store rely on this: a collision must never

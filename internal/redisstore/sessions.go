@@ -63,39 +63,52 @@ func (s *Sessions) get(ctx context.Context, id string) (session.Session, time.Ti
 	return v.Session, v.Until, true, nil
 }
 
-// Put stores v for ttl and lists it under its user.
+// Put stores v for ttl and lists it under its user, ending the user's oldest sessions beyond
+// session.MaxSessionsPerUser.
 func (s *Sessions) Put(ctx context.Context, v session.Session, ttl time.Duration) error {
-	if v.ID == "" {
-		return errors.New("session: a session needs an ID")
-	}
-	_, err := s.write(ctx, v, ttl, false)
+	_, err := s.put(ctx, v, ttl)
 	return err
+}
+
+// put is Put; it returns the IDs of the sessions it ended. Should bounding the user's sessions fail, the new
+// session is stored all the same, and the user's next sign-in bounds them.
+func (s *Sessions) put(ctx context.Context, v session.Session, ttl time.Duration) ([]string, error) {
+	if v.ID == "" {
+		return nil, errors.New("session: a session needs an ID")
+	}
+	_, listed, err := s.write(ctx, v, ttl, false)
+	if err != nil || listed <= session.MaxSessionsPerUser {
+		return nil, err
+	}
+	ended, _ := s.bound(ctx, v.UserKey)
+	return ended, nil
 }
 
 // Touch stores v for ttl while its session is in Redis (SET XX): a touch on one replica racing a logout on
 // another does not bring the session back.
 func (s *Sessions) Touch(ctx context.Context, v session.Session, ttl time.Duration) error {
-	_, err := s.write(ctx, v, ttl, true)
+	_, _, err := s.write(ctx, v, ttl, true)
 	return err
 }
 
 // write is Put, or with touch Touch, and reports whether the session is stored (a touch of one that ended is
-// not).
-func (s *Sessions) write(ctx context.Context, v session.Session, ttl time.Duration, touch bool) (bool, error) {
+// not) and, after a Put, how many names its user's index lists.
+func (s *Sessions) write(ctx context.Context, v session.Session, ttl time.Duration, touch bool) (stored bool, listed int64, err error) {
 	if ttl <= 0 {
-		return false, session.ErrBadTTL
+		return false, 0, session.ErrBadTTL
 	}
 	pt, err := json.Marshal(storedSession{Session: v, Until: s.c.now().Add(ttl)})
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
 	name := s.sessionName(v.ID)(0)
-	stored := true
+	stored = true
 	err = s.c.do(ctx, metrics.RedisSet, func(ctx context.Context) error {
 		// Two slots in a Cluster: a pipeline, not a transaction. An index entry without its session, or an index
 		// that outlives its sessions, is harmless.
 		pipe := s.c.rdb.Pipeline()
 		var set *redis.BoolCmd
+		var card *redis.IntCmd
 		if touch {
 			set = pipe.SetXX(ctx, name, s.c.sealed(name, pt), ttl)
 		} else {
@@ -105,6 +118,7 @@ func (s *Sessions) write(ctx context.Context, v session.Session, ttl time.Durati
 			index := s.indexName(v.UserKey)(0)
 			if !touch {
 				pipe.SAdd(ctx, index, name)
+				card = pipe.SCard(ctx, index)
 			}
 			pipe.PExpire(ctx, index, max(ttl, session.DefaultAbsoluteTimeout))
 		}
@@ -112,9 +126,12 @@ func (s *Sessions) write(ctx context.Context, v session.Session, ttl time.Durati
 		if set != nil {
 			stored = set.Val()
 		}
+		if card != nil {
+			listed = card.Val()
+		}
 		return err
 	})
-	return stored, err
+	return stored, listed, err
 }
 
 // Delete forgets id.

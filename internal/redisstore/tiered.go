@@ -213,10 +213,16 @@ func (t *TieredSessions) Get(ctx context.Context, id string) (session.Session, b
 	return s, ok, err
 }
 
-// Put stores s in both tiers.
+// Put stores s in both tiers. The sessions it ends, the user's oldest beyond session.MaxSessionsPerUser, end on
+// every replica.
 func (t *TieredSessions) Put(ctx context.Context, s session.Session, ttl time.Duration) error {
-	if err := t.l2.Put(ctx, s, ttl); err != nil {
+	ended, err := t.l2.put(ctx, s, ttl)
+	if err != nil {
 		return err
+	}
+	for _, id := range ended {
+		_ = t.l1.Delete(ctx, id)
+		_ = t.bus.publish(ctx, invalidSession, id) // one that misses it ends it at its next touch (SET XX)
 	}
 	return t.l1.Put(ctx, s, ttl)
 }
@@ -224,7 +230,7 @@ func (t *TieredSessions) Put(ctx context.Context, s session.Session, ttl time.Du
 // Touch stores s in both tiers while it is in Redis. One that ended there (a logout on another replica whose
 // invalidation has not arrived) leaves L1 too.
 func (t *TieredSessions) Touch(ctx context.Context, s session.Session, ttl time.Duration) error {
-	stored, err := t.l2.write(ctx, s, ttl, true)
+	stored, _, err := t.l2.write(ctx, s, ttl, true)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ type Flusher interface {
 
 func (s *memoryStore) Flush() int {
 	n := s.cache.RemoveFunc(func(string, Session) bool { return true })
+	s.users.clear()
 	if n > 0 {
 		s.ends.all()
 	}

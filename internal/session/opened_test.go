@@ -101,8 +101,8 @@ func TestRememberedCookieDoesNotOutliveItsSession(t *testing.T) {
 			}
 		}},
 		{"evicted from a full store", func(t *testing.T, _ *Manager, st Store, r *httptestRequest, _ advancer) {
-			for i := range 1000 { // the store holds 100
-				if err := st.Put(context.Background(), Session{ID: fmt.Sprint("other-", i), UserKey: "x"}, time.Hour); err != nil {
+			for i := range 1000 { // the store holds 100; other users' sessions, as one user's are bounded lower
+				if err := st.Put(context.Background(), Session{ID: fmt.Sprint("other-", i), UserKey: fmt.Sprint("x", i)}, time.Hour); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -40,12 +40,14 @@ var ErrBadTTL = errors.New("session: ttl must be positive")
 
 type memoryStore struct {
 	cache *lru.Cache[string, Session]
+	users userIndex // for MaxSessionsPerUser
 	now   func() time.Time
 	ends  endCounts // see EndCounter
 }
 
 // NewMemoryStore returns a Store holding at most max sessions in memory (the least recently used are evicted
-// first). now defaults to time.Now.
+// first), and at most MaxSessionsPerUser of one user (the oldest sign-in is ended first). now defaults to
+// time.Now.
 func NewMemoryStore(max int, now func() time.Time) Store {
 	if max <= 0 {
 		max = DefaultMaxSessions
@@ -53,7 +55,7 @@ func NewMemoryStore(max int, now func() time.Time) Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &memoryStore{cache: lru.New[string, Session](max), now: now}
+	return &memoryStore{cache: lru.New[string, Session](max), users: newUserIndex(max), now: now}
 }
 
 func (s *memoryStore) Get(_ context.Context, id string) (Session, bool, error) {
@@ -68,8 +70,15 @@ func (s *memoryStore) Put(_ context.Context, v Session, ttl time.Duration) error
 	if v.ID == "" {
 		return errors.New("session: a session needs an ID")
 	}
-	if s.cache.Add(v.ID, v, s.now().Add(ttl)) > 0 { // an eviction ended another session, which one is not known
+	now := s.now()
+	if s.cache.Add(v.ID, v, now.Add(ttl)) > 0 { // an eviction ended another session, which one is not known
 		s.ends.all()
+	}
+	live := func(id string) bool { _, ok := s.cache.Peek(id, now); return ok }
+	for _, id := range s.users.add(v, now, live) {
+		if s.cache.Remove(id) {
+			s.ends.ended(id)
+		}
 	}
 	return nil
 }
@@ -94,6 +103,7 @@ func (s *memoryStore) DeleteUser(_ context.Context, userKey string) (int, error)
 	if userKey == "" {
 		return 0, nil // never "every session without a user"
 	}
+	s.users.forget(userKey)
 	var ended []string
 	n := s.cache.RemoveFunc(func(id string, v Session) bool {
 		if v.UserKey != userKey {

@@ -86,6 +86,7 @@ func RunStoreTests(t *testing.T, newStore NewStore) {
 	})
 	t.Run("Touch", func(t *testing.T) { testTouch(t, newStore) })
 	t.Run("DeleteUser", func(t *testing.T) { testDeleteUser(t, newStore) })
+	t.Run("PerUserBound", func(t *testing.T) { testPerUserBound(t, newStore) })
 	t.Run("ConcurrentUse", func(t *testing.T) { testConcurrentUse(t, newStore) })
 }
 
@@ -149,6 +150,47 @@ func testDeleteUser(t *testing.T, newStore NewStore) {
 	want(t, s, "b1", "b1")
 	if n, err := s.DeleteUser(ctx, alice); err != nil || n != 0 {
 		t.Fatalf("DeleteUser(alice) again = %d, %v; want 0", n, err)
+	}
+}
+
+// testPerUserBound: a user's sign-ins beyond MaxSessionsPerUser end that user's oldest sessions, and no other
+// user's; sessions that ended, and a session stored again, do not count against the bound.
+func testPerUserBound(t *testing.T, newStore NewStore) {
+	s, clock := newStore(t)
+	ctx := t.Context()
+	signIn := func(id, user string) {
+		clock.Advance(time.Second)
+		put(t, s, session.Session{ID: id, UserKey: user, Name: id, CreatedAt: clock.Now()}, time.Hour)
+	}
+	signIn("bob", bob)
+	max := session.MaxSessionsPerUser
+	for i := range max {
+		signIn(fmt.Sprint("a", i), alice)
+	}
+	if err := s.Delete(ctx, "a1"); err != nil { // a logout frees a place
+		t.Fatal(err)
+	}
+	signIn(fmt.Sprint("a", max), alice)
+	for i := range max + 1 {
+		if id := fmt.Sprint("a", i); i == 1 {
+			want(t, s, id, "")
+		} else {
+			want(t, s, id, id)
+		}
+	}
+	last := fmt.Sprint("a", max)
+	put(t, s, session.Session{ID: last, UserKey: alice, Name: last, CreatedAt: clock.Now()}, time.Hour) // again
+	want(t, s, "a0", "a0")
+	signIn("new1", alice)
+	signIn("new2", alice)
+	want(t, s, "a0", "")
+	want(t, s, "a2", "")
+	want(t, s, "a3", "a3")
+	want(t, s, "new1", "new1")
+	want(t, s, "new2", "new2")
+	want(t, s, "bob", "bob")
+	if n, err := s.DeleteUser(ctx, alice); err != nil || n != max {
+		t.Fatalf("DeleteUser(alice) = %d, %v; want the bound, %d", n, err, max)
 	}
 }
 
