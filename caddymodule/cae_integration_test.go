@@ -66,6 +66,14 @@ var caeEnv struct {
 func startCAE(t *testing.T) *http.Client {
 	t.Helper()
 	testenv.Integration(t)
+	startCAEUpstreams(t)
+	loadConfig(t, caeConfig())
+	return env.client
+}
+
+// startCAEUpstreams starts the upstreams of the CAE tests, once; each test's CAE revocations end with it.
+func startCAEUpstreams(t *testing.T) {
+	t.Helper()
 	caeEnv.once.Do(func() {
 		caeEnv.upstream = &bodyUpstream{api: entraemu.NewDownstreamAPI(env.Emu)}
 		if caeEnv.recording, caeEnv.err = testenv.StartUpstream(caeEnv.upstream, testenv.UpstreamOptions{}); caeEnv.err != nil {
@@ -82,9 +90,7 @@ func startCAE(t *testing.T) *http.Client {
 	if caeEnv.err != nil {
 		t.Fatal(caeEnv.err)
 	}
-	loadConfig(t, caeConfig())
 	t.Cleanup(func() { env.Emu.ClearFaults(); env.Emu.ClearCAE() })
-	return env.client
 }
 
 // globalOptions is the integration config's global block with the tenant (and registration lines) given.

@@ -79,18 +79,28 @@ func redisConfig(site, keyEnv, logPath, accessPath string) string {
 `, site, accessPath, env.Upstream.Addr)
 }
 
-// replica is a caddy process serving redisConfig on site.
+// replica is a caddy process serving config (redisConfig unless a test says) on site.
 type replica struct {
 	site, keyEnv, dir, log string
+	admin                  string // its admin endpoint's address
+	config                 replicaConfig
 	cmd                    *exec.Cmd
 	done                   chan struct{}
 }
 
+// replicaConfig is the Caddyfile of a replica serving site, sealing with the key in the environment variable
+// keyEnv, logging to logPath and accessPath; a request to /graph/ready without credentials gets a 401.
+type replicaConfig func(site, keyEnv, logPath, accessPath string) string
+
 // startReplica runs a caddy process for site, sealing with the key in the environment variable keyEnv.
 func startReplica(t *testing.T, site, keyEnv string) *replica {
+	return startReplicaWith(t, site, keyEnv, redisConfig)
+}
+
+func startReplicaWith(t *testing.T, site, keyEnv string, config replicaConfig) *replica {
 	t.Helper()
 	dir := t.TempDir()
-	r := &replica{site: site, keyEnv: keyEnv, dir: dir, log: filepath.Join(dir, "caddy.log")}
+	r := &replica{site: site, keyEnv: keyEnv, dir: dir, log: filepath.Join(dir, "caddy.log"), config: config}
 	env.mu.Lock()
 	env.extraLogs = append(env.extraLogs, r.log)
 	env.mu.Unlock()
@@ -105,7 +115,8 @@ func (r *replica) start(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := strings.Replace(redisConfig(r.site, r.keyEnv, r.log, r.log), "{\n", "{\n\tadmin "+admin+"\n\tpersist_config off\n", 1)
+	r.admin = admin
+	cfg := strings.Replace(r.config(r.site, r.keyEnv, r.log, r.log), "{\n", "{\n\tadmin "+admin+"\n\tpersist_config off\n", 1)
 	path := filepath.Join(r.dir, "Caddyfile")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -145,19 +156,22 @@ func (r *replica) stop() {
 
 // replicas is A (in process, on the sign-in site whose callback the tenant registers) and B, sharing srv.
 type replicas struct {
-	a, b string
-	B    *replica
-	srv  *testenv.Redis
-	key  string
+	a, b   string
+	B      *replica
+	srv    *testenv.Redis
+	key    string
+	config replicaConfig
 }
 
-func startReplicas(t *testing.T) *replicas {
+func startReplicas(t *testing.T) *replicas { return startReplicasWith(t, redisConfig) }
+
+func startReplicasWith(t *testing.T, config replicaConfig) *replicas {
 	t.Helper()
 	testenv.Integration(t)
 	srv := testenv.StartRedis(t)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	rs := &replicas{a: signInSite, srv: srv, key: base64.StdEncoding.EncodeToString(key)}
+	rs := &replicas{a: signInSite, srv: srv, key: base64.StdEncoding.EncodeToString(key), config: config}
 	rememberCredential(rs.key) // the log check looks for it in every replica's log
 	t.Setenv("TOKEN_INJECTOR_TEST_REDIS_URL", srv.URL)
 	t.Setenv("TOKEN_INJECTOR_TEST_REDIS_KEY", rs.key)
@@ -167,13 +181,13 @@ func startReplicas(t *testing.T) *replicas {
 		t.Fatal(err)
 	}
 	rs.b = "http://" + addr
-	rs.B = startReplica(t, rs.b, "TOKEN_INJECTOR_TEST_REDIS_KEY")
+	rs.B = startReplicaWith(t, rs.b, "TOKEN_INJECTOR_TEST_REDIS_KEY", config)
 	return rs
 }
 
 func (rs *replicas) loadA(t *testing.T) {
 	t.Helper()
-	loadConfig(t, redisConfig(rs.a, "TOKEN_INJECTOR_TEST_REDIS_KEY", env.logPath, env.accessPath))
+	loadConfig(t, rs.config(rs.a, "TOKEN_INJECTOR_TEST_REDIS_KEY", env.logPath, env.accessPath))
 }
 
 // get sends a GET to site+path with bearer (if any) and returns the status and body.
