@@ -38,7 +38,7 @@ func (s *Sessions) bound(ctx context.Context, user string) ([]string, error) {
 			pipe.Del(ctx, l.name)
 			gone = append(gone, l.name)
 		}
-		pipe.SRem(ctx, index, toAny(gone)...)
+		pipe.SRem(ctx, index, gone) // go-redis sends a []string as its members
 		if _, err := pipe.Exec(ctx); err != nil {
 			return err
 		}
@@ -85,12 +85,4 @@ func (s *Sessions) listed(ctx context.Context, names []string) (live []listedSes
 		gone = append(gone, names[i])
 	}
 	return live, gone, nil
-}
-
-func toAny(names []string) []any {
-	out := make([]any, len(names))
-	for i, n := range names {
-		out[i] = n
-	}
-	return out
 }

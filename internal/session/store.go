@@ -24,7 +24,8 @@ type Session struct {
 type Store interface {
 	// Get returns the session with id, false when it is unknown or expired.
 	Get(ctx context.Context, id string) (Session, bool, error)
-	// Put stores s under s.ID for ttl, replacing any earlier version.
+	// Put stores s under s.ID for ttl, replacing any earlier version. A new session of a user who holds
+	// MaxSessionsPerUser ends that user's oldest (by CreatedAt).
 	Put(ctx context.Context, s Session, ttl time.Duration) error
 	// Touch stores s for ttl like Put, but only while a session with s.ID is stored: a request that read the
 	// session just before a logout must not bring it back. A session that is gone is not an error.
