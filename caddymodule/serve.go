@@ -48,7 +48,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if tok, err = h.tokens.Token(r.Context(), req); err == nil {
 			// 3. Forward with the downstream token in place of the caller's credentials; 4. once more with a
 			// token for the claims, should the upstream challenge it (cae.go).
-			h.sessions.StripCookie(r) // also without sign-in here: another route of the site may have set one
+			// The session cookie goes, also without sign-in here: another route of the site may have set one.
+			if freed := h.sessions.StripCookie(r); freed != nil && r.Header["Authorization"] == nil {
+				r.Header["Authorization"] = freed // setAuthorization writes the token into it: no allocation
+			}
 			return h.forward(w, r, next, req, tok)
 		}
 	}
@@ -167,9 +170,10 @@ func bearerToken(r *http.Request) (string, bool) {
 	return token, token != ""
 }
 
-// setAuthorization sets the Authorization header to v, in the caller's header's slice when there is one: on the
-// bearer path that saves an allocation per request. Nothing else holds the slice (Caddy's copy of the original
-// request keeps no headers), and its value is replaced either way.
+// setAuthorization sets the Authorization header to v, in the caller's header's slice when there is one (on the
+// session path, the slice of the Cookie header the session cookie was): that saves an allocation per request.
+// Nothing else holds the slice (Caddy's copies of the request for its logs and for reverse_proxy copy the
+// headers), and its value is replaced either way.
 func setAuthorization(h http.Header, v string) {
 	if old := h["Authorization"]; len(old) == 1 {
 		old[0] = v

@@ -79,7 +79,9 @@ func (m *Manager) cookie(r *http.Request, value string, maxAge int) *http.Cookie
 // CookieName, each also with a __Host- or __Secure- prefix. Other cookies keep their bytes and order; a Cookie
 // line without a proxy cookie is left untouched, and the header is deleted when nothing is left. A nil Manager (a
 // route without sign-in, whose site may still carry another route's session cookie) strips the default names.
-func (m *Manager) StripCookie(r *http.Request) {
+// When it deletes a one-line header, it returns that line's slice, which nothing refers to any more: the
+// caller may reuse it for a header of its own, and save an allocation.
+func (m *Manager) StripCookie(r *http.Request) (freed []string) {
 	lines := r.Header["Cookie"]
 	var out []string // from the first line that changes: the lines before it, then what is kept
 	changed := false
@@ -96,9 +98,13 @@ func (m *Manager) StripCookie(r *http.Request) {
 	case !changed:
 	case len(out) == 0:
 		delete(r.Header, "Cookie")
+		if len(lines) == 1 {
+			return lines
+		}
 	default:
 		r.Header["Cookie"] = out
 	}
+	return nil
 }
 
 // isProxyCookie reports whether a cookie named name belongs to the proxy's namespace (see StripCookie).

@@ -94,6 +94,7 @@ func TestStripCookie(t *testing.T) {
 		in   []string
 		want []string // nil: header deleted
 	}{
+		{"ours, on two lines", []string{n + "=abc", n + "=def"}, nil},
 		{"only ours", []string{n + "=abc"}, nil},
 		{"first", []string{n + "=abc; a=1; b=2"}, []string{"a=1; b=2"}},
 		{"middle", []string{"a=1; " + n + "=abc; b=2"}, []string{"a=1; b=2"}},
@@ -114,7 +115,11 @@ func TestStripCookie(t *testing.T) {
 			if tt.in != nil {
 				r.Header["Cookie"] = append([]string(nil), tt.in...)
 			}
-			m.StripCookie(r)
+			in := r.Header["Cookie"]
+			freed := m.StripCookie(r)
+			if wantFreed := tt.want == nil && len(tt.in) == 1; (freed != nil) != wantFreed || freed != nil && &freed[0] != &in[0] {
+				t.Fatalf("StripCookie returned %q; want the deleted header's own slice only if it was one line", freed)
+			}
 			got, present := r.Header["Cookie"]
 			if tt.want == nil {
 				if present {
