@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"slices"
 
@@ -56,7 +55,7 @@ type listedSession struct {
 	name string
 }
 
-// listed reads the sessions names list: those that live, and the names of those that ended, or no longer open
+// listed reads the sessions that names lists: those that live, and the names of those that ended, or no longer open
 // (sealed under a key no longer configured).
 func (s *Sessions) listed(ctx context.Context, names []string) (live []listedSession, gone []string, err error) {
 	pipe := s.c.rdb.Pipeline()
@@ -73,13 +72,10 @@ func (s *Sessions) listed(ctx context.Context, names []string) (live []listedSes
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return nil, nil, err
 		}
-		var v storedSession
-		if err == nil {
-			if pt, _, err := s.c.keys.Open(raw, []byte(names[i])); err == nil && json.Unmarshal(pt, &v) == nil {
-				if now.Before(v.Until) {
-					live = append(live, listedSession{Session: v.Session, name: names[i]})
-					continue
-				}
+		if pt, _, err := s.c.keys.Open(raw, []byte(names[i])); err == nil { // a missing one (nil) does not open
+			if v, ok := liveAt(pt, now); ok {
+				live = append(live, listedSession{Session: v.Session, name: names[i]})
+				continue
 			}
 		}
 		gone = append(gone, names[i])

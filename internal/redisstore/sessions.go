@@ -56,11 +56,17 @@ func (s *Sessions) get(ctx context.Context, id string) (session.Session, time.Ti
 	if err != nil || !ok {
 		return session.Session{}, time.Time{}, false, err
 	}
-	var v storedSession
-	if json.Unmarshal(pt, &v) != nil || v.ID != id || !s.c.now().Before(v.Until) {
+	v, live := liveAt(pt, s.c.now())
+	if !live || v.ID != id {
 		return session.Session{}, time.Time{}, false, nil
 	}
 	return v.Session, v.Until, true, nil
+}
+
+// liveAt returns the session sealed as pt unless it ended by now.
+func liveAt(pt []byte, now time.Time) (storedSession, bool) {
+	var v storedSession
+	return v, json.Unmarshal(pt, &v) == nil && now.Before(v.Until)
 }
 
 // Put stores v for ttl and lists it under its user, ending the user's oldest sessions beyond
