@@ -1,7 +1,6 @@
 package caddymodule_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
@@ -30,23 +29,6 @@ func caeRedisConfig(site, keyEnv, logPath, accessPath string) string {
 `, site, accessPath, caeEnv.recording.Addr)
 }
 
-// cacheEntries is what the replica's admin API says its one registration holds in memory (L1).
-func (r *replica) cacheEntries(t *testing.T) int {
-	t.Helper()
-	resp, err := http.Get("http://" + r.admin + "/token_injector/registrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var regs []struct {
-		CacheEntries int `json:"cache_entries"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&regs); err != nil || len(regs) != 1 {
-		t.Fatalf("registrations: %v, %d", err, len(regs))
-	}
-	return regs[0].CacheEntries
-}
-
 // A CAE revocation met on replica A serves replica B too: A gets the token for the claims and tells B, which
 // forwards that token from Redis, neither challenged by the upstream again nor calling Entra itself.
 func TestCAEAnsweredOnOneReplicaServesTheOther(t *testing.T) {
@@ -59,7 +41,7 @@ func TestCAEAnsweredOnOneReplicaServesTheOther(t *testing.T) {
 			t.Fatalf("%s before the revocation: %d %s", site, status, body)
 		}
 	}
-	if n := rs.B.cacheEntries(t); n != 1 {
+	if n := rs.B.held(t).CacheEntries; n != 1 {
 		t.Fatalf("B holds %d tokens in memory, want the user's", n)
 	}
 	env.Emu.RevokeCAE(u.Key, false)
@@ -71,7 +53,7 @@ func TestCAEAnsweredOnOneReplicaServesTheOther(t *testing.T) {
 	if len(got) != 2 || got[0].auth == got[1].auth {
 		t.Fatalf("A: %d upstream requests, want the challenged one and its retry with a new token", len(got))
 	}
-	waitUntil(t, "B to forget the revoked token", func() bool { return rs.B.cacheEntries(t) == 0 })
+	waitUntil(t, "B to forget the revoked token", func() bool { return rs.B.held(t).CacheEntries == 0 })
 
 	reqs, seen := len(env.Emu.TokenRequests()), caeEnv.upstream.count()
 	if status, body := get(t, rs.b, "/api/me", sso); status != http.StatusOK {

@@ -125,9 +125,12 @@ func TestRedisReplicas(t *testing.T) {
 		t.Setenv("TOKEN_INJECTOR_TEST_REDIS_URL", "redis://"+gate.Addr()+"/0")
 		c := startReplica(t, freeSite(t), "TOKEN_INJECTOR_TEST_REDIS_KEY")
 		_, other := rs.signIn(t)
-		if s, _, body := other.api(c.site + "/graph/me"); s != 200 {
-			t.Fatalf("C before logout: %d %v", s, body)
-		}
+		// A read of Redis that another replica's message (the sign-in's own, from A) lands in is served but not
+		// kept in L1; C must hold the session before it is cut off.
+		waitUntil(t, "C to hold the session in memory", func() bool {
+			s, _, _ := other.api(c.site + "/graph/me")
+			return s == 200 && c.held(t).Sessions == 1
+		})
 		gate.Set(false)
 		rs.logoutKeepingCookie(t, other)
 		if s, _, body := other.api(c.site + "/graph/me"); s != 200 {

@@ -3,6 +3,7 @@ package caddymodule_test
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -138,6 +139,26 @@ func (r *replica) start(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusUnauthorized
 	})
+}
+
+// replicaHeld is what a replica's admin API says its one registration holds in memory (its L1).
+type replicaHeld struct {
+	CacheEntries int `json:"cache_entries"`
+	Sessions     int `json:"sessions"`
+}
+
+func (r *replica) held(t *testing.T) replicaHeld {
+	t.Helper()
+	resp, err := http.Get("http://" + r.admin + "/token_injector/registrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var regs []replicaHeld
+	if err := json.NewDecoder(resp.Body).Decode(&regs); err != nil || len(regs) != 1 {
+		t.Fatalf("registrations: %v, %d", err, len(regs))
+	}
+	return regs[0]
 }
 
 func (r *replica) stop() {
