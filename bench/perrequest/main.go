@@ -5,6 +5,7 @@
 //
 //	go run ./bench -only scale -scale-passes 10 -scale-round 2s -profile DIR
 //	go run ./bench/perrequest DIR
+//	go run ./bench/perrequest DIR bearer-50000   (diff.go: function by function, against its control)
 //
 // The profiles sample at 100 Hz: over n requests one sample is 10 ms / n, printed with the table.
 package main
@@ -54,11 +55,18 @@ var columns = []column{
 var prefixes = []string{"", "session-", "scale-"}
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: perrequest DIR   (a directory written by go run ./bench -profile DIR)")
+	var err error
+	switch len(os.Args) {
+	case 2:
+		err = summarize(os.Stdout, os.Args[1])
+	case 3:
+		err = diff(os.Stdout, os.Args[1], os.Args[2]) // diff.go
+	default:
+		fmt.Fprintln(os.Stderr, "usage: perrequest DIR [KIND]   (a directory written by go run ./bench -profile DIR;"+
+			" with KIND, such as bearer-50000, its flat CPU per request against its control's)")
 		os.Exit(2)
 	}
-	if err := summarize(os.Stdout, os.Args[1]); err != nil {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "perrequest:", err)
 		os.Exit(1)
 	}
@@ -173,19 +181,28 @@ func costOf(pattern string) (cost, error) {
 	return c, nil
 }
 
-func (c *cost) add(path string) error {
+// readCPU reads the CPU profile at path, and which of its sample values is CPU time.
+func readCPU(path string) (*profile.Profile, int, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	defer f.Close()
 	p, err := profile.Parse(f)
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return nil, 0, fmt.Errorf("%s: %w", path, err)
 	}
 	vi := slices.IndexFunc(p.SampleType, func(t *profile.ValueType) bool { return t.Type == "cpu" })
 	if vi < 0 {
-		return fmt.Errorf("%s: not a CPU profile", path)
+		return nil, 0, fmt.Errorf("%s: not a CPU profile", path)
+	}
+	return p, vi, nil
+}
+
+func (c *cost) add(path string) error {
+	p, vi, err := readCPU(path)
+	if err != nil {
+		return err
 	}
 	c.period = float64(p.Period)
 	for _, s := range p.Sample {

@@ -124,3 +124,39 @@ func TestSummarizeRefusesWhatIsNotAProfileDirectory(t *testing.T) {
 		t.Errorf("rounds without their profiles: %v", err)
 	}
 }
+
+func TestDiffPutsTheLargestDifferenceFirst(t *testing.T) {
+	dir := t.TempDir()
+	// 1,000 measured requests and 500 of the control's. Per request: memeq 30 against 10 µs, syscall 20
+	// against 20, the upstream's read 5 against 10.
+	writeProfile(t, filepath.Join(dir, "scale-cpu-session-1000-0.pprof"), []testSample{
+		{harness.RoleCaddy, 30, []string{"memeq", handler, server, conn}},
+		{harness.RoleCaddy, 20, []string{"syscall", proxy, server, conn}},
+		{harness.RoleUpstream, 5, []string{"read"}},
+	})
+	writeProfile(t, filepath.Join(dir, "scale-cpu-control-session-1000-0.pprof"), []testSample{
+		{harness.RoleCaddy, 5, []string{"memeq", proxy, server, conn}},
+		{harness.RoleCaddy, 10, []string{"syscall", proxy, server, conn}},
+		{harness.RoleUpstream, 5, []string{"read"}},
+	})
+	rounds := "control-session-1000\t0\t500\nsession-1000\t0\t1000\n"
+	if err := os.WriteFile(filepath.Join(dir, "scale-rounds.tsv"), []byte(rounds), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := diff(&out, dir, "session-1000"); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"process 55.00 against 40.00 (+15.00)",
+		"| caddy | memeq | 30.00 | 10.00 | +20.00 |\n| upstream | read | 5.00 | 10.00 | -5.00 |\n| caddy | syscall | 20.00 | 20.00 | +0.00 |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the diff lacks\n%s\nit is:\n%s", want, got)
+		}
+	}
+	if err := diff(&out, dir, "bearer-1000"); err == nil || !strings.Contains(err.Error(), "no rounds of both") {
+		t.Errorf("a kind without rounds: %v", err)
+	}
+}
