@@ -56,6 +56,9 @@ type Config struct {
 	ScaleOBOEvery int
 	// ScaleRepeat repeats the measurement after the one setup, to show its spread (default 1).
 	ScaleRepeat int
+	// ScaleNull adds, at each size, the bearer control paired with itself: what the pairs read when the two
+	// routes are one, the harness's own bias and spread (off by default; a third more time).
+	ScaleNull bool
 
 	Profile  string // directory for CPU and allocation profiles of the loaded steady state (items 1 and 6)
 	CaddyLog string // Caddy's log file; "" discards it
@@ -134,6 +137,7 @@ func main() {
 	scaleRepeat := flag.Int("scale-repeat", 1, "repeat the scale item's measurement this many times after its setup, to show its spread")
 	scalePasses := flag.Int("scale-passes", 0, "measured passes of the scale item (default 4); more and longer rounds give profiles finer grain")
 	scaleRound := flag.Duration("scale-round", 0, "length of a scale round (default 500ms)")
+	flag.BoolVar(&cfg.ScaleNull, "scale-null", false, "also pair the scale item's bearer control with itself at each size: the harness's own bias and spread")
 	flag.StringVar(&cfg.Profile, "profile", "", "write CPU and allocation profiles of the loaded steady state (and session-*.pprof of the session path's) here")
 	flag.StringVar(&cfg.CaddyLog, "caddy-log", "", "write Caddy's log to this file")
 	only := flag.String("only", "", "comma-separated scenarios to run: steady, hotpath, session, herd, expiry, redis, scale, memory (default all)")

@@ -23,6 +23,7 @@ type scaleKind struct {
 	Users   int
 	Control int // index of the kind this one is compared with; -1 for a control
 	Bearer  bool
+	Null    bool   // the control paired with itself (Config.ScaleNull)
 	addr    string // the route's own server
 	reqs    [][]byte
 	next    atomic.Int64 // the next user: rounds go on where the last one stopped, so every user is reached
@@ -37,6 +38,7 @@ type scaleKindResult struct {
 	Users    int
 	Control  int
 	Bearer   bool
+	Null     bool
 	Rounds   []roundStats
 	Ratios   []float64       // per pass, against the control
 	AddedP50 []time.Duration // per pass
@@ -124,7 +126,7 @@ func runScale(env *harness.Env, cfg Config, rep *Report, step func(string, ...an
 	if res.SessionCheck, err = env.WarmSessions(harness.PathSessCheck, sc, scOIDs); err != nil {
 		return err
 	}
-	kinds := scaleKinds(env, cfg.ScaleSizes, tokens, cookies)
+	kinds := scaleKinds(env, cfg.ScaleSizes, tokens, cookies, cfg.ScaleNull)
 	before := env.Trivial.Requests()
 	for rep := range max(cfg.ScaleRepeat, 1) {
 		if err := scaleLevels(env, cfg, kinds, rep, res, step); err != nil {
@@ -182,8 +184,9 @@ func everyNth(a, b []string, k int) ([]string, []string) {
 // scaleKinds builds the requests: for each path and size, a control over the same users and the path's kind, each
 // kind on its route's own server. A control over the same users reads the same request bytes and walks as many
 // of them: with one control over all 50,000 users, the 1k kinds read their 1,000 requests warm where their
-// control read cold ones, and their ratios came out a few percent too high.
-func scaleKinds(env *harness.Env, sizes []int, tokens, cookies []string) []*scaleKind {
+// control read cold ones, and their ratios came out a few percent too high. With null, a second bearer control
+// at each size is measured against the first: the same route, users and bytes.
+func scaleKinds(env *harness.Env, sizes []int, tokens, cookies []string, null bool) []*scaleKind {
 	// on sends k's users' requests to path's own server.
 	on := func(k *scaleKind, path string, creds []string, get func(host, path, cred string) []byte) *scaleKind {
 		k.addr, k.reqs = env.AddrOf(path), env.Requests(path, creds, get)
@@ -202,6 +205,15 @@ func scaleKinds(env *harness.Env, sizes []int, tokens, cookies []string) []*scal
 			on(&scaleKind{Name: "plain (session control)", Users: s, Control: -1}, harness.PathSessControl, cookies[:s], loadgen.GETCookie),
 			on(&scaleKind{Name: "session", Users: s, Control: c}, harness.PathSess, cookies[:s], loadgen.GETCookie))
 	}
+	if !null {
+		return kinds
+	}
+	for _, s := range sizes {
+		c := len(kinds)
+		kinds = append(kinds,
+			on(&scaleKind{Name: "plain (null control)", Users: s, Control: -1}, harness.PathPlain, tokens[:s], loadgen.GET),
+			on(&scaleKind{Name: "null", Users: s, Control: c, Null: true}, harness.PathPlain, tokens[:s], loadgen.GET))
+	}
 	return kinds
 }
 
@@ -214,7 +226,7 @@ func scaleKinds(env *harness.Env, sizes []int, tokens, cookies []string) []*scal
 func scalePasses(env *harness.Env, kinds []*scaleKind, conns, passes int, round time.Duration, profile string) (scaleLevel, error) {
 	lvl := scaleLevel{Conns: conns, Kinds: make([]scaleKindResult, len(kinds))}
 	for i, k := range kinds {
-		lvl.Kinds[i] = scaleKindResult{Name: k.Name, Users: k.Users, Control: k.Control, Bearer: k.Bearer}
+		lvl.Kinds[i] = scaleKindResult{Name: k.Name, Users: k.Users, Control: k.Control, Bearer: k.Bearer, Null: k.Null}
 	}
 	for _, k := range kinds {
 		if _, _, err := scaleRound(env, k, conns, round/4); err != nil {

@@ -63,6 +63,10 @@ func (l scaleLevel) rows() []Row {
 		}
 		med, lo, hi := k.ratio()
 		name := fmt.Sprintf("scale, %s: %s, %s users", conn, k.Name, count(k.Users))
+		if k.Null {
+			rows = append(rows, k.nullRow(name))
+			continue
+		}
 		rows = append(rows,
 			Row{"7", name + ": rps ratio against its control (median of passes; range)",
 				fmt.Sprintf("%.3f (%.3f–%.3f)", med, lo, hi), fmt.Sprintf("≥ %.2f", scaleRatioTarget), verdict(med >= scaleRatioTarget)},
@@ -86,6 +90,15 @@ func (l scaleLevel) rows() []Row {
 	}
 	rows = append(rows, Row{"7", fmt.Sprintf("scale, %s: responses not 200, every kind", conn), fmt.Sprintf("%d of %d", notOK, n), "0", verdict(notOK == 0)})
 	return rows
+}
+
+// nullRow shows what the pairs read for one route against itself: a ratio away from 1 is the harness's bias, its
+// range what one pass can show.
+func (k scaleKindResult) nullRow(name string) Row {
+	med, lo, hi := k.ratio()
+	return Row{"7", name + ": the bearer control against itself, rps ratio (median of passes; range); added p50 / p99",
+		fmt.Sprintf("%.3f (%.3f–%.3f); %s / %s ms", med, lo, hi, ms(median(k.AddedP50)), ms(median(k.AddedP99))),
+		"1.00: the harness's own bias", ""}
 }
 
 // spreadRows show each kind's median ratio in every repetition of the measurement: the spread between runs.
@@ -117,7 +130,7 @@ func (s *scaleResult) spreadRows() []Row {
 func maxUsers(kinds []scaleKindResult, bearer bool) int {
 	m := 0
 	for _, k := range kinds {
-		if k.Control >= 0 && k.Bearer == bearer {
+		if k.Control >= 0 && !k.Null && k.Bearer == bearer {
 			m = max(m, k.Users)
 		}
 	}

@@ -17,6 +17,7 @@ func TestSmoke(t *testing.T) {
 	testenv.Integration(t) // starts Caddy and two emulators
 	var progress bytes.Buffer
 	cfg := smokeConfig()
+	cfg.ScaleNull = true // -scale-null: the bearer control paired with itself, too
 	rep, err := run(cfg, &progress)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
@@ -88,10 +89,10 @@ func TestSmoke(t *testing.T) {
 			e.Inj, e.Plain, e.Requests)
 	}
 
-	// Item 7: every size of both paths measured at both levels, the proven tokens all remembered, and the
-	// million (here thousands of) entries held under load.
+	// Item 7: every size of both paths, and of the null pair, measured at both levels, the proven tokens all
+	// remembered, and the million (here thousands of) entries held under load.
 	sc := rep.Scale
-	if len(sc.Levels) != 2 || len(sc.Levels[0].Kinds) != 4*len(cfg.ScaleSizes) || sc.Proven < sc.Users ||
+	if len(sc.Levels) != 2 || len(sc.Levels[0].Kinds) != 6*len(cfg.ScaleSizes) || sc.Proven < sc.Users ||
 		sc.Million.Held < cfg.ScaleMillion || len(sc.Million.After.Kinds) != 2 {
 		t.Errorf("scale: %d levels, proven %d of %d users, %d entries held of %d", len(sc.Levels), sc.Proven, sc.Users,
 			sc.Million.Held, cfg.ScaleMillion)
@@ -112,7 +113,7 @@ func TestSmoke(t *testing.T) {
 	table := out.String()
 	for _, want := range []string{"- date: ", "cores (nproc)", "- go: go1.", "| # | measure", "≥ 0.95", "≤ 0.3 ms",
 		"≤ 1 ms", "≤ 1024 B", "1 per user", "rps ratio session/plain", "ServeHTTP session", "RSA verifications per second",
-		"session, 100 users' ratio minus", "more cached entries"} {
+		"session, 100 users' ratio minus", "more cached entries", "null, 100 users: the bearer control against itself"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q", want)
 		}
