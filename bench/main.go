@@ -57,7 +57,7 @@ type Config struct {
 	// ScaleRepeat repeats the measurement after the one setup, to show its spread (default 1).
 	ScaleRepeat int
 	// ScaleNull adds, at each size, the bearer control paired with itself: what the pairs read when the two
-	// routes are one, the harness's own bias and spread (off by default; a third more time).
+	// routes are one, the harness's own bias and spread (off by default; it adds half again to item 7's time).
 	ScaleNull bool
 
 	Profile  string // directory for CPU and allocation profiles of the loaded steady state (items 1 and 6)

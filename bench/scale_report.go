@@ -61,12 +61,12 @@ func (l scaleLevel) rows() []Row {
 		if k.Control < 0 {
 			continue
 		}
-		med, lo, hi := k.ratio()
 		name := fmt.Sprintf("scale, %s: %s, %s users", conn, k.Name, count(k.Users))
 		if k.Null {
 			rows = append(rows, k.nullRow(name))
 			continue
 		}
+		med, lo, hi := k.ratio()
 		rows = append(rows,
 			Row{"7", name + ": rps ratio against its control (median of passes; range)",
 				fmt.Sprintf("%.3f (%.3f–%.3f)", med, lo, hi), fmt.Sprintf("≥ %.2f", scaleRatioTarget), verdict(med >= scaleRatioTarget)},
