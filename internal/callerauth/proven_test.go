@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -134,17 +135,20 @@ func provenHeapPerToken(tb testing.TB, ti *testIssuer, clock *testenv.Clock, n i
 	v := newTestValidator(tb, ti, clock)
 	warmKeys(tb, v, mintMany(tb, ti, clock.Now(), 1, 0)[0])
 	v.cache.RemoveFunc(func(uint64, *cachedIdentity) bool { return true })
-	// Each caller is served once, so its memo holds what serving it allocates.
-	served := tokencache.NewMemory(10, 0, clock.Now)
-	key := tokencache.Key{User: "u", Scopes: "s"}
-	_ = served.Set(tb.Context(), key, tokencache.Token{AccessToken: "t", ExpiresOn: clock.Now().Add(time.Hour)})
+	// Each caller is served its own cached token once, so its memo holds what serving it allocates.
+	served := tokencache.NewMemory(2*n, 0, clock.Now)
+	keys := make([]tokencache.Key, n)
+	for i := range keys {
+		keys[i] = tokencache.Key{User: strconv.Itoa(i), Scopes: "s"}
+		_ = served.Set(tb.Context(), keys[i], tokencache.Token{AccessToken: "t", ExpiresOn: clock.Now().Add(time.Hour)})
+	}
 	before := heapNow()
-	for _, tok := range mintMany(tb, ti, clock.Now(), n, 0) {
+	for i, tok := range mintMany(tb, ti, clock.Now(), n, 0) {
 		id, err := v.Validate(tb.Context(), tok)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		if _, ok, _ := served.GetMemo(tb.Context(), key, id.Memo); !ok {
+		if _, ok, _ := served.GetMemo(tb.Context(), keys[i], id.Memo); !ok {
 			tb.Fatal("the token to serve is not cached")
 		}
 	}

@@ -24,18 +24,34 @@ type Memo struct {
 	last [2]atomic.Pointer[memoized]
 }
 
+// memoized is one place of a Memo: a copy of what a hit needs, so that a hit reads this one object and not the
+// record too (each a cache miss at 50,000 callers). The record reaches it when the entry leaves the cache.
 type memoized struct {
-	key Key
-	rec *record
+	ended   atomic.Bool // the record left the cache (record.drop)
+	used    atomic.Bool // served since eviction last asked (lru.Hooks.UsedOutside)
+	depth   int32       // how many memoized the record's list holds from this one on
+	expires int64       // the record's
+	key     Key
+	tok     Token
+	rec     *record
+	next    *memoized // the record's list, newest first
 }
 
-// record is a cached token as the cache and the memos referring to it share it. Its token never changes.
+// record is a cached token as the cache holds it. Its token never changes.
 type record struct {
 	tok     Token
-	expires int64       // unix nanoseconds, as the cache holds it: when it drops the entry; 0 never
-	ended   atomic.Bool // it left the cache
-	used    atomic.Bool // served from a memo since eviction last asked (lru.Hooks.UsedOutside)
+	expires int64 // unix nanoseconds, as the cache holds it: when it drops the entry; 0 never
+	// memos lists the memoized made from it, newest first, for drop to end them; droppedMemos once it left the
+	// cache. At most maxMemosPerRecord: a caller's memo is listed once per key it alternates to, and every caller
+	// token of one user (devices, renewals) has its own memo, so the list outlives the memos it names.
+	memos atomic.Pointer[memoized]
 }
+
+// maxMemosPerRecord bounds a record's list; a memo past it is not kept, and its caller's hits look the cache up.
+const maxMemosPerRecord = 8
+
+// droppedMemos is a dropped record's list: nothing is added to it.
+var droppedMemos = new(memoized)
 
 // Token returns the token remembered for k while the cache still holds it and it has not expired at now. Like a
 // cache hit it counts as a use of the entry, so the cache does not evict what memos keep serving.
@@ -49,13 +65,13 @@ func (m *Memo) Token(k Key, now time.Time) (Token, bool) {
 			return Token{}, false
 		}
 	}
-	if p.rec.ended.Load() || p.rec.expires != 0 && now.UnixNano() >= p.rec.expires {
+	if p.ended.Load() || p.expires != 0 && now.UnixNano() >= p.expires {
 		return Token{}, false
 	}
-	if !p.rec.used.Load() { // a hit on a marked entry writes nothing
-		p.rec.used.Store(true)
+	if !p.used.Load() { // a hit on a marked entry writes nothing
+		p.used.Store(true)
 	}
-	return p.rec.tok, true
+	return p.tok, true
 }
 
 // remember makes rec, found under k, the memo's entry for k: in the place k had, else the first if it is empty,
@@ -71,7 +87,27 @@ func (m *Memo) remember(k Key, rec *record) {
 	if p := slot.Load(); p != nil && p.rec == rec && p.key == k {
 		return
 	}
-	slot.Store(&memoized{key: k, rec: rec})
+	if p := rec.memoize(k); p != nil {
+		slot.Store(p)
+	}
+}
+
+// memoize lists and returns a new memoized of r under k; nil when r left the cache or its list is full.
+func (r *record) memoize(k Key) *memoized {
+	p := &memoized{expires: r.expires, key: k, tok: r.tok, rec: r}
+	for {
+		head := r.memos.Load()
+		if head == droppedMemos || head != nil && head.depth >= maxMemosPerRecord {
+			return nil
+		}
+		p.next, p.depth = head, 1
+		if head != nil {
+			p.depth = head.depth + 1
+		}
+		if r.memos.CompareAndSwap(head, p) {
+			return p
+		}
+	}
 }
 
 // Memoizing is a TokenStore whose hits a Memo can remember: Memory, and the tiers it stands in front of.
@@ -99,9 +135,21 @@ func newRecord(t Token, exp time.Time) *record {
 	return r
 }
 
-// recordEnded and recordUsedOutside are Memory's lru.Hooks.
-func recordEnded(r *record) { r.ended.Store(true) }
+// recordDropped and recordUsedOutside are Memory's lru.Hooks: they reach the record's memos.
+func recordDropped(r *record) {
+	for p := r.memos.Swap(droppedMemos); p != nil && p != droppedMemos; p = p.next {
+		p.ended.Store(true)
+	}
+}
 
-func recordUsedOutside(r *record) bool { return r.used.Load() && r.used.Swap(false) }
+func recordUsedOutside(r *record) bool {
+	used := false
+	for p := r.memos.Load(); p != nil && p != droppedMemos; p = p.next {
+		if p.used.Load() && p.used.Swap(false) {
+			used = true
+		}
+	}
+	return used
+}
 
 var _ Memoizing = (*Memory)(nil)

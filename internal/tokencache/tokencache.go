@@ -152,7 +152,7 @@ func NewMemory(maxEntries int, margin time.Duration, now func() time.Time) *Memo
 		now = time.Now
 	}
 	m := &Memory{entries: lru.New[Key, *record](maxEntries), accounts: lru.New[string, Account](maxEntries), now: now}
-	m.entries.SetHooks(lru.Hooks[*record]{Dropped: recordEnded, UsedOutside: recordUsedOutside}) // memo.go
+	m.entries.SetHooks(lru.Hooks[*record]{Dropped: recordDropped, UsedOutside: recordUsedOutside}) // memo.go
 	m.margin.Store(int64(margin))
 	return m
 }

@@ -108,16 +108,8 @@ func TestMemorySetMargin(t *testing.T) {
 
 // An entry served only from a memo is as recently used as one Get serves: a full cache evicts the others first.
 func TestMemoryKeepsWhatMemosServe(t *testing.T) {
-	clock := testenv.NewClock(time.Time{})
-	m := tokencache.NewMemory(2, 0, clock.Now)
+	m, clock, set := twoEntries(t)
 	ctx := t.Context()
-	set := func(i int) {
-		if err := m.Set(ctx, key(i), tokencache.Token{AccessToken: fmt.Sprint(i), ExpiresOn: clock.Now().Add(time.Hour)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	set(1)
-	set(2)
 	var memo tokencache.Memo
 	if _, ok, _ := m.GetMemo(ctx, key(1), &memo); !ok {
 		t.Fatal("no entry 1")
@@ -133,4 +125,47 @@ func TestMemoryKeepsWhatMemosServe(t *testing.T) {
 	if _, ok, _ := m.Get(ctx, key(3)); ok {
 		t.Fatal("entry 3, unused, was kept")
 	}
+}
+
+// Every caller token of one user has its own memo of the user's entry (devices, renewed tokens): each serves the
+// entry, a use through any of them keeps it from eviction, and its end reaches every one, however many there are.
+func TestMemoryEndsEveryMemoOfAnEntry(t *testing.T) {
+	m, clock, set := twoEntries(t)
+	ctx := t.Context()
+	memos := make([]tokencache.Memo, 20)
+	for i := range memos {
+		if got, ok, _ := m.GetMemo(ctx, key(1), &memos[i]); !ok || got.AccessToken != "1" {
+			t.Fatalf("caller %d: entry 1 not served (%q)", i, got.AccessToken)
+		}
+	}
+	set(3) // evicts 2: 1 was just read
+	if _, ok := memos[2].Token(key(1), clock.Now()); !ok {
+		t.Fatal("an older caller's memo does not serve entry 1")
+	}
+	set(4) // 1 was served from a memo since: 3 goes
+	if _, ok, _ := m.Get(ctx, key(3)); ok {
+		t.Fatal("entry 3, unused, was kept over the entry an older caller's memo serves")
+	}
+	if err := m.DeleteUser(ctx, key(1).User); err != nil {
+		t.Fatal(err)
+	}
+	for i := range memos {
+		if got, ok := memos[i].Token(key(1), clock.Now()); ok {
+			t.Fatalf("caller %d's memo serves %q after the user signed out", i, got.AccessToken)
+		}
+	}
+}
+
+// twoEntries returns a full cache of two, holding entries 1 and 2, and set, which adds entry i.
+func twoEntries(t *testing.T) (*tokencache.Memory, *testenv.Clock, func(i int)) {
+	clock := testenv.NewClock(time.Time{})
+	m := tokencache.NewMemory(2, 0, clock.Now)
+	set := func(i int) {
+		if err := m.Set(t.Context(), key(i), tokencache.Token{AccessToken: fmt.Sprint(i), ExpiresOn: clock.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(1)
+	set(2)
+	return m, clock, set
 }
