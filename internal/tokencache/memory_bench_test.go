@@ -90,3 +90,36 @@ func liveHeap() float64 {
 	runtime.ReadMemStats(&s)
 	return float64(s.HeapAlloc)
 }
+
+// BenchmarkMemoColdHit is a memo hit as a request at 50,000 callers meets it: each caller's memo (in a holder the
+// size of a proven caller's identity) and its entry cold, taken in a scattered order, and the token's header copied
+// out as the transport writes it upstream. It prices the lines a memo hit reads; BenchmarkColdHit in bench/harness
+// measures the same inside the whole handler, on a machine quiet enough to resolve it.
+//
+//	go test -run '^$' -bench MemoColdHit -count 6 ./internal/tokencache
+func BenchmarkMemoColdHit(b *testing.B) {
+	const n, stride = 50_000, 7919 // a prime: every caller once per 50,000 hits
+	m, keys := filledMemory(n)
+	type caller struct {
+		identity [30]uint64 // what a proven caller's identity holds besides its memo
+		memo     Memo
+	}
+	callers := make([]*caller, n)
+	for i := range callers {
+		callers[i] = new(caller)
+		if _, ok, _ := m.GetMemo(context.Background(), keys[i], &callers[i].memo); !ok {
+			b.Fatal("miss")
+		}
+	}
+	var out [benchTokenLen + 16]byte
+	now := time.Now()
+	i := 0
+	for b.Loop() {
+		i = (i + stride) % n
+		t, ok := callers[i].memo.Token(keys[i], now)
+		if !ok {
+			b.Fatal("the memo serves nothing")
+		}
+		copy(out[:], t.AuthorizationHeader())
+	}
+}
