@@ -20,7 +20,7 @@ import (
 // tag and one lookup however many are remembered, and the cache keeps no copy of the token. The cache is bounded
 // by bytes, and optionally by count.
 
-// DefaultMaxCachedBytes bounds the proven-token cache by default: about 65,000 callers at about 1,030 B each (what
+// DefaultMaxCachedBytes bounds the proven-token cache by default: about 60,000 callers at about 1.1 KB each (what
 // a proven token costs is its identity, whatever the token's size: see cachedIdentity.cost), room for the 50,000
 // active users of a large tenant.
 const DefaultMaxCachedBytes = 64 << 20
