@@ -27,7 +27,7 @@ type Memo struct {
 // memoized is one place of a Memo: a copy of what a hit needs, so that a hit reads this one object and not the
 // record too (each a cache miss at 50,000 callers). The record reaches it when the entry leaves the cache.
 type memoized struct {
-	ended   atomic.Bool // the record left the cache (record.drop)
+	ended   atomic.Bool // the record left the cache (recordDropped)
 	used    atomic.Bool // served since eviction last asked (lru.Hooks.UsedOutside)
 	depth   int32       // how many memoized the record's list holds from this one on
 	expires int64       // the record's
@@ -41,9 +41,10 @@ type memoized struct {
 type record struct {
 	tok     Token
 	expires int64 // unix nanoseconds, as the cache holds it: when it drops the entry; 0 never
-	// memos lists the memoized made from it, newest first, for drop to end them; droppedMemos once it left the
-	// cache. At most maxMemosPerRecord: a caller's memo is listed once per key it alternates to, and every caller
-	// token of one user (devices, renewals) has its own memo, so the list outlives the memos it names.
+	// memos lists the memoized made from it, newest first, for recordDropped to end them; droppedMemos once it
+	// left the cache. At most maxMemosPerRecord: every caller token of one user (devices, renewals) has its own
+	// memo, and a memo that alternates among three keys is listed again each time, so the list may name memoized
+	// that no memo holds any more.
 	memos atomic.Pointer[memoized]
 }
 
