@@ -93,13 +93,17 @@ func (m *Memo) remember(k Key, rec *record) {
 	}
 }
 
-// memoize lists and returns a new memoized of r under k; nil when r left the cache or its list is full.
+// memoize lists and returns a new memoized of r under k; nil when r left the cache or its list is full, which
+// costs no allocation: a caller past the bound makes one on every request otherwise.
 func (r *record) memoize(k Key) *memoized {
-	p := &memoized{expires: r.expires, key: k, tok: r.tok, rec: r}
+	var p *memoized
 	for {
 		head := r.memos.Load()
 		if head == droppedMemos || head != nil && head.depth >= maxMemosPerRecord {
 			return nil
+		}
+		if p == nil {
+			p = &memoized{expires: r.expires, key: k, tok: r.tok, rec: r}
 		}
 		p.next, p.depth = head, 1
 		if head != nil {
