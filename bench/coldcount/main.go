@@ -1,0 +1,223 @@
+// Command coldcount counts what a cache hit costs the handler when the user's state is cold, in instructions and
+// simulated cache misses rather than seconds. BenchmarkColdHit prices the same requests by the clock, and on a
+// shared host its figure moves by more between two runs of one build than a layout change can save. These counts
+// do not move with the host's load: callgrind runs the hot paths on a simulated cache and counts what they read.
+//
+//	go run ./bench/coldcount                     (needs valgrind: apt-get install valgrind)
+//	go run ./bench/coldcount -users 2000 -passes 3 -ll 1048576
+//
+// It is a scaled model of the scale item's 50,000 users. Their state (about 5 KB each, 250 MB) is eight times the
+// host's 32 MiB L3. Here 2,000 users (about 10 MB) meet a simulated last level of 1 MiB. Each user comes once per
+// pass, in a scattered order, as in BenchmarkColdHit, so a last-level miss here is a miss to main memory there
+// (about 0.1 µs on this host). The shared structures shrink with the users, and fit that level at both scales.
+//
+// Each request is counted in four wrappers: a bearer hit, its baseline (the same request built, next called
+// without the handler), a session hit and its baseline. The handler's cost is a hit minus its baseline, as in the
+// Go benchmarks. What next does with the injected token (the transport's copy of it) is not counted here.
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/tokeninjector/caddy-token-injector/bench/harness"
+)
+
+// childEnv marks the process callgrind runs, which serves the requests; the parent runs it and reads its counts.
+const childEnv = "COLDCOUNT_CHILD"
+
+func main() {
+	users := flag.Int("users", 2000, "signed-in users, each with a proven token and a session")
+	passes := flag.Int("passes", 3, "scattered passes over the users, after one in their order")
+	ll := flag.Int("ll", 1<<20, "the simulated last-level cache's size in bytes (16-way, 64 B lines)")
+	keep := flag.String("keep", "", "keep callgrind's dumps in this folder, one per phase, for callgrind_annotate")
+	flag.Parse()
+	if *users < 2 || *users%7919 == 0 || *passes < 1 {
+		fmt.Fprintln(os.Stderr, "coldcount: -users must be at least 2 and not a multiple of 7919, -passes at least 1")
+		os.Exit(2)
+	}
+	var err error
+	if os.Getenv(childEnv) != "" {
+		err = serve(*users, *passes)
+	} else {
+		err = count(*users, *passes, *ll, *keep)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "coldcount:", err)
+		os.Exit(1)
+	}
+}
+
+// count runs this program under callgrind, which dumps its counts after each phase, and prints them per request.
+func count(users, passes, ll int, keep string) error {
+	if _, err := exec.LookPath("valgrind"); err != nil {
+		return fmt.Errorf("valgrind is not installed (apt-get install valgrind): %w", err)
+	}
+	dir := keep
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "coldcount-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	prefix, logFile := filepath.Join(dir, "callgrind.out"), filepath.Join(dir, "valgrind.log")
+	// Setup runs uninstrumented, several times faster; the parent turns instrumentation on when it is done.
+	args := []string{"--tool=callgrind", "--instr-atstart=no", "--cache-sim=yes", "--D1=49152,12,64", fmt.Sprintf("--LL=%d,16,64", ll),
+		"--callgrind-out-file=" + prefix, "--log-file=" + logFile}
+	args = append(args, self, fmt.Sprint("-users=", users), fmt.Sprint("-passes=", passes))
+	fmt.Printf("coldcount: %d users, %d scattered passes, D1 48 KiB, LL %d KiB (this takes a few minutes)\n",
+		users, passes, ll>>10)
+	totals, err := runPhases(exec.Command("valgrind", args...), prefix)
+	if err != nil {
+		if text, rerr := os.ReadFile(logFile); rerr == nil {
+			os.Stderr.Write(text[max(0, len(text)-4000):])
+		}
+		return err
+	}
+	return printCounts(os.Stdout, totals, users*passes)
+}
+
+// serve sets up the users' state and sends each kind of request through its wrapper, users*passes times. Before
+// and after each phase it says so on stdout and waits for a line on stdin: in between, the parent has callgrind
+// zero its counts, then dump them, so each dump holds one phase.
+func serve(users, passes int) error {
+	env, err := harness.StartEnv(harness.EnvOptions{UsersA: users})
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	bearer, sess, err := hotPaths(env, users)
+	if err != nil {
+		return err
+	}
+	clients := map[string]*harness.Client{}
+	for _, w := range wrappers {
+		p := bearer
+		if w.session {
+			p = sess
+		}
+		clients[w.symbol] = p.NewClient()
+	}
+	// No collection runs during the counted passes, so none is counted in a wrapper. The heap they leave is a
+	// few tens of MB.
+	runtime.GC()
+	debug.SetGCPercent(-1)
+	in := bufio.NewScanner(os.Stdin)
+	if err := phase(in, readyLine, ""); err != nil {
+		return err
+	}
+	// A pass uncounted first, so the simulated caches hold what a running server's do: the code, the shared
+	// structures, and no user's state.
+	for pass := range passes + 1 {
+		for _, w := range wrappers {
+			if pass == 0 {
+				for range users {
+					if err := w.serve(clients[w.symbol]); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			if err := phase(in, startLine, w.symbol); err != nil {
+				return err
+			}
+			for range users {
+				if err := w.serve(clients[w.symbol]); err != nil {
+					return err
+				}
+			}
+			if err := phase(in, doneLine, w.symbol); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// phase tells the parent that the phase of symbol starts or is done, and waits for it to go on.
+func phase(in *bufio.Scanner, line, symbol string) error {
+	fmt.Println(line, symbol)
+	if !in.Scan() {
+		return errors.New("the parent went away")
+	}
+	return nil
+}
+
+// hotPaths makes every user's state as BenchmarkColdHit does (a proven token, a cached downstream token, a
+// session and its opened cookie, made in the users' order) and returns hot paths that take them scattered.
+func hotPaths(env *harness.Env, n int) (bearer, sess *harness.HotPath, err error) {
+	users, oids := harness.Users(0, n)
+	tokens, err := env.A.Mint(users)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := env.Warm(harness.PathCheck, tokens[:1], oids[:1]); err != nil {
+		return nil, nil, err
+	}
+	if _, err := env.SeedTokens(harness.CaptureInj, oids[0], tokens); err != nil {
+		return nil, nil, err
+	}
+	cookies, err := env.CreateSessions(harness.CaptureSess, users)
+	if err != nil {
+		return nil, nil, err
+	}
+	if bearer, err = inOrder(harness.NewHotPath(harness.CaptureInj, tokens, oids)); err != nil {
+		return nil, nil, err
+	}
+	if sess, err = inOrder(env.NewSessionHotPath(harness.CaptureSess, cookies, oids)); err != nil {
+		return nil, nil, err
+	}
+	if bearer, err = checked(harness.NewHotPath(harness.CaptureInj, scatter(tokens), scatter(oids))); err != nil {
+		return nil, nil, err
+	}
+	sess, err = checked(env.NewSessionHotPath(harness.CaptureSess, scatter(cookies), scatter(oids)))
+	return bearer, sess, err
+}
+
+// inOrder sends every user's request through p once, so each token is proven and each cookie opened.
+func inOrder(p *harness.HotPath, err error) (*harness.HotPath, error) {
+	if err != nil {
+		return nil, err
+	}
+	c := p.NewClient()
+	for range p.Users() {
+		if err := c.Serve(); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// checked returns p once its first request was served as its user's own. (Every user is served a copy of user
+// 0's downstream token, and the scattered order starts with user 0.)
+func checked(p *harness.HotPath, err error) (*harness.HotPath, error) {
+	if err == nil {
+		err = p.NewClient().Check(0)
+	}
+	return p, err
+}
+
+// scatter reorders s by a prime stride, so consecutive requests are for users made far apart.
+func scatter(s []string) []string {
+	const stride = 7919
+	out := make([]string, len(s))
+	for i := range s {
+		out[i] = s[i*stride%len(s)]
+	}
+	return out
+}

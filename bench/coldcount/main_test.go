@@ -1,0 +1,91 @@
+package main
+
+import (
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
+)
+
+func TestParseTotalsReadsTheShownEventsByName(t *testing.T) {
+	tests := []struct {
+		name string
+		dump string
+		want []float64
+		ok   bool
+	}{
+		{"callgrind's order", "events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw\nfn=(1) main\n3 1\ntotals: 900 300 50 2 40 3 1 20 4\n",
+			[]float64{900, 300, 40, 20}, true},
+		{"another order", "events: DLmr Ir D1mr Dr\ntotals: 7 100 9 30\n", []float64{100, 30, 9, 7}, true},
+		{"an event not collected counts none", "events: Ir Dr\ntotals: 100 30\n", []float64{100, 30, 0, 0}, true},
+		{"still being written", "events: Ir Dr D1mr DLmr\nfn=(1) main\n", nil, false},
+		{"empty", "", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := parseTotals(tt.dump)
+			if ok != tt.ok || !slices.Equal(got, tt.want) {
+				t.Errorf("parseTotals = %v, %v; want %v, %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+// TestCountsBothHandlers runs the command as a user does, on few users, and reads its table.
+func TestCountsBothHandlers(t *testing.T) {
+	testenv.Integration(t)
+	if _, err := exec.LookPath("valgrind"); err != nil {
+		testenv.SkipUnlessAllowed(t, "valgrind is not installed (apt-get install valgrind)")
+	}
+	bin := filepath.Join(t.TempDir(), "coldcount")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	keep := t.TempDir()
+	// 400 users against a 256 KiB last level: their state does not fit, as in the default model.
+	out, err := exec.Command(bin, "-users", "400", "-passes", "1", "-ll", "262144", "-keep", keep).CombinedOutput()
+	if err != nil {
+		t.Fatalf("coldcount: %v\n%s", err, out)
+	}
+	rows := table(string(out))
+	for _, name := range []string{"bearer handler (hit − baseline)", "session handler (hit − baseline)"} {
+		r, ok := rows[name]
+		if !ok {
+			t.Fatalf("no row %q in:\n%s", name, out)
+		}
+		// A hit proves the caller, finds the downstream token and rewrites the headers: thousands of
+		// instructions and a few reads that miss, never none.
+		if r[0] < 1000 || r[3] <= 0 {
+			t.Errorf("%s: %v instructions, %v LL read misses per request", name, r[0], r[3])
+		}
+	}
+	dumps, _ := filepath.Glob(filepath.Join(keep, "callgrind.out.*"))
+	if len(dumps) != len(wrappers) { // one pass: one dump per phase
+		t.Errorf("kept %d dumps, want %d", len(dumps), len(wrappers))
+	}
+}
+
+// table reads printCounts' rows: the name, then the four counts.
+func table(out string) map[string][]float64 {
+	rows := map[string][]float64{}
+	row := regexp.MustCompile(`^\| ([^|]+) \|(( [-0-9.]+ \|){4})$`)
+	for line := range strings.Lines(out) {
+		m := row.FindStringSubmatch(strings.TrimSpace(line))
+		if m == nil {
+			continue
+		}
+		var v []float64
+		for _, f := range strings.Split(strings.Trim(m[2], " |"), "|") {
+			n, _ := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			v = append(v, n)
+		}
+		rows[m[1]] = v
+	}
+	return rows
+}
+
