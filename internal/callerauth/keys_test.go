@@ -54,7 +54,7 @@ func wantUnavailable(t *testing.T, v *Validator, raw string) {
 	}
 }
 
-func cacheKey(v *Validator, s string) uint64 { return v.tags.of(s).key() }
+func cacheKey(v *Validator, s string) uint64 { return v.tags.Of(s).Key() }
 
 func TestHerdOnColdValidator(t *testing.T) {
 	for _, same := range []bool{false, true} {

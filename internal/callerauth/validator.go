@@ -20,6 +20,7 @@ import (
 	"github.com/tokeninjector/caddy-token-injector/internal/entra"
 	"github.com/tokeninjector/caddy-token-injector/internal/identity"
 	"github.com/tokeninjector/caddy-token-injector/internal/lru"
+	"github.com/tokeninjector/caddy-token-injector/internal/seal"
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
@@ -135,9 +136,9 @@ type Validator struct {
 	rules atomic.Pointer[rules] // replaced whole by Update
 	now   func() time.Time
 	keys  *keyStore
-	// cache remembers proven tokens by their tag (provenTag, proven.go); an entry counts only if the whole tag is
+	// cache remembers proven tokens by their tag (seal.Tag); an entry counts only if the whole tag is
 	// equal, so two tags that share a key are a miss, never another caller's identity.
-	tags   tagger
+	tags   seal.Tagger
 	cache  *lru.Cache[uint64, *cachedIdentity] // bounded by bytes; see proven.go
 	resize sync.Mutex                          // serializes resizeProven
 	limits [2]int64                            // the cache's bounds (entries, bytes), as last applied
@@ -155,9 +156,9 @@ type rules struct {
 
 type cachedIdentity struct {
 	id  Identity
-	kid string    // so tokens signed by a key that leaves the JWKS are forgotten
-	aud string    // the accepted audience it was issued for (the rules' string), so a reload that drops it counts
-	tag provenTag // the proven token's; the token itself is not kept
+	kid string   // so tokens signed by a key that leaves the JWKS are forgotten
+	aud string   // the accepted audience it was issued for (the rules' string), so a reload that drops it counts
+	tag seal.Tag // the proven token's; the token itself is not kept
 	// The key set that last had the token's key, and the rules that last took its tenant: a hit under the same
 	// two costs two pointer comparisons, not a map lookup by kid and a comparison of tenants (strings apart
 	// from the entry, so cold lines at scale). A key refresh or a reload makes the next hit check again.
@@ -211,7 +212,7 @@ func New(cfg Config) (*Validator, error) {
 	if now == nil {
 		now = time.Now
 	}
-	tags, err := newTagger()
+	tags, err := seal.NewTagger()
 	if err != nil {
 		return nil, fmt.Errorf("callerauth: %w", err)
 	}
@@ -280,12 +281,12 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 		return nil, invalid("token is too large")
 	}
 	now := v.now()
-	tag := v.tags.of(raw)
-	if c, ok := v.cache.Get(tag.key(), now); ok && c.tag == tag {
+	tag := v.tags.Of(raw)
+	if c, ok := v.cache.Get(tag.Key(), now); ok && c.tag == tag {
 		r := v.rules.Load()
 		// The cache entry outlives nothing it should not, but exp is the contract, so check it on every hit.
 		if !now.Before(c.id.ExpiresAt.Add(r.skew)) {
-			v.cache.Remove(tag.key())
+			v.cache.Remove(tag.Key())
 			return nil, invalid("token expired")
 		}
 		// Keys due for refresh are refreshed here too, and a proven token counts only while its key does.
@@ -293,7 +294,7 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 		if ks, err := v.keys.current(ctx, now); err == nil && c.countsUnder(ks, r) {
 			return &c.id, nil
 		}
-		v.cache.Remove(tag.key())
+		v.cache.Remove(tag.Key())
 	}
 
 	tok, err := parse(raw)
