@@ -25,16 +25,44 @@ type Memo struct {
 }
 
 // memoized is one place of a Memo: a copy of what a hit needs, so that a hit reads this one object and not the
-// record too (each a cache miss at 50,000 callers). The record reaches it when the entry leaves the cache.
+// record too (each a cache miss at 50,000 callers). The record reaches it when the entry leaves the cache. It is
+// 128 bytes, a size class whose objects start on a cache line, so a hit reads two lines: the first says whether
+// it may serve and for which key, the second holds the token (TestMemoizedIsTwoCacheLines).
 type memoized struct {
 	ended   atomic.Bool // the record left the cache (recordDropped)
 	used    atomic.Bool // served since eviction last asked (lru.Hooks.UsedOutside)
-	depth   int32       // how many memoized the record's list holds from this one on
 	expires int64       // the record's
 	key     Key
-	tok     Token
-	rec     *record
-	next    *memoized // the record's list, newest first
+
+	header    string // the token's (see Token.withHeader); its AccessToken shares the bytes
+	expiresOn int64  // the token's times in unix nanoseconds, 0 for a zero time (see unixNano)
+	refreshOn int64
+	rec       *record
+	next      *memoized // the record's list, newest first
+	depth     int32     // how many memoized the record's list holds from this one on
+	_         [12]byte
+}
+
+// token is the Token p copies.
+func (p *memoized) token() Token {
+	return Token{AccessToken: p.header[len(bearerPrefix):], ExpiresOn: fromUnixNano(p.expiresOn),
+		RefreshOn: fromUnixNano(p.refreshOn), header: p.header}
+}
+
+// unixNano is t as memoized keeps it, 0 for the zero time; fromUnixNano is its inverse. A hit's token then
+// names the same instants as the cached one, in the local time zone, with no monotonic reading.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }
 
 // record is a cached token as the cache holds it. Its token never changes.
@@ -72,7 +100,7 @@ func (m *Memo) Token(k Key, now time.Time) (Token, bool) {
 	if !p.used.Load() { // a hit on a marked entry writes nothing
 		p.used.Store(true)
 	}
-	return p.tok, true
+	return p.token(), true
 }
 
 // remember makes rec, found under k, the memo's entry for k: in the place k had, else the first if it is empty,
@@ -103,7 +131,8 @@ func (r *record) memoize(k Key) *memoized {
 			return nil
 		}
 		if p == nil {
-			p = &memoized{expires: r.expires, key: k, tok: r.tok, rec: r}
+			p = &memoized{expires: r.expires, key: k, header: r.tok.header, expiresOn: unixNano(r.tok.ExpiresOn),
+				refreshOn: unixNano(r.tok.RefreshOn), rec: r}
 		}
 		p.next, p.depth = head, 1
 		if head != nil {
