@@ -105,17 +105,17 @@ func TestLogoutOnAMovesBsCountOfEnds(t *testing.T) {
 	a, b := newReplica(t, srv.URL, "ends:", k, nil), newReplica(t, srv.URL, "ends:", k, nil)
 	cacheSignedIn(t, a, b)
 	ctx := t.Context()
-	before := b.sessions.Ends(signedIn.ID)
+	before := b.sessions.Ends(session.ShardOf(signedIn.ID))
 	if err := b.sessions.Put(ctx, signedIn, time.Hour); err != nil { // a touch on B: no end
 		t.Fatal(err)
 	}
-	if b.sessions.Ends(signedIn.ID) != before {
+	if b.sessions.Ends(session.ShardOf(signedIn.ID)) != before {
 		t.Fatal("a touch moved the count of ends")
 	}
 	if err := a.sessions.Delete(ctx, signedIn.ID); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); b.sessions.Ends(signedIn.ID) == before; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); b.sessions.Ends(session.ShardOf(signedIn.ID)) == before; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("5 s after the logout on A, B's count of ends has not moved")
 		}

@@ -265,9 +265,9 @@ func (t *TieredSessions) DeleteUser(ctx context.Context, userKey string) (int, e
 // not kept in L1 (an invalidation landed while it was read) would not be there for its own end to reach, so it
 // moves every count: the Manager asks again, and the next read keeps it. With an L1 that counts none, every call
 // is a new count, so the Manager always asks.
-func (t *TieredSessions) Ends(id string) uint64 {
+func (t *TieredSessions) Ends(shard session.EndShard) uint64 {
 	if e, ok := t.l1.(session.EndCounter); ok {
-		return e.Ends(id) + t.unkept.Load()
+		return e.Ends(shard) + t.unkept.Load()
 	}
 	return t.uncounted.Add(1)
 }

@@ -88,8 +88,11 @@ func NewManager(cfg Config, store Store) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cookie_secret: %w", err)
 	}
-	m := &Manager{cfg: cfg, store: store, keys: keys, opened: newOpened(cfg.MaxSessions),
-		cookieAD: additionalData(cookiePurpose)}
+	opened, err := newOpened(cfg.MaxSessions)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{cfg: cfg, store: store, keys: keys, opened: opened, cookieAD: additionalData(cookiePurpose)}
 	m.ends, _ = store.(EndCounter)
 	return m, nil
 }

@@ -37,24 +37,29 @@ var _ Flusher = (*memoryStore)(nil)
 // it at that count need not ask again: a remembered cookie then costs one lookup, not two (the Manager still
 // checks the session's idle and absolute ends itself).
 type EndCounter interface {
-	// Ends is the count of id's shard, which only grows. It moves after a session has gone, never before.
-	Ends(id string) uint64
+	// Ends is the count of a shard (ShardOf the session's ID), which only grows. It moves after a session has
+	// gone, never before.
+	Ends(shard EndShard) uint64
 }
+
+// EndShard is a shard of session IDs, as an EndCounter counts their ends. A remembered cookie keeps its session's,
+// so that asking costs no read of the ID.
+type EndShard uint8
 
 // endCounts is an EndCounter's counts, one per shard of session IDs.
 type endCounts [256]atomic.Uint64
 
-// endShard spreads IDs over the shards; session IDs are random, so their first bytes do.
-func endShard(id string) int {
+// ShardOf is id's shard. Session IDs are random, so their first bytes spread them.
+func ShardOf(id string) EndShard {
 	h := 0
 	for i := 0; i < len(id) && i < 8; i++ {
 		h = h*31 + int(id[i])
 	}
-	return h & 255
+	return EndShard(h)
 }
 
-func (e *endCounts) of(id string) uint64 { return e[endShard(id)].Load() }
-func (e *endCounts) ended(id string)     { e[endShard(id)].Add(1) }
+func (e *endCounts) of(s EndShard) uint64 { return e[s].Load() }
+func (e *endCounts) ended(id string)      { e[ShardOf(id)].Add(1) }
 
 // all counts an end in every shard: for ends whose sessions are not known one by one (an eviction, a flush).
 func (e *endCounts) all() {
@@ -63,6 +68,6 @@ func (e *endCounts) all() {
 	}
 }
 
-func (s *memoryStore) Ends(id string) uint64 { return s.ends.of(id) }
+func (s *memoryStore) Ends(shard EndShard) uint64 { return s.ends.of(shard) }
 
 var _ EndCounter = (*memoryStore)(nil)

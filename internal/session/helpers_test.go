@@ -57,7 +57,7 @@ func (s *countingStore) Touch(ctx context.Context, v Session, ttl time.Duration)
 // it only when something may have ended.
 type endCountingStore struct{ *countingStore }
 
-func (s endCountingStore) Ends(id string) uint64 { return s.Store.(EndCounter).Ends(id) }
+func (s endCountingStore) Ends(shard EndShard) uint64 { return s.Store.(EndCounter).Ends(shard) }
 
 // newTestManager returns a Manager over a countingStore of 100 sessions, which counts no ends: every request asks
 // the store (as over a store without EndCounter).

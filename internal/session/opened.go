@@ -2,7 +2,6 @@ package session
 
 import (
 	"cmp"
-	"hash/maphash"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -11,39 +10,46 @@ import (
 
 	"github.com/tokeninjector/caddy-token-injector/internal/identity"
 	"github.com/tokeninjector/caddy-token-injector/internal/lru"
+	"github.com/tokeninjector/caddy-token-injector/internal/seal"
 	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
 // Caller is the signed-in user a session cookie proves, as Manager.Caller returns it. It is shared by every
-// request with the same cookie: treat it as read-only.
+// request with the same cookie: treat it as read-only. What a request reads (UserKey, Placeholders, Memo, the
+// User's tenant) is in its first 64 bytes.
 type Caller struct {
-	SessionID string
-	UserKey   string // "<oid>.<tid>", the token cache's partition
-	User      identity.User
+	UserKey string // "<oid>.<tid>", the token cache's partition
 	// Placeholders names the user for access logs, built once per opened cookie.
 	Placeholders identity.Placeholders
 	// Memo remembers the downstream token this session's last request was served, so that its next one costs
 	// no token-cache lookup (see tokencache.Memo). The opened cookie's, it lives as long as the cookie is
 	// remembered.
-	Memo *tokencache.Memo
+	Memo      *tokencache.Memo
+	User      identity.User
+	SessionID string
 }
 
-// openedCookie is a session cookie opened before: its value (compared exactly, so a hash collision is a miss),
-// the caller its session names, and what the last liveness check found.
+// openedCookie is a session cookie opened before: the proof that a cookie is this one (its tag's second half;
+// the cache's key is the first), what the last liveness check found, and the caller its session names. It is 192
+// bytes, a size class whose objects start on a cache line, and a request reads two lines of it: the checks, then
+// the caller's first 64 bytes (TestOpenedCookieIsThreeCacheLines).
 type openedCookie struct {
-	value     string
-	caller    Caller
-	createdAt time.Time
+	proof     uint64
 	absEnd    int64           // the session's absolute end (unix ns)
 	lastSeen  atomic.Int64    // the session's LastSeenAt (unix ns) as the last check found or wrote it
 	checkedAt atomic.Int64    // when that check was (unix ns)
-	checked   atomic.Uint64   // 1 + the store's Ends(id) before that check; 0 when the store counts no ends
+	checked   atomic.Uint64   // 1 + the store's Ends(shard) before that check; 0 when the store counts no ends
 	memo      tokencache.Memo // caller.Memo
+	shard     EndShard        // ShardOf(caller.SessionID)
+	caller    Caller
+	createdAt int64 // the session's CreatedAt (unix ns)
+	_         [8]byte
 }
 
-// opened remembers the cookies a Manager has opened, by a seeded hash of the cookie's value, until the absolute
-// expiry sealed in each. Opening a cookie (base64, AES-GCM) happens once per session and Manager; afterwards a
-// request costs a hash and a lookup here. The store's Get is the liveness check that makes revocation work: a
+// opened remembers the cookies a Manager has opened, by a keyed tag of the cookie's value (seal.Tag, as proven
+// caller tokens are remembered), until the absolute expiry sealed in each; it keeps no copy of the value. Opening
+// a cookie (base64, AES-GCM) happens once per session and Manager; afterwards a request costs a tag and a lookup
+// here. The store's Get is the liveness check that makes revocation work: a
 // session the store no longer has (Destroy, DestroyUser, a logout on another replica, eviction) is refused on
 // the next request, and its entry here dropped. A store that counts its ends (EndCounter) is asked only when
 // the count of the session's shard moved since the last check, when the last check is a minute old, or when the
@@ -52,21 +58,26 @@ type openedCookie struct {
 // route sharing the store may end sessions earlier, by shorter timeouts of its own; the minute bounds how late
 // that is seen, as it bounds the idle timeout's precision.)
 type opened struct {
-	seed  maphash.Seed
+	tags  seal.Tagger
 	cache *lru.Cache[uint64, *openedCookie]
 }
 
-func newOpened(maxEntries int) *opened {
-	return &opened{seed: maphash.MakeSeed(), cache: lru.New[uint64, *openedCookie](maxEntries)}
+func newOpened(maxEntries int) (*opened, error) {
+	tags, err := seal.NewTagger()
+	if err != nil {
+		return nil, err
+	}
+	return &opened{tags: tags, cache: lru.New[uint64, *openedCookie](maxEntries)}, nil
 }
 
-func (o *opened) get(v string, now time.Time) (*openedCookie, uint64, bool) {
-	sum := maphash.String(o.seed, v)
-	c, ok := o.cache.Get(sum, now)
-	return c, sum, ok && c.value == v
+// get returns the cookie v as opened before, if it was, and v's tag.
+func (o *opened) get(v string, now time.Time) (*openedCookie, seal.Tag, bool) {
+	tag := o.tags.Of(v)
+	c, ok := o.cache.Get(tag.Key(), now)
+	return c, tag, ok && c.proof == tag.Proof()
 }
 
-func (o *opened) forget(v string) { o.cache.Remove(maphash.String(o.seed, v)) }
+func (o *opened) forget(v string) { o.cache.Remove(o.tags.Of(v).Key()) }
 
 // Caller is Authenticate for the request path: the caller r's session cookie proves, without allocating once
 // the cookie has been opened. Its errors are Authenticate's.
@@ -102,22 +113,27 @@ func (m *Manager) find(r *http.Request, touch bool) (*openedCookie, error) {
 
 // resolve returns the cookie value v, opened, if the store has its session and the session has not expired.
 func (m *Manager) resolve(r *http.Request, v string, now time.Time, touch bool) (*openedCookie, error) {
-	c, sum, hit := m.opened.get(v, now)
+	c, tag, hit := m.opened.get(v, now)
 	var id string
+	var shard EndShard
 	if hit {
-		id = c.caller.SessionID
+		shard = c.shard
 	} else {
 		var ok bool
 		if id, ok = m.openCookie(v, now); !ok {
 			return nil, ErrNoSession
 		}
+		shard = ShardOf(id)
 	}
 	var ends uint64
 	if m.ends != nil {
-		ends = m.ends.Ends(id) + 1 // read before the Get, so an end during it is not missed
+		ends = m.ends.Ends(shard) + 1 // read before the Get, so an end during it is not missed
 	}
-	if hit && m.stillLive(c, ends, now.UnixNano(), touch) {
-		return c, nil
+	if hit {
+		if m.stillLive(c, ends, now.UnixNano(), touch) {
+			return c, nil
+		}
+		id = c.caller.SessionID
 	}
 	s, found, err := m.store.Get(r.Context(), id)
 	switch {
@@ -125,12 +141,12 @@ func (m *Manager) resolve(r *http.Request, v string, now time.Time, touch bool) 
 		return nil, err // the store could not be asked: nobody is signed out, the memo stays
 	case !found || s.ID != id || hit && s.UserKey != c.caller.UserKey:
 		if hit {
-			m.opened.cache.Remove(sum)
+			m.opened.cache.Remove(tag.Key())
 		}
 		return nil, ErrNoSession
 	case m.expired(s, now):
 		_ = m.store.Delete(r.Context(), id)
-		m.opened.cache.Remove(sum)
+		m.opened.cache.Remove(tag.Key())
 		return nil, ErrNoSession
 	}
 	if touch && now.Sub(s.LastSeenAt) >= touchInterval {
@@ -138,15 +154,22 @@ func (m *Manager) resolve(r *http.Request, v string, now time.Time, touch bool) 
 		_ = m.store.Touch(r.Context(), s, m.ttl(s, now)) // a failed touch costs at most a minute of idle time
 	}
 	if !hit {
-		absEnd := s.CreatedAt.Add(m.cfg.AbsoluteTimeout)
-		c = &openedCookie{value: strings.Clone(v), caller: callerOf(s), createdAt: s.CreatedAt, absEnd: absEnd.UnixNano()}
-		c.caller.Memo = &c.memo
-		m.opened.cache.Add(sum, c, absEnd)
+		c = m.remember(tag, s, shard)
 	}
 	c.lastSeen.Store(s.LastSeenAt.UnixNano())
 	c.checkedAt.Store(now.UnixNano())
 	c.checked.Store(ends)
 	return c, nil
+}
+
+// remember keeps the cookie tagged tag, just opened for s, until s's absolute end.
+func (m *Manager) remember(tag seal.Tag, s Session, shard EndShard) *openedCookie {
+	absEnd := s.CreatedAt.Add(m.cfg.AbsoluteTimeout)
+	c := &openedCookie{proof: tag.Proof(), absEnd: absEnd.UnixNano(), shard: shard, caller: callerOf(s),
+		createdAt: s.CreatedAt.UnixNano()}
+	c.caller.Memo = &c.memo
+	m.opened.cache.Add(tag.Key(), c, absEnd)
+	return c
 }
 
 // stillLive reports whether c's session is live without asking the store: its last check, less than
@@ -162,7 +185,8 @@ func (m *Manager) stillLive(c *openedCookie, ends uint64, now int64, touch bool)
 func (c *openedCookie) session() Session {
 	u := c.caller.User
 	return Session{ID: c.caller.SessionID, UserKey: c.caller.UserKey, ObjectID: u.ObjectID, TenantID: u.TenantID,
-		Username: u.Username, Name: u.Name, CreatedAt: c.createdAt, LastSeenAt: time.Unix(0, c.lastSeen.Load())}
+		Username: u.Username, Name: u.Name, CreatedAt: time.Unix(0, c.createdAt),
+		LastSeenAt: time.Unix(0, c.lastSeen.Load())}
 }
 
 func callerOf(s Session) Caller {

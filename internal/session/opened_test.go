@@ -53,8 +53,9 @@ func TestEachSessionHasItsOwnMemo(t *testing.T) {
 	}
 }
 
-// TestRememberedCookieKeepsNothingOfTheRequest: what a Manager remembers of a cookie is its own copy, not a part of
-// the request's Cookie header, which would keep each session's first request alive as long as the session.
+// TestRememberedCookieKeepsNothingOfTheRequest: a Manager remembers a cookie by its tag, with no copy of the value,
+// and what it keeps of the session is its own copy, not a part of the request's Cookie header, which would keep
+// each session's first request alive as long as the session.
 func TestRememberedCookieKeepsNothingOfTheRequest(t *testing.T) {
 	m, _, _ := newTestManager(t, Config{})
 	s, r := signIn(t, m, "oid.tid")
@@ -63,15 +64,56 @@ func TestRememberedCookieKeepsNothingOfTheRequest(t *testing.T) {
 	}
 	line := r.Header["Cookie"][0]
 	v, _, _ := nextCookie(line, m.CookieName(r))
-	c, _, hit := m.opened.get(v, m.cfg.Now())
-	if !hit || c.value != v || c.caller.SessionID != s.ID || c.caller.UserKey != "oid.tid" {
+	c, tag, hit := m.opened.get(v, m.cfg.Now())
+	if !hit || c.proof != tag.Proof() || c.caller.SessionID != s.ID || c.caller.UserKey != "oid.tid" {
 		t.Fatalf("remembered %+v (hit %v), want the cookie of session %s", c, hit, s.ID)
 	}
 	start := uintptr(unsafe.Pointer(unsafe.StringData(line)))
-	for _, kept := range []string{c.value, c.caller.SessionID, c.caller.UserKey} {
+	for _, kept := range []string{c.caller.SessionID, c.caller.UserKey} {
 		if p := uintptr(unsafe.Pointer(unsafe.StringData(kept))); p >= start && p < start+uintptr(len(line)) {
 			t.Fatalf("the remembered %q points into the request's Cookie header", kept)
 		}
+	}
+}
+
+// TestRememberedCookieNeedsTheWholeTag: an entry found under a cookie's tag's Key serves it only if it kept the
+// tag's Proof too, so a cookie whose tag shares only the first half with a remembered one's is opened, not taken
+// for that session.
+func TestRememberedCookieNeedsTheWholeTag(t *testing.T) {
+	m, _, _ := newTestManager(t, Config{})
+	_, r := signIn(t, m, "oid.tid")
+	if _, err := m.Caller(r); err != nil {
+		t.Fatal(err)
+	}
+	v, _, _ := nextCookie(r.Header["Cookie"][0], m.CookieName(r))
+	forged := v[:len(v)-2] + "AA"
+	if forged == v {
+		forged = v[:len(v)-2] + "BB"
+	}
+	c, tag, _ := m.opened.get(v, m.cfg.Now())
+	// Make the forged value's Key name the session's entry, as a collision in the first half would.
+	m.opened.cache.Add(m.opened.tags.Of(forged).Key(), c, m.cfg.Now().Add(time.Hour))
+	if _, _, hit := m.opened.get(forged, m.cfg.Now()); hit {
+		t.Fatalf("a value with another Proof (%x, not %x) was taken for the remembered cookie", m.opened.tags.Of(forged).Proof(), tag.Proof())
+	}
+	rf := httptest.NewRequest(http.MethodGet, r.URL.String(), nil)
+	rf.Header.Set("Cookie", m.CookieName(r)+"="+forged)
+	if _, err := m.Caller(rf); err != ErrNoSession {
+		t.Fatalf("the forged cookie: %v, want ErrNoSession", err)
+	}
+}
+
+// TestOpenedCookieIsThreeCacheLines holds openedCookie and Caller to the layout their comments promise: 192 bytes,
+// the checks in the first line, and what a request reads of the caller in the second.
+func TestOpenedCookieIsThreeCacheLines(t *testing.T) {
+	var c openedCookie
+	if size, caller := unsafe.Sizeof(c), unsafe.Offsetof(c.caller); size != 192 || caller != 64 {
+		t.Errorf("openedCookie is %d bytes with its caller at %d; want 192 and 64", size, caller)
+	}
+	u := &c.caller
+	hotEnd := unsafe.Offsetof(u.User) + unsafe.Offsetof(u.User.TenantID) + unsafe.Sizeof(u.User.TenantID)
+	if hotEnd > 64 || unsafe.Offsetof(u.Memo) > 56 || unsafe.Offsetof(u.Placeholders) > 56 {
+		t.Errorf("the caller's hot fields end at byte %d of it, past its first line", hotEnd)
 	}
 }
 
@@ -171,7 +213,7 @@ func TestRememberedCookieCostsOneLookup(t *testing.T) {
 		t.Fatal("no session to end")
 	}
 	want := int64(0) // it moves only its own shard's count
-	if endShard(theirs.ID) == endShard(mine.ID) {
+	if ShardOf(theirs.ID) == ShardOf(mine.ID) {
 		want = 1
 	}
 	if n := gets(100); n != want {

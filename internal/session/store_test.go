@@ -86,17 +86,17 @@ func TestMemoryStoreCountsItsEnds(t *testing.T) {
 		{"a flush", func() { st.(session.Flusher).Flush() }, "", all},
 	}
 	for _, step := range steps {
-		before := map[string]uint64{step.ended: ends.Ends(step.ended)}
+		before := map[string]uint64{step.ended: ends.Ends(session.ShardOf(step.ended))}
 		for _, id := range watched {
-			before[id] = ends.Ends(id)
+			before[id] = ends.Ends(session.ShardOf(id))
 		}
 		step.do()
-		if step.ended != "" && ends.Ends(step.ended) == before[step.ended] {
+		if step.ended != "" && ends.Ends(session.ShardOf(step.ended)) == before[step.ended] {
 			t.Errorf("%s: the count of the session that ended did not move", step.name)
 		}
 		moved := 0
 		for _, id := range watched {
-			if ends.Ends(id) != before[id] {
+			if ends.Ends(session.ShardOf(id)) != before[id] {
 				moved++
 			}
 		}
