@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/dev/entraemu"
 	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
@@ -267,5 +268,16 @@ func TestReloadThatDropsAnAudienceRefusesItsProvenTokens(t *testing.T) {
 	_, err := v.Validate(t.Context(), raw)
 	if bad, ok := err.(*InvalidTokenError); !ok || !strings.Contains(bad.Description, "audience") {
 		t.Fatalf("a token for the audience the reload dropped: %v, want invalid_token naming the audience", err)
+	}
+}
+
+// TestCachedIdentityHitReadsTwoLines holds cachedIdentity to the layout its comment promises: 256 bytes, with
+// everything a hit reads (the tag, the checks, the memo, and the identity's UserKey, AuthContext, Memo,
+// Placeholders and ExpiresAt) in its first 128.
+func TestCachedIdentityHitReadsTwoLines(t *testing.T) {
+	var c cachedIdentity
+	end := unsafe.Offsetof(c.id) + unsafe.Offsetof(c.id.ExpiresAt) + unsafe.Sizeof(c.id.ExpiresAt)
+	if size := unsafe.Sizeof(c); size != 256 || end > 128 {
+		t.Errorf("cachedIdentity is %d bytes, its hot fields end at %d; want 256 and at most 128", size, end)
 	}
 }
