@@ -42,7 +42,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		audience          <aud>...       # accepted aud values besides client_id
 //		tls_trust_pool    <module> ...   # CAs trusted for calls to authority_host
 //		cache_max_entries <n>            # default 100000
-//		caller_cache_max_bytes <size>    # proven callers remembered, e.g. 128MiB; default 64MiB (60k callers)
+//		caller_cache_max_bytes <size>    # proven callers remembered, e.g. 128MiB; default 64MiB (65k callers)
 //		timeout           <duration>     # default 10s, each call to Entra
 //		refresh_before    <duration>     # default 5m
 //		expiry_margin     <duration>     # default 1m

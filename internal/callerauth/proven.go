@@ -12,17 +12,17 @@ import (
 // remembered, and the cache keeps no copy of the token. The cache is bounded
 // by bytes, and optionally by count.
 
-// DefaultMaxCachedBytes bounds the proven-token cache by default: about 60,000 callers at about 1.1 KB each (what
+// DefaultMaxCachedBytes bounds the proven-token cache by default: about 65,000 callers at about 1 KB each (what
 // a proven token costs is its identity, whatever the token's size: see cachedIdentity.cost), room for the 50,000
 // active users of a large tenant.
 const DefaultMaxCachedBytes = 64 << 20
 
 // provenOverhead is what a remembered token costs besides its identity's strings (cachedIdentity.cost): the
-// identity's struct, the tag, the LRU entry and its map slot, and the 160 B its memo allocates once the caller is
-// served (tokencache.Memo). The heap grows by about 754 B per proven token served once, memo included
+// identity's struct, the tag, the LRU entry and its map slot, and the 128 B its memo allocates once the caller is
+// served (tokencache.Memo). The heap grows by about 705 B per proven token served once, memo included
 // (BenchmarkProvenBytesPerToken), of which the test tokens' strings are 233, so this leaves about a quarter to spare;
 // TestProvenOverheadCoversAToken holds the count to the heap.
-const provenOverhead = 640 + 160
+const provenOverhead = 640 + 128
 
 // cost is what c counts against the cache's byte bound: provenOverhead and its identity's strings.
 func (c *cachedIdentity) cost() int64 {

@@ -46,7 +46,7 @@ type Config struct {
 	ClockSkew     time.Duration // default 1 minute, applied to exp and nbf
 	// MaxCachedBytes bounds the proven tokens remembered (each later request with one costs a tag and a lookup,
 	// not an RSA verification) by size: a token counts its identity, about 1.1 KB (cachedIdentity.cost), and is
-	// not kept itself. Default DefaultMaxCachedBytes (64 MiB: about 60,000 callers). A reload that changes it
+	// not kept itself. Default DefaultMaxCachedBytes (64 MiB: about 65,000 callers). A reload that changes it
 	// resizes in place.
 	MaxCachedBytes int64
 	// MaxCachedTokens also bounds them by count. Default 0: the byte bound alone.
