@@ -49,14 +49,13 @@ type openedCookie struct {
 // opened remembers the cookies a Manager has opened, by a keyed tag of the cookie's value (seal.Tag, as proven
 // caller tokens are remembered), until the absolute expiry sealed in each; it keeps no copy of the value. Opening
 // a cookie (base64, AES-GCM) happens once per session and Manager; afterwards a request costs a tag and a lookup
-// here. The store's Get is the liveness check that makes revocation work: a
-// session the store no longer has (Destroy, DestroyUser, a logout on another replica, eviction) is refused on
-// the next request, and its entry here dropped. A store that counts its ends (EndCounter) is asked only when
-// the count of the session's shard moved since the last check, when the last check is a minute old, or when the
-// session is due a touch or looks expired; otherwise the session cannot have ended there, and the memo answers
-// from that check. (Another
-// route sharing the store may end sessions earlier, by shorter timeouts of its own; the minute bounds how late
-// that is seen, as it bounds the idle timeout's precision.)
+// here. The store's Get is the liveness check that makes revocation work: a session the store no longer has
+// (Destroy, DestroyUser, a logout on another replica, eviction) is refused on the next request, and its entry
+// here dropped. A store that counts its ends (EndCounter) is asked only when the count of the session's shard
+// moved since the last check, when the last check is a minute old, or when the session is due a touch or looks
+// expired; otherwise the session cannot have ended there, and the memo answers from that check. (Another route
+// sharing the store may end sessions earlier, by shorter timeouts of its own; the minute bounds how late that is
+// seen, as it bounds the idle timeout's precision.)
 type opened struct {
 	tags  seal.Tagger
 	cache *lru.Cache[uint64, *openedCookie]
