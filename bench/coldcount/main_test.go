@@ -88,4 +88,3 @@ func table(out string) map[string][]float64 {
 	}
 	return rows
 }
-
