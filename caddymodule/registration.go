@@ -80,7 +80,7 @@ type Registration struct {
 	CacheMaxEntries Number `json:"cache_max_entries,omitempty"`
 	// CallerCacheMaxBytes bounds the memory of the proven-token cache: callers' tokens whose signature was
 	// checked, remembered so that their next requests cost a tag and a lookup instead of an RSA verification.
-	// A proven token counts its identity (about 1.1 KB), whatever its size: the token itself is not kept. A
+	// A proven token counts its identity (about 1 KB), whatever its size: the token itself is not kept. A
 	// reload that changes it resizes the cache in place. Default: 64MiB (about 65,000 active callers).
 	CallerCacheMaxBytes Size `json:"caller_cache_max_bytes,omitempty"`
 	// Timeout bounds every call to Entra, as a duration ("10s") or nanoseconds. Default: 10s.

@@ -5,12 +5,13 @@ import (
 	"time"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/lru"
+	"github.com/tokeninjector/caddy-token-injector/internal/seal"
 )
 
 // Proven tokens (Validator.cache) are remembered by their tag (seal.Tag: the cache key is its Key, and a hit
-// counts only if the whole tag matches), so that a token proven once costs a tag and one lookup however many are
-// remembered, and the cache keeps no copy of the token. The cache is bounded
-// by bytes, and optionally by count.
+// counts only if the entry kept its Proof too), so that a token proven once costs a tag and one lookup however
+// many are remembered, and the cache keeps no copy of the token. The cache is bounded by bytes, and optionally by
+// count.
 
 // DefaultMaxCachedBytes bounds the proven-token cache by default: about 65,000 callers at about 1 KB each (what
 // a proven token costs is its identity, whatever the token's size: see cachedIdentity.cost), room for the 50,000
@@ -52,8 +53,8 @@ func (v *Validator) resizeProven(cfg Config) {
 }
 
 // remember keeps a proven token until the time given.
-func (v *Validator) remember(c *cachedIdentity, until time.Time) {
-	v.cache.AddWeighted(c.tag.Key(), c, until, c.cost())
+func (v *Validator) remember(tag seal.Tag, c *cachedIdentity, until time.Time) {
+	v.cache.AddWeighted(tag.Key(), c, until, c.cost())
 }
 
 // ProvenStats is what the proven-token cache holds and how often tokens were verified.

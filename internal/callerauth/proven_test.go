@@ -272,12 +272,33 @@ func TestReloadThatDropsAnAudienceRefusesItsProvenTokens(t *testing.T) {
 }
 
 // TestCachedIdentityHitReadsTwoLines holds cachedIdentity to the layout its comment promises: 256 bytes, with
-// everything a hit reads (the tag, the checks, the memo, and the identity's UserKey, AuthContext, Memo,
+// everything a hit reads (the proof, the checks, the memo, and the identity's UserKey, AuthContext, Memo,
 // Placeholders and ExpiresAt) in its first 128.
 func TestCachedIdentityHitReadsTwoLines(t *testing.T) {
 	var c cachedIdentity
 	end := unsafe.Offsetof(c.id) + unsafe.Offsetof(c.id.ExpiresAt) + unsafe.Sizeof(c.id.ExpiresAt)
 	if size := unsafe.Sizeof(c); size != 256 || end > 128 {
 		t.Errorf("cachedIdentity is %d bytes, its hot fields end at %d; want 256 and at most 128", size, end)
+	}
+}
+
+// TestProvenTokenNeedsTheWholeTag: an entry found under a token's tag's Key counts only if it kept the tag's
+// Proof too, so a token whose tag shares only the first half with a proven one's is checked, never taken for
+// that caller.
+func TestProvenTokenNeedsTheWholeTag(t *testing.T) {
+	ti := newTestIssuer(t)
+	clock := newClock()
+	v := newTestValidator(t, ti, clock)
+	proven := mintMany(t, ti, clock.Now(), 1, 0)[0]
+	wantValid(t, v, proven)
+	c, ok := v.cache.Get(cacheKey(v, proven), clock.Now())
+	if !ok {
+		t.Fatal("the proven token is not remembered")
+	}
+	forged := proven[:len(proven)-4] + "AAAA" // its signature broken
+	// Make the forged token's Key name the proven caller's entry, as a collision in the first half would.
+	v.cache.Add(cacheKey(v, forged), c, clock.Now().Add(time.Hour))
+	if id, err := v.Validate(t.Context(), forged); err == nil {
+		t.Fatalf("a token with another Proof was taken for %s", id.UserKey)
 	}
 }

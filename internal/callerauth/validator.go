@@ -45,7 +45,7 @@ type Config struct {
 	HTTPClient    *http.Client  // used for discovery and JWKS
 	ClockSkew     time.Duration // default 1 minute, applied to exp and nbf
 	// MaxCachedBytes bounds the proven tokens remembered (each later request with one costs a tag and a lookup,
-	// not an RSA verification) by size: a token counts its identity, about 1.1 KB (cachedIdentity.cost), and is
+	// not an RSA verification) by size: a token counts its identity, about 1 KB (cachedIdentity.cost), and is
 	// not kept itself. Default DefaultMaxCachedBytes (64 MiB: about 65,000 callers). A reload that changes it
 	// resizes in place.
 	MaxCachedBytes int64
@@ -137,8 +137,8 @@ type Validator struct {
 	rules atomic.Pointer[rules] // replaced whole by Update
 	now   func() time.Time
 	keys  *keyStore
-	// cache remembers proven tokens by their tag (seal.Tag); an entry counts only if the whole tag is
-	// equal, so two tags that share a key are a miss, never another caller's identity.
+	// cache remembers proven tokens by their tag (seal.Tag): found by its Key, an entry counts only if it kept
+	// the same Proof, so two tags that share a key are a miss, never another caller's identity.
 	tags   seal.Tagger
 	cache  *lru.Cache[uint64, *cachedIdentity] // bounded by bytes; see proven.go
 	resize sync.Mutex                          // serializes resizeProven
@@ -156,10 +156,10 @@ type rules struct {
 }
 
 // cachedIdentity is a proven token as the cache remembers it. It is 256 bytes, a size class whose objects start on
-// a cache line, and a hit reads its first two lines: the tag, the checks and the memo in the first, what the
+// a cache line, and a hit reads its first two lines: the proof, the checks and the memo in the first, what the
 // handler reads of the identity in the second (TestCachedIdentityHitReadsTwoLines).
 type cachedIdentity struct {
-	tag seal.Tag // the proven token's; the token itself is not kept
+	proof uint64 // the proven token's tag's Proof (its Key is the cache's); the token itself is not kept
 	// The key set that last had the token's key, and the rules that last took its tenant: a hit under the same
 	// two costs two pointer comparisons, not a map lookup by kid and a comparison of tenants (strings apart
 	// from the entry, so cold lines at scale). A key refresh or a reload makes the next hit check again.
@@ -169,6 +169,7 @@ type cachedIdentity struct {
 	id      Identity
 	kid     string // so tokens signed by a key that leaves the JWKS are forgotten
 	aud     string // the accepted audience it was issued for (the rules' string), so a reload that drops it counts
+	_       [8]byte
 }
 
 // countsUnder reports whether the proven token still counts under the key set ks and the rules r: its key is
@@ -286,7 +287,7 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 	}
 	now := v.now()
 	tag := v.tags.Of(raw)
-	if c, ok := v.cache.Get(tag.Key(), now); ok && c.tag == tag {
+	if c, ok := v.cache.Get(tag.Key(), now); ok && c.proof == tag.Proof() {
 		r := v.rules.Load()
 		// The cache entry outlives nothing it should not, but exp is the contract, so check it on every hit.
 		if !now.Before(c.id.ExpiresAt.Add(r.skew)) {
@@ -332,10 +333,10 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 		until = limit
 	}
 	until = until.Add(v.rules.Load().skew)
-	c := &cachedIdentity{id: *id, kid: tok.kid, aud: aud, tag: tag}
+	c := &cachedIdentity{id: *id, kid: tok.kid, aud: aud, proof: tag.Proof()}
 	c.id.Placeholders, c.id.Memo = identity.NewPlaceholders(c.id.User), &c.memo
 	id.Placeholders, id.Memo = c.id.Placeholders, c.id.Memo
-	v.remember(c, until)
+	v.remember(tag, c, until)
 	return id, nil
 }
 
