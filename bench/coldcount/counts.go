@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/tokeninjector/caddy-token-injector/bench/harness"
 )
@@ -42,109 +39,43 @@ var wrappers = []wrapper{
 	{"session hit", "main.sessionHit", true, sessionHit},
 }
 
-// The lines the child prints before and after a phase, followed by its wrapper's symbol.
-const (
-	readyLine = "coldcount: ready" // the setup is done: instrumentation goes on
-	startLine = "coldcount: start"
-	doneLine  = "coldcount: done"
-)
-
 // events are the counts shown, in callgrind's names: instructions, data reads, and data reads that missed the
 // first level and the last.
 var events = []string{"Ir", "Dr", "D1mr", "DLmr"}
 
-// runPhases runs cmd (the child under callgrind), has callgrind dump its counts at each phase the child reports,
-// and adds up each wrapper's.
-func runPhases(cmd *exec.Cmd, prefix string) (map[string][]float64, error) {
-	// Go preempts goroutines with signals, which callgrind cannot follow.
-	cmd.Env = append(os.Environ(), childEnv+"=1", "GODEBUG=asyncpreemptoff=1")
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	totals, err := followPhases(cmd.Process.Pid, stdout, stdin, prefix)
-	if err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return nil, err
-	}
-	if err := cmd.Wait(); err != nil {
-		return nil, fmt.Errorf("valgrind: %w", err)
+// readDumps reads callgrind's first n dumps, prefix.1 to prefix.n, and adds up each wrapper's counts: a dump
+// names its wrapper in its trigger, as the child asked for it.
+func readDumps(prefix string, n int) (map[string][]float64, error) {
+	totals := map[string][]float64{}
+	for i := 1; i <= n; i++ {
+		file := fmt.Sprintf("%s.%d", prefix, i)
+		text, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("callgrind wrote %d dumps of %d: %w", i-1, n, err)
+		}
+		symbol, _ := parseTrigger(string(text))
+		counts, ok := parseTotals(string(text))
+		if !slices.ContainsFunc(wrappers, func(w wrapper) bool { return w.symbol == symbol }) || !ok {
+			return nil, fmt.Errorf("%s is not a dump of one of the phases", file)
+		}
+		if totals[symbol] == nil {
+			totals[symbol] = make([]float64, len(events))
+		}
+		for j, c := range counts {
+			totals[symbol][j] += c
+		}
 	}
 	return totals, nil
 }
 
-// followPhases reads the child's output. It turns instrumentation on when the child is ready, zeroes the
-// counts as a phase starts and dumps them when it is done, letting the child go on after each.
-func followPhases(pid int, stdout io.Reader, stdin io.Writer, prefix string) (map[string][]float64, error) {
-	totals := map[string][]float64{}
-	sc := bufio.NewScanner(stdout)
-	for dumps := 1; sc.Scan(); {
-		line := sc.Text()
-		symbol, done := strings.CutPrefix(line, doneLine+" ")
-		switch {
-		case strings.HasPrefix(line, readyLine):
-			if err := callgrindControl(pid, "--instr=on"); err != nil {
-				return nil, err
-			}
-		case strings.HasPrefix(line, startLine+" "):
-			if err := callgrindControl(pid, "--zero"); err != nil {
-				return nil, err
-			}
-		case done:
-			counts, err := dump(pid, fmt.Sprintf("%s.%d", prefix, dumps))
-			if err != nil {
-				return nil, err
-			}
-			dumps++
-			if totals[symbol] == nil {
-				totals[symbol] = make([]float64, len(events))
-			}
-			for i, c := range counts {
-				totals[symbol][i] += c
-			}
-		default:
-			fmt.Println(line)
-			continue
-		}
-		if _, err := fmt.Fprintln(stdin); err != nil {
-			return nil, err
+// parseTrigger reads what a dump's client request named: "desc: Trigger: Client Request: main.bearerHit".
+func parseTrigger(text string) (string, bool) {
+	for line := range strings.Lines(text) {
+		if v, ok := strings.CutPrefix(line, "desc: Trigger: Client Request: "); ok {
+			return strings.TrimSpace(v), true
 		}
 	}
-	return totals, sc.Err()
-}
-
-// callgrindControl sends the running callgrind one command.
-func callgrindControl(pid int, command string) error {
-	if out, err := exec.Command("callgrind_control", command, strconv.Itoa(pid)).CombinedOutput(); err != nil {
-		return fmt.Errorf("callgrind_control %s: %w: %s", command, err, out)
-	}
-	return nil
-}
-
-// dump has callgrind write what it counted since the last dump to file, and reads the totals there.
-func dump(pid int, file string) ([]float64, error) {
-	if err := callgrindControl(pid, "--dump"); err != nil {
-		return nil, err
-	}
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		text, err := os.ReadFile(file)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, err
-		}
-		if counts, ok := parseTotals(string(text)); ok {
-			return counts, nil
-		}
-	}
-	return nil, fmt.Errorf("callgrind wrote no totals to %s within a minute", file)
+	return "", false
 }
 
 // parseTotals reads a callgrind output file's "events:" and "totals:" lines and returns the totals of events.

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"maps"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -36,16 +39,52 @@ func TestParseTotalsReadsTheShownEventsByName(t *testing.T) {
 	}
 }
 
+func TestReadDumpsAddsUpEachPhaseByItsTrigger(t *testing.T) {
+	dumpOf := func(trigger string, ir int) string {
+		return fmt.Sprintf("desc: Trigger: Client Request: %s\nevents: Ir Dr D1mr DLmr\ntotals: %d 10 2 1\n", trigger, ir)
+	}
+	tests := []struct {
+		name    string
+		dumps   []string
+		n       int // the dumps readDumps expects
+		want    map[string][]float64
+		wantErr string
+	}{
+		{"two passes", []string{dumpOf("main.bearerHit", 100), dumpOf("main.sessionHit", 50), dumpOf("main.bearerHit", 300)}, 3,
+			map[string][]float64{"main.bearerHit": {400, 20, 4, 2}, "main.sessionHit": {50, 10, 2, 1}}, ""},
+		{"a dump missing", []string{dumpOf("main.bearerHit", 100)}, 2, nil, "callgrind wrote 1 dumps of 2"},
+		{"a dump of no phase", []string{dumpOf("main.other", 100), dumpOf("main.bearerHit", 1)}, 2, nil, "not a dump of one of the phases"},
+		{"the final dump, at exit", []string{"desc: Trigger: Program termination\nevents: Ir\ntotals: 5\n"}, 1, nil, "not a dump of one of the phases"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prefix := filepath.Join(t.TempDir(), "callgrind.out")
+			for i, d := range tt.dumps {
+				if err := os.WriteFile(fmt.Sprintf("%s.%d", prefix, i+1), []byte(d), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := readDumps(prefix, tt.n)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("readDumps = %v, %v; want an error with %q", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !maps.EqualFunc(got, tt.want, slices.Equal) {
+				t.Errorf("readDumps = %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}
+
 // TestCountsBothHandlers runs the command as a user does, on few users, and reads its table.
 func TestCountsBothHandlers(t *testing.T) {
 	testenv.Integration(t)
 	if _, err := exec.LookPath("valgrind"); err != nil {
 		testenv.SkipUnlessAllowed(t, "valgrind is not installed (apt-get install valgrind)")
 	}
-	bin := filepath.Join(t.TempDir(), "coldcount")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := build(t)
 	keep := t.TempDir()
 	// 400 users against a 256 KiB last level: their state does not fit, as in the default model.
 	out, err := exec.Command(bin, "-users", "400", "-passes", "1", "-ll", "262144", "-keep", keep).CombinedOutput()
@@ -68,6 +107,26 @@ func TestCountsBothHandlers(t *testing.T) {
 	if len(dumps) != len(wrappers) { // one pass: one dump per phase
 		t.Errorf("kept %d dumps, want %d", len(dumps), len(wrappers))
 	}
+}
+
+// TestChildRefusesToRunOutsideCallgrind: the child's client requests do nothing outside Valgrind, and it says so
+// rather than count nothing.
+func TestChildRefusesToRunOutsideCallgrind(t *testing.T) {
+	cmd := exec.Command(build(t), "-users", "400")
+	cmd.Env = append(cmd.Environ(), childEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "the child counts only under callgrind") {
+		t.Errorf("the child outside Valgrind: %v\n%s", err, out)
+	}
+}
+
+// build builds the command into a temporary folder.
+func build(t *testing.T) string {
+	bin := filepath.Join(t.TempDir(), "coldcount")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // table reads printCounts' rows: the name, then the four counts.

@@ -223,6 +223,12 @@ func (e *Env) Close() {
 			u.Close()
 		}
 	}
+	e.RemoveDir()
+}
+
+// RemoveDir removes the temporary folder StartEnv made and leaves its servers running, for a process that ends
+// without stopping them.
+func (e *Env) RemoveDir() {
 	if e.dir != "" {
 		_ = os.RemoveAll(e.dir)
 	}
