@@ -13,7 +13,10 @@ import (
 
 // Policy answers cross-origin requests from the configured origins, with credentials. An origin not listed gets no
 // CORS header at all, so the browser keeps the response from its scripts.
-type Policy struct{ AllowedOrigins []string }
+type Policy struct {
+	// AllowedOrigins are the origins allowed, normalized (NormalizeOrigin), as New makes them. Default: none.
+	AllowedOrigins []string
+}
 
 // preflightMaxAge is how long browsers may cache a preflight answer, in seconds (Chromium caps it at 7200).
 const preflightMaxAge = "600"
@@ -26,11 +29,11 @@ func (c Policy) Preflight(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method != http.MethodOptions {
 		return false
 	}
-	method := r.Header.Get("Access-Control-Request-Method")
+	method := first(r.Header, "Access-Control-Request-Method")
 	if method == "" {
 		return false
 	}
-	origin := r.Header.Get("Origin")
+	origin := first(r.Header, "Origin")
 	if !c.Allowed(origin) {
 		return false
 	}
@@ -53,7 +56,10 @@ func (c Policy) Preflight(w http.ResponseWriter, r *http.Request) bool {
 // refuse with credentials), credentials allowed, and WWW-Authenticate and Retry-After readable by scripts, so a
 // cross-origin client can act on the 401 contract.
 func (c Policy) Decorate(w http.ResponseWriter, r *http.Request) {
-	origin := r.Header.Get("Origin")
+	if len(c.AllowedOrigins) == 0 {
+		return
+	}
+	origin := first(r.Header, "Origin")
 	if !c.Allowed(origin) {
 		return
 	}
@@ -62,6 +68,15 @@ func (c Policy) Decorate(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Set("Access-Control-Allow-Credentials", "true")
 	h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After")
+}
+
+// first returns the first value of the header key, which must be canonical: Header.Get canonicalizes its key on
+// every request, and this runs on every request.
+func first(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // New checks origins and returns the policy with them normalized. Errors name the field.
@@ -82,6 +97,11 @@ func New(origins []string) (Policy, error) {
 func (c Policy) Allowed(origin string) bool {
 	if len(c.AllowedOrigins) == 0 || origin == "" {
 		return false
+	}
+	// As browsers send it, an origin is already normal: found as it is, it needs no parse. ("*" and "null" are
+	// never found, even in a Policy not made by New.)
+	if origin != "*" && origin != "null" && slices.Contains(c.AllowedOrigins, origin) {
+		return true
 	}
 	o, err := NormalizeOrigin(origin)
 	return err == nil && slices.Contains(c.AllowedOrigins, o)

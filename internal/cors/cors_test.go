@@ -97,12 +97,14 @@ func TestCORSDecorate(t *testing.T) {
 		}
 	}
 	// A "*" in the configuration never allows anything.
-	star := Policy{AllowedOrigins: []string{"*"}}
-	r.Header.Set("Origin", "https://any.example")
-	w = httptest.NewRecorder()
-	star.Decorate(w, r)
-	if len(w.Header()) != 0 {
-		t.Fatal("\"*\" allowed an origin")
+	star := Policy{AllowedOrigins: []string{"*", "null"}}
+	for _, o := range []string{"https://any.example", "*", "null"} {
+		r.Header.Set("Origin", o)
+		w = httptest.NewRecorder()
+		star.Decorate(w, r)
+		if len(w.Header()) != 0 {
+			t.Fatalf("\"*\" or \"null\" allowed the origin %q", o)
+		}
 	}
 }
 
