@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"golang.org/x/net/http/httpguts"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/acquire"
 	"github.com/tokeninjector/caddy-token-injector/internal/contract"
@@ -144,10 +143,11 @@ func bodyReadError(err error) error {
 }
 
 // isUpgrade reports a request that becomes another protocol (WebSocket, h2c; over HTTP/2, extended CONNECT).
+// An Upgrade header counts without "Connection: upgrade" (not replaying is the safe side); "Connection: upgrade"
+// without one names no protocol, and reverse_proxy forwards that request as any other.
 func isUpgrade(r *http.Request) bool {
 	up := r.Header["Upgrade"] // the canonical key read directly: Header.Get canonicalizes it on every request
-	return r.Method == http.MethodConnect || (len(up) > 0 && up[0] != "") ||
-		httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade")
+	return r.Method == http.MethodConnect || (len(up) > 0 && up[0] != "")
 }
 
 // challengeCatcher passes the upstream's answer to the client unless it is a CAE claims challenge, which it

@@ -60,6 +60,34 @@ func TestChallengeCatcher(t *testing.T) {
 	}
 }
 
+// TestUpgradesAreNotReplayed: a request that becomes another protocol goes upstream once, unbuffered; one that
+// only says "Connection: upgrade" names no protocol and is replayable, as reverse_proxy forwards it as any other.
+func TestUpgradesAreNotReplayed(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		method  string
+		headers map[string]string
+		upgrade bool
+	}{
+		{"a WebSocket", http.MethodGet, map[string]string{"Connection": "Upgrade", "Upgrade": "websocket"}, true},
+		{"an Upgrade header alone", http.MethodGet, map[string]string{"Upgrade": "h2c"}, true},
+		{"extended CONNECT", http.MethodConnect, nil, true},
+		{"Connection: upgrade alone", http.MethodPost, map[string]string{"Connection": "upgrade"}, false},
+		{"an empty Upgrade header", http.MethodPost, map[string]string{"Upgrade": ""}, false},
+		{"an ordinary request", http.MethodPost, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(tc.method, "/", strings.NewReader("body"))
+			for k, v := range tc.headers {
+				r.Header.Set(k, v)
+			}
+			if _, replayable, err := bufferBody(r, 16); err != nil || replayable == tc.upgrade {
+				t.Errorf("replayable = %v, %v; an upgrade: %v", replayable, err, tc.upgrade)
+			}
+		})
+	}
+}
+
 func TestBufferBody(t *testing.T) {
 	const limit = 16
 	small, large := bytes.Repeat([]byte("s"), limit), bytes.Repeat([]byte("L"), limit+1)
