@@ -132,7 +132,8 @@ func newHandler(cfg Config, idp IdentityProvider, sessions *session.Manager, use
 
 // Owns reports whether r is for the sign-in endpoints: r.URL.Path is Path or under Path/.
 func (h *Handler) Owns(r *http.Request) bool {
-	return r.URL.Path == h.cfg.Path || strings.HasPrefix(r.URL.Path, h.cfg.Path+"/")
+	rest, ok := strings.CutPrefix(r.URL.Path, h.cfg.Path) // every request asks: no concatenation
+	return ok && (rest == "" || rest[0] == '/')
 }
 
 // URLCarriesSecret reports whether r's URL carries a credential (the callback's authorization code, a login's
