@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/tokeninjector/caddy-token-injector/bench/harness"
 )
@@ -37,6 +38,7 @@ func main() {
 	passes := flag.Int("passes", 3, "scattered passes over the users, after one in their order")
 	ll := flag.Int("ll", 1<<20, "the simulated last-level cache's size in bytes (16-way, 64 B lines)")
 	keep := flag.String("keep", "", "keep callgrind's dumps in this folder, one per phase, for callgrind_annotate")
+	callerScopes := flag.String("caller-scopes", "", "the bearer route's caller_scopes, comma-separated (its tokens carry access_as_user)")
 	flag.Parse()
 	if *users < 2 || *users%7919 == 0 || *passes < 1 {
 		fmt.Fprintln(os.Stderr, "coldcount: -users must be at least 2 and not a multiple of 7919, -passes at least 1")
@@ -44,7 +46,7 @@ func main() {
 	}
 	var err error
 	if os.Getenv(childEnv) != "" {
-		err = serve(*users, *passes)
+		err = serve(*users, *passes, *callerScopes)
 	} else {
 		err = count(*users, *passes, *ll, *keep)
 	}
@@ -79,7 +81,7 @@ func count(users, passes, ll int, keep string) error {
 	// Setup runs uninstrumented, several times faster; the child turns instrumentation on when it is done.
 	args := []string{"--tool=callgrind", "--instr-atstart=no", "--cache-sim=yes", "--D1=49152,12,64", fmt.Sprintf("--LL=%d,16,64", ll),
 		"--callgrind-out-file=" + prefix, "--log-file=" + logFile}
-	args = append(args, self, fmt.Sprint("-users=", users), fmt.Sprint("-passes=", passes))
+	args = append(append(args, self), os.Args[1:]...) // the child reads the same flags
 	fmt.Printf("coldcount: %d users, %d scattered passes, D1 48 KiB, LL %d KiB (this takes a few minutes)\n",
 		users, passes, ll>>10)
 	cmd := exec.Command("valgrind", args...)
@@ -101,14 +103,18 @@ func count(users, passes, ll int, keep string) error {
 
 // serve sets up the users' state and sends each kind of request through its wrapper, users*passes times. It has
 // callgrind zero its counts as each counted phase starts and dump them as it ends, so each dump holds one phase.
-func serve(users, passes int) error {
+func serve(users, passes int, callerScopes string) error {
 	if !underCallgrind() {
 		return errors.New("the child counts only under callgrind, on amd64 (run coldcount without " + childEnv + ")")
 	}
 	// The servers are not stopped: the process ends when the passes are done. Stopping them under callgrind
 	// 3.19 ran into its signal tracking about one run in six (an assertion in vgCallgrind_post_signal, after the
 	// last dump), and that failed the run.
-	env, err := harness.StartEnv(harness.EnvOptions{UsersA: users})
+	opts := harness.EnvOptions{UsersA: users}
+	if callerScopes != "" {
+		opts.CallerScopes = strings.Split(callerScopes, ",")
+	}
+	env, err := harness.StartEnv(opts)
 	if err != nil {
 		return err
 	}

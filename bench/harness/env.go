@@ -61,6 +61,9 @@ type EnvOptions struct {
 	UsersB     int
 	RefreshInB time.Duration
 	LogFile    string // Caddy's log; "" discards it
+	// CallerScopes, when set, is the bearer routes' caller_scopes (tenant A's tokens carry access_as_user); the
+	// session routes take none, as sign_in requires.
+	CallerScopes []string
 }
 
 // Env is everything the suite runs in one process: tenants, upstreams and one Caddy.
@@ -140,6 +143,9 @@ func StartEnv(o EnvOptions) (env *Env, err error) {
 		regA["timeout"] = int64(o.TimeoutA)
 	}
 	injA := &Injector{Scopes: []string{GraphScope}, Registration: e.A.Registration(regA)}
+	if o.CallerScopes != nil {
+		injA.Registration["caller_scopes"] = o.CallerScopes
+	}
 	captured := *injA
 	captured.Capture = CaptureInj
 	// The session routes' registration is injA's plus sign_in, which is not part of the registration's identity:
