@@ -16,7 +16,7 @@ func (h *Handler) CallerStats() callerauth.ProvenStats { return h.state.validato
 
 // ProveCaller proves a caller token as a request's would be, and remembers it as proven.
 func (h *Handler) ProveCaller(ctx context.Context, token string) (*callerauth.Identity, error) {
-	return h.state.validator.Validate(ctx, token)
+	return h.state.validator.Validate(ctx, token, h.callerRules)
 }
 
 // TokenCache is the registration's in-memory token cache.

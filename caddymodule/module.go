@@ -78,9 +78,9 @@ type Handler struct {
 	scopeKey string
 	logger   *zap.Logger
 
-	callerRules  callerauth.Rules // which proven callers this route takes
-	timeout      time.Duration    // this route's bound on each call to Entra
-	expiryMargin time.Duration    // how close to expiry a token may be forwarded on this route
+	callerRules  *callerauth.Rules // which proven callers this route takes
+	timeout      time.Duration     // this route's bound on each call to Entra
+	expiryMargin time.Duration     // how close to expiry a token may be forwarded on this route
 	cors         cors.Policy
 	answer       contract.Options // how refusals are answered on this route
 	kitPath      string           // where the client kit is served (clientkit.go)
@@ -148,7 +148,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provisionTokenKind(set); err != nil {
 		return fmt.Errorf("token_injector: %w", err)
 	}
-	h.callerRules = callerauth.Rules{Scopes: set.CallerScopes, Apps: set.CallerApps}
+	h.callerRules = &callerauth.Rules{Scopes: set.CallerScopes, Apps: set.CallerApps}
 	if set.SignIn != nil && (len(set.CallerScopes) > 0 || len(set.CallerApps) > 0) {
 		return errors.New("token_injector: caller_scopes and caller_apps restrict callers' tokens, and sign_in's " +
 			"callers have none, so this route would take every signed-in user: give the sign-in its own route")

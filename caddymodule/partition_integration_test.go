@@ -104,4 +104,23 @@ func TestCallerScopesAndApps(t *testing.T) {
 	if status, _, body := call(t, client, "/users/me", ssoToken(t, user, entraemu.MintOptions{})); status != 200 {
 		t.Fatalf("an allowed caller: %d %v", status, body)
 	}
+	// One proven token, remembered with the route that last took it, meets each route's rules on every request.
+	tok := ssoToken(t, user, entraemu.MintOptions{})
+	for _, path := range []string{"/users/me", "/admin/me", "/users/me", "/users/me", "/admin/me", "/admin/me", "/users/me"} {
+		want := map[string]int{"/users/me": 200, "/admin/me": 403}[path]
+		if status, _, body := call(t, client, path, tok); status != want {
+			t.Fatalf("the same token at %s: %d %v, want %d", path, status, body, want)
+		}
+	}
+	// A reload that narrows the route's rules refuses the token it took before.
+	loadConfig(t, siteConfig(errorRoutes+`
+	route /users/* {
+		token_injector {
+			scopes https://graph.microsoft.com/User.Read
+			caller_scopes Admin.All
+		}
+	}`))
+	if status, _, body := call(t, client, "/users/me", tok); status != 403 || body["error"] != "insufficient_scope" {
+		t.Fatalf("after the reload: %d %v, want 403 insufficient_scope", status, body)
+	}
 }

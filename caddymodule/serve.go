@@ -95,12 +95,9 @@ func (h *Handler) prove(r *http.Request) (acquire.Request, error) {
 		Tenant: h.callerTenant(c.User.TenantID), Memo: c.Memo}, nil
 }
 
-// proveToken validates the caller's token and applies the route's caller rules.
+// proveToken validates the caller's token under the route's caller rules.
 func (h *Handler) proveToken(r *http.Request, assertion string) (*callerauth.Identity, error) {
-	id, err := h.callers.Validate(r.Context(), assertion)
-	if err == nil {
-		err = h.callerRules.Authorize(id)
-	}
+	id, err := h.callers.Validate(r.Context(), assertion, h.callerRules)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +112,7 @@ func (h *Handler) proveToken(r *http.Request, assertion string) (*callerauth.Ide
 // callerValidator proves callers' tokens and says which tenants' users may call; *callerauth.Validator
 // implements it.
 type callerValidator interface {
-	Validate(ctx context.Context, raw string) (*callerauth.Identity, error)
+	Validate(ctx context.Context, raw string, route *callerauth.Rules) (*callerauth.Identity, error)
 	TakesTenant(tid string) bool
 }
 

@@ -37,11 +37,17 @@ const notAllowedTenant = "0e0e0e0e-4444-4000-8000-00000000a0a0"
 
 func (f fakeCallers) TakesTenant(tid string) bool { return tid != notAllowedTenant }
 
-func (f fakeCallers) Validate(_ context.Context, raw string) (*callerauth.Identity, error) {
+func (f fakeCallers) Validate(_ context.Context, raw string, route *callerauth.Rules) (*callerauth.Identity, error) {
 	if err, ok := f[raw]; ok {
 		return nil, err
 	}
-	return &callerauth.Identity{User: adele, UserKey: adele.Key()}, nil
+	id := &callerauth.Identity{User: adele, UserKey: adele.Key()}
+	if route != nil {
+		if err := route.Authorize(id); err != nil {
+			return nil, err
+		}
+	}
+	return id, nil
 }
 
 type fakeTokens struct {

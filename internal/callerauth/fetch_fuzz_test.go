@@ -127,7 +127,7 @@ func FuzzDiscoveryAndJWKS(f *testing.F) {
 	// The checks below must be able to see an acceptance: Entra's own documents accept both tokens.
 	sane := newValidator(f, v2Doc, v1Doc, good)
 	for _, tok := range tokens {
-		if _, err := sane.Validate(context.Background(), tok.raw); err != nil {
+		if _, err := sane.Validate(context.Background(), tok.raw, nil); err != nil {
 			f.Fatalf("%s token rejected with Entra's documents: %v", tok.iss, err)
 		}
 	}
@@ -136,7 +136,7 @@ func FuzzDiscoveryAndJWKS(f *testing.F) {
 		v := newValidator(t, v2, v1, jwks)
 		for _, tok := range tokens {
 			iss := tok.iss
-			id, err := v.Validate(context.Background(), tok.raw)
+			id, err := v.Validate(context.Background(), tok.raw, nil)
 			if err != nil {
 				var inv *InvalidTokenError
 				if !errors.As(err, &inv) && !errors.Is(err, ErrKeysUnavailable) {

@@ -45,7 +45,7 @@ func FuzzValidate(f *testing.F) {
 	}
 
 	f.Fuzz(func(t *testing.T, raw string) {
-		id, err := v.Validate(context.Background(), raw)
+		id, err := v.Validate(context.Background(), raw, nil)
 		if err != nil {
 			var inv *InvalidTokenError
 			if !errors.As(err, &inv) {
@@ -84,12 +84,12 @@ func BenchmarkValidateCached(b *testing.B) {
 	v, ti, clock := benchValidator(b, 0)
 	raw := ti.mint(b, v2Claims(clock.Now()))
 	ctx := context.Background()
-	if _, err := v.Validate(ctx, raw); err != nil {
+	if _, err := v.Validate(ctx, raw, nil); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := v.Validate(ctx, raw); err != nil {
+		if _, err := v.Validate(ctx, raw, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -109,7 +109,7 @@ func BenchmarkValidateUncached(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, err := v.Validate(ctx, tokens[i&1]); err != nil {
+		if _, err := v.Validate(ctx, tokens[i&1], nil); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -183,7 +183,7 @@ func FuzzSignedClaims(f *testing.F) {
 		f.Fatal(err)
 	} else if raw, _ := jws.CompactSerialize(); acceptable(good, now, skew) != "" {
 		f.Fatalf("oracle rejects the plain v2 payload: %s", acceptable(good, now, skew))
-	} else if _, err := v.Validate(context.Background(), raw); err != nil {
+	} else if _, err := v.Validate(context.Background(), raw, nil); err != nil {
 		f.Fatalf("plain v2 payload rejected: %v", err)
 	}
 
@@ -196,7 +196,7 @@ func FuzzSignedClaims(f *testing.F) {
 		if err != nil {
 			t.Fatalf("CompactSerialize: %v", err)
 		}
-		id, err := v.Validate(context.Background(), raw)
+		id, err := v.Validate(context.Background(), raw, nil)
 		if err != nil {
 			if id != nil {
 				t.Fatal("identity returned with an error")

@@ -29,7 +29,7 @@ func wantCounts(t *testing.T, ti *testIssuer, want counts) {
 
 func wantValid(t *testing.T, v *Validator, raw string) *Identity {
 	t.Helper()
-	id, err := v.Validate(context.Background(), raw)
+	id, err := v.Validate(context.Background(), raw, nil)
 	if err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
@@ -38,7 +38,7 @@ func wantValid(t *testing.T, v *Validator, raw string) *Identity {
 
 func wantInvalid(t *testing.T, v *Validator, raw, desc string) {
 	t.Helper()
-	_, err := v.Validate(context.Background(), raw)
+	_, err := v.Validate(context.Background(), raw, nil)
 	var inv *InvalidTokenError
 	if !errors.As(err, &inv) || inv.Description != desc {
 		t.Fatalf("Validate error = %v, want invalid token %q", err, desc)
@@ -47,7 +47,7 @@ func wantInvalid(t *testing.T, v *Validator, raw, desc string) {
 
 func wantUnavailable(t *testing.T, v *Validator, raw string) {
 	t.Helper()
-	_, err := v.Validate(context.Background(), raw)
+	_, err := v.Validate(context.Background(), raw, nil)
 	var inv *InvalidTokenError
 	if !errors.Is(err, ErrKeysUnavailable) || errors.As(err, &inv) {
 		t.Fatalf("Validate error = %v, want ErrKeysUnavailable", err)
@@ -68,7 +68,7 @@ func TestHerdOnColdValidator(t *testing.T) {
 			errs := make(chan error, 200)
 			for i := range 200 {
 				wg.Go(func() {
-					if _, err := v.Validate(context.Background(), tokens[i%2]); err != nil {
+					if _, err := v.Validate(context.Background(), tokens[i%2], nil); err != nil {
 						errs <- err
 					}
 				})
@@ -305,7 +305,7 @@ func TestUnreachableAndTimeout(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	cold := newTestValidator(t, ti, clock)
-	if _, err := cold.Validate(ctx, raw); !errors.Is(err, ErrKeysUnavailable) || !errors.Is(err, context.Canceled) {
+	if _, err := cold.Validate(ctx, raw, nil); !errors.Is(err, ErrKeysUnavailable) || !errors.Is(err, context.Canceled) {
 		t.Errorf("canceled Validate error = %v", err)
 	}
 	// The fetch it started was not tied to the canceled caller: others get its result.

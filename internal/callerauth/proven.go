@@ -2,10 +2,14 @@ package callerauth
 
 import (
 	"cmp"
+	"sync/atomic"
 	"time"
+
+	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/lru"
 	"github.com/tokeninjector/caddy-token-injector/internal/seal"
+	"github.com/tokeninjector/caddy-token-injector/internal/tokencache"
 )
 
 // Proven tokens (Validator.cache) are remembered by their tag (seal.Tag: the cache key is its Key, and a hit
@@ -34,6 +38,66 @@ func (c *cachedIdentity) cost() int64 {
 		n += len(s) + 16 // and its string header
 	}
 	return provenOverhead + int64(n)
+}
+
+// cachedIdentity is a proven token as the cache remembers it. It is 256 bytes, a size class whose objects start on
+// a cache line, and a hit reads its first two lines: the proof, the checks and the memo in the first, what the
+// handler reads of the identity in the second (TestCachedIdentityHitReadsTwoLines).
+type cachedIdentity struct {
+	proof uint64 // the proven token's tag's Proof (its Key is the cache's); the token itself is not kept
+	// The key set that last had the token's key, and the conditions that last took its caller: a hit under the
+	// same two costs two pointer comparisons, not a map lookup by kid, a comparison of tenants and a search of
+	// the token's scopes (strings apart from the entry, so cold lines at scale). A key refresh, a reload or
+	// another route makes the next hit check again.
+	keysOK  atomic.Pointer[keySet]
+	takenOK atomic.Pointer[conditions]
+	memo    tokencache.Memo // id.Memo
+	id      Identity
+	kid     string // so tokens signed by a key that leaves the JWKS are forgotten
+	aud     string // the accepted audience it was issued for (the rules' string), so a reload that drops it counts
+	_       [8]byte
+}
+
+// conditions are what a proven token was last taken under: the validator's rules at the time, and the route's
+// Rules whose current conditions they are. One pointer stands for both.
+type conditions struct{ rules *rules }
+
+// anyCaller are the Rules of a Validate that gives none: every proven caller is taken.
+var anyCaller = &Rules{}
+
+// under returns route's conditions under the validator's rules r, made once per r and route.
+func (route *Rules) under(r *rules) *conditions {
+	if c := route.current.Load(); c != nil && c.rules == r {
+		return c
+	}
+	c := &conditions{rules: r}
+	route.current.Store(c) // a race makes two, and hits check again until one stays: correct either way
+	return c
+}
+
+// takenUnder reports whether the proven token still counts under the key set ks and cond's rules: its key is still
+// in ks (the tenant the set was discovered for never changes), and the rules still take its tenant and audience.
+// If it counts, err is the route's refusal of its caller (*ForbiddenError), or nil; a refused token stays
+// remembered, since another route may take it.
+func (c *cachedIdentity) takenUnder(ks *keySet, cond *conditions, route *Rules) (counts bool, err error) {
+	if c.keysOK.Load() != ks {
+		if ks.keys[c.kid] == nil {
+			return false, nil
+		}
+		c.keysOK.Store(ks)
+	}
+	if c.takenOK.Load() == cond {
+		return true, nil
+	}
+	r := cond.rules
+	if _, err := checkAudience(jwt.Audience{c.aud}, r.audiences); err != nil || !r.tenants.takes(c.id.TenantID, ks.tenantID) {
+		return false, nil
+	}
+	if err := route.Authorize(&c.id); err != nil {
+		return true, err
+	}
+	c.takenOK.Store(cond)
+	return true, nil
 }
 
 // resizeProven creates the cache (from New) or applies a reload's bounds to it, keeping what fits; unchanged

@@ -145,7 +145,7 @@ func provenHeapPerToken(tb testing.TB, ti *testIssuer, clock *testenv.Clock, n i
 	}
 	before := heapNow()
 	for i, tok := range mintMany(tb, ti, clock.Now(), n, 0) {
-		id, err := v.Validate(tb.Context(), tok)
+		id, err := v.Validate(tb.Context(), tok, nil)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -159,7 +159,7 @@ func provenHeapPerToken(tb testing.TB, ti *testIssuer, clock *testenv.Clock, n i
 }
 
 func warmKeys(tb testing.TB, v *Validator, tok string) {
-	if _, err := v.Validate(tb.Context(), tok); err != nil {
+	if _, err := v.Validate(tb.Context(), tok, nil); err != nil {
 		tb.Fatal(err)
 	}
 }
@@ -208,7 +208,7 @@ func TestProvenTagCoversEveryByte(t *testing.T) {
 				t.Fatal("the forged token is the proven one: the test proves nothing")
 			}
 			before := v.Stats().Verifications
-			if id, err := v.Validate(context.Background(), tt.forged); err == nil {
+			if id, err := v.Validate(context.Background(), tt.forged, nil); err == nil {
 				t.Fatalf("forged token accepted as oid %q", id.ObjectID)
 			}
 			if tt.verified && v.Stats().Verifications == before {
@@ -265,7 +265,7 @@ func TestReloadThatDropsAnAudienceRefusesItsProvenTokens(t *testing.T) {
 		t.Fatal("a reload that kept the audience verified the proven token again")
 	}
 	reload(testClientID)
-	_, err := v.Validate(t.Context(), raw)
+	_, err := v.Validate(t.Context(), raw, nil)
 	if bad, ok := err.(*InvalidTokenError); !ok || !strings.Contains(bad.Description, "audience") {
 		t.Fatalf("a token for the audience the reload dropped: %v, want invalid_token naming the audience", err)
 	}
@@ -298,7 +298,7 @@ func TestProvenTokenNeedsTheWholeTag(t *testing.T) {
 	forged := proven[:len(proven)-4] + "AAAA" // its signature broken
 	// Make the forged token's Key name the proven caller's entry, as a collision in the first half would.
 	v.cache.Add(cacheKey(v, forged), c, clock.Now().Add(time.Hour))
-	if id, err := v.Validate(t.Context(), forged); err == nil {
+	if id, err := v.Validate(t.Context(), forged, nil); err == nil {
 		t.Fatalf("a token with another Proof was taken for %s", id.UserKey)
 	}
 }

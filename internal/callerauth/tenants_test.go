@@ -45,7 +45,7 @@ func TestMultiTenantValidatesEachTenantsIssuer(t *testing.T) {
 	}
 	ctx := context.Background()
 	for _, version := range []int{1, 2} {
-		id, err := v.Validate(ctx, mint(emu, "adele", entraemu.MintOptions{Version: version}))
+		id, err := v.Validate(ctx, mint(emu, "adele", entraemu.MintOptions{Version: version}), nil)
 		if err != nil || id.TenantID != entraemu.DefaultTenantID {
 			t.Fatalf("v%d token of an allowed tenant: %v", version, err)
 		}
@@ -53,7 +53,7 @@ func TestMultiTenantValidatesEachTenantsIssuer(t *testing.T) {
 	fabrikam := mint(fab, "ava", entraemu.MintOptions{})
 	wantInvalid := func(what, tok, desc string) {
 		t.Helper()
-		_, err := v.Validate(ctx, tok)
+		_, err := v.Validate(ctx, tok, nil)
 		bad, ok := err.(*InvalidTokenError)
 		if !ok || !strings.Contains(bad.Description, desc) {
 			t.Fatalf("%s: %v, want invalid_token %q", what, err, desc)
@@ -73,7 +73,7 @@ func TestMultiTenantValidatesEachTenantsIssuer(t *testing.T) {
 	if err := v.Update(cfg); err != nil {
 		t.Fatal(err)
 	}
-	if id, err := v.Validate(ctx, fabrikam); err != nil || id.TenantID != entraemu.SecondTenantID {
+	if id, err := v.Validate(ctx, fabrikam, nil); err != nil || id.TenantID != entraemu.SecondTenantID {
 		t.Fatalf("allowed_tenants *: %v", err)
 	}
 	cfg.AllowedTenants = []string{entraemu.DefaultTenantID}

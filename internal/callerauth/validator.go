@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-jose/go-jose/v4/jwt"
-
 	"github.com/tokeninjector/caddy-token-injector/internal/entra"
 	"github.com/tokeninjector/caddy-token-injector/internal/identity"
 	"github.com/tokeninjector/caddy-token-injector/internal/lru"
@@ -95,17 +93,20 @@ type ForbiddenError struct {
 func (e *ForbiddenError) Error() string { return "callerauth: forbidden: " + e.Description }
 
 // Rules are a route's conditions on callers whose tokens the Validator proved: validation asks whether a token is
-// genuine and for this API, the rules which of those callers the route takes.
+// genuine and for this API, the rules which of those callers the route takes. Validate applies them. A Rules must
+// not be copied once used: a proven token remembers the Rules that last took it by their address.
 type Rules struct {
 	// Scopes are delegated scopes of which the caller's token must carry one (scp). None: any scope of this API,
 	// since the audience already confines tokens to it.
 	Scopes []string
 	// Apps are the client applications (azp or appid) whose tokens are taken. None: any.
 	Apps []string
+
+	current atomic.Pointer[conditions] // these rules under the validator's current ones (see under)
 }
 
 // Authorize returns a *ForbiddenError unless id meets the rules.
-func (r Rules) Authorize(id *Identity) error {
+func (r *Rules) Authorize(id *Identity) error {
 	if len(r.Scopes) > 0 && !slices.ContainsFunc(id.Scopes, func(s string) bool { return slices.Contains(r.Scopes, s) }) {
 		return &ForbiddenError{MissingScope: true,
 			Description: "the token carries none of the scopes " + strings.Join(r.Scopes, ", ")}
@@ -153,41 +154,6 @@ type rules struct {
 	audiences []string
 	skew      time.Duration
 	tenants   tenantSet // multi-tenant only
-}
-
-// cachedIdentity is a proven token as the cache remembers it. It is 256 bytes, a size class whose objects start on
-// a cache line, and a hit reads its first two lines: the proof, the checks and the memo in the first, what the
-// handler reads of the identity in the second (TestCachedIdentityHitReadsTwoLines).
-type cachedIdentity struct {
-	proof uint64 // the proven token's tag's Proof (its Key is the cache's); the token itself is not kept
-	// The key set that last had the token's key, and the rules that last took its tenant: a hit under the same
-	// two costs two pointer comparisons, not a map lookup by kid and a comparison of tenants (strings apart
-	// from the entry, so cold lines at scale). A key refresh or a reload makes the next hit check again.
-	keysOK  atomic.Pointer[keySet]
-	rulesOK atomic.Pointer[rules]
-	memo    tokencache.Memo // id.Memo
-	id      Identity
-	kid     string // so tokens signed by a key that leaves the JWKS are forgotten
-	aud     string // the accepted audience it was issued for (the rules' string), so a reload that drops it counts
-	_       [8]byte
-}
-
-// countsUnder reports whether the proven token still counts under the key set ks and the rules r: its key is
-// still in ks (the tenant the set was discovered for never changes), and r still takes its tenant and audience.
-func (c *cachedIdentity) countsUnder(ks *keySet, r *rules) bool {
-	if c.keysOK.Load() != ks {
-		if ks.keys[c.kid] == nil {
-			return false
-		}
-		c.keysOK.Store(ks)
-	}
-	if c.rulesOK.Load() != r {
-		if _, err := checkAudience(jwt.Audience{c.aud}, r.audiences); err != nil || !r.tenants.takes(c.id.TenantID, ks.tenantID) {
-			return false
-		}
-		c.rulesOK.Store(r)
-	}
-	return true
 }
 
 // TakesTenant reports whether users of tenant tid may call: on a multi-tenant registration, one of
@@ -275,10 +241,11 @@ func (v *Validator) Update(cfg Config) error {
 // Close cancels key fetches in flight; Validate fails afterwards.
 func (v *Validator) Close() { v.stop() }
 
-// Validate checks raw (the bearer token without the "Bearer " prefix) and returns the caller's identity. A problem
-// with the token is an *InvalidTokenError; any other error wraps ErrKeysUnavailable. The Identity is shared by every
-// request with the same token and must not be modified.
-func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error) {
+// Validate checks raw (the bearer token without the "Bearer " prefix) and returns the caller's identity if route
+// takes it (nil: any proven caller). A problem with the token is an *InvalidTokenError, a caller the route does not
+// take a *ForbiddenError; any other error wraps ErrKeysUnavailable. The Identity is shared by every request with
+// the same token and must not be modified.
+func (v *Validator) Validate(ctx context.Context, raw string, route *Rules) (*Identity, error) {
 	if raw == "" {
 		return nil, invalid("empty token")
 	}
@@ -286,6 +253,9 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 		return nil, invalid("token is too large")
 	}
 	now := v.now()
+	if route == nil {
+		route = anyCaller
+	}
 	tag := v.tags.Of(raw)
 	if c, ok := v.cache.Get(tag.Key(), now); ok && c.proof == tag.Proof() {
 		r := v.rules.Load()
@@ -296,8 +266,13 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 		}
 		// Keys due for refresh are refreshed here too, and a proven token counts only while its key does.
 		// A reload may have dropped the caller's tenant from the allowed ones.
-		if ks, err := v.keys.current(ctx, now); err == nil && c.countsUnder(ks, r) {
-			return &c.id, nil
+		if ks, err := v.keys.current(ctx, now); err == nil {
+			if counts, err := c.takenUnder(ks, route.under(r), route); counts {
+				if err != nil {
+					return nil, err
+				}
+				return &c.id, nil
+			}
 		}
 		v.cache.Remove(tag.Key())
 	}
@@ -337,6 +312,10 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Identity, error)
 	c.id.Placeholders, c.id.Memo = identity.NewPlaceholders(c.id.User), &c.memo
 	id.Placeholders, id.Memo = c.id.Placeholders, c.id.Memo
 	v.remember(tag, c, until)
+	// The next hit notes the route's conditions: the rules checkClaims read may have been replaced since.
+	if err := route.Authorize(id); err != nil {
+		return nil, err
+	}
 	return id, nil
 }
 

@@ -38,7 +38,7 @@ const (
 
 // Callers proves callers' tokens; *callerauth.Validator implements it.
 type Callers interface {
-	Validate(ctx context.Context, raw string) (*callerauth.Identity, error)
+	Validate(ctx context.Context, raw string, route *callerauth.Rules) (*callerauth.Identity, error)
 }
 
 // Tokens gets downstream tokens; *acquire.Engine implements it.
@@ -72,7 +72,8 @@ type Config struct {
 	// ClientID and Tenant are the registration's: the app's own tokens are cached under them.
 	ClientID, Tenant string
 	// Rules are the conditions on proven callers (the Entra sidecar's AzureAd:Scopes check on /Validate).
-	Rules callerauth.Rules
+	// Default: nil, any proven caller.
+	Rules *callerauth.Rules
 	// Timeout and ExpiryMargin are passed to the engine with each request.
 	Timeout, ExpiryMargin time.Duration
 	// Ready are the readiness checks behind /readyz.
@@ -212,15 +213,12 @@ func bearer(r *http.Request) (string, bool) {
 
 var errMissingBearer = &callerauth.InvalidTokenError{Description: "missing bearer token"}
 
-// prove validates the caller's bearer token and applies the rules.
+// prove validates the caller's bearer token under the rules.
 func (s *Server) prove(r *http.Request) (*callerauth.Identity, string, error) {
 	raw, ok := bearer(r)
 	if !ok {
 		return nil, "", errMissingBearer
 	}
-	id, err := s.cfg.Callers.Validate(r.Context(), raw)
-	if err == nil {
-		err = s.cfg.Rules.Authorize(id)
-	}
+	id, err := s.cfg.Callers.Validate(r.Context(), raw, s.cfg.Rules)
 	return id, raw, err
 }
