@@ -53,7 +53,7 @@ func readDumps(prefix string, n int) (map[string][]float64, error) {
 		if err != nil {
 			return nil, fmt.Errorf("callgrind wrote %d dumps of %d: %w", i-1, n, err)
 		}
-		symbol, _ := parseTrigger(string(text))
+		symbol := parseTrigger(string(text))
 		counts, ok := parseTotals(string(text))
 		if !slices.ContainsFunc(wrappers, func(w wrapper) bool { return w.symbol == symbol }) || !ok {
 			return nil, fmt.Errorf("%s is not a dump of one of the phases", file)
@@ -68,14 +68,15 @@ func readDumps(prefix string, n int) (map[string][]float64, error) {
 	return totals, nil
 }
 
-// parseTrigger reads what a dump's client request named: "desc: Trigger: Client Request: main.bearerHit".
-func parseTrigger(text string) (string, bool) {
+// parseTrigger reads what a dump's client request named ("desc: Trigger: Client Request: main.bearerHit"), or ""
+// for a dump no client request made.
+func parseTrigger(text string) string {
 	for line := range strings.Lines(text) {
 		if v, ok := strings.CutPrefix(line, "desc: Trigger: Client Request: "); ok {
-			return strings.TrimSpace(v), true
+			return strings.TrimSpace(v)
 		}
 	}
-	return "", false
+	return ""
 }
 
 // parseTotals reads a callgrind output file's "events:" and "totals:" lines and returns the totals of events.

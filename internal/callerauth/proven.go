@@ -62,9 +62,6 @@ type cachedIdentity struct {
 // Rules whose current conditions they are. One pointer stands for both.
 type conditions struct{ rules *rules }
 
-// anyCaller are the Rules of a Validate that gives none: every proven caller is taken.
-var anyCaller = &Rules{}
-
 // under returns route's conditions under the validator's rules r, made once per r and route.
 func (route *Rules) under(r *rules) *conditions {
 	if c := route.current.Load(); c != nil && c.rules == r {
@@ -75,21 +72,21 @@ func (route *Rules) under(r *rules) *conditions {
 	return c
 }
 
-// takenUnder reports whether the proven token still counts under the key set ks and cond's rules: its key is still
-// in ks (the tenant the set was discovered for never changes), and the rules still take its tenant and audience.
-// If it counts, err is the route's refusal of its caller (*ForbiddenError), or nil; a refused token stays
+// takenUnder reports whether the proven token still counts under the key set ks and the validator's rules r: its
+// key is still in ks (the tenant the set was discovered for never changes), and r still takes its tenant and
+// audience. If it counts, err is route's refusal of its caller (*ForbiddenError), or nil; a refused token stays
 // remembered, since another route may take it.
-func (c *cachedIdentity) takenUnder(ks *keySet, cond *conditions, route *Rules) (counts bool, err error) {
+func (c *cachedIdentity) takenUnder(ks *keySet, r *rules, route *Rules) (counts bool, err error) {
 	if c.keysOK.Load() != ks {
 		if ks.keys[c.kid] == nil {
 			return false, nil
 		}
 		c.keysOK.Store(ks)
 	}
+	cond := route.under(r)
 	if c.takenOK.Load() == cond {
 		return true, nil
 	}
-	r := cond.rules
 	if _, err := checkAudience(jwt.Audience{c.aud}, r.audiences); err != nil || !r.tenants.takes(c.id.TenantID, ks.tenantID) {
 		return false, nil
 	}

@@ -145,6 +145,7 @@ type Validator struct {
 	resize sync.Mutex                          // serializes resizeProven
 	limits [2]int64                            // the cache's bounds (entries, bytes), as last applied
 
+	anyCaller     Rules        // the route of a Validate that names none: every proven caller is taken
 	verifications atomic.Int64 // RSA signature checks performed; lets tests prove the cache works
 	stop          context.CancelFunc
 }
@@ -254,7 +255,7 @@ func (v *Validator) Validate(ctx context.Context, raw string, route *Rules) (*Id
 	}
 	now := v.now()
 	if route == nil {
-		route = anyCaller
+		route = &v.anyCaller
 	}
 	tag := v.tags.Of(raw)
 	if c, ok := v.cache.Get(tag.Key(), now); ok && c.proof == tag.Proof() {
@@ -267,7 +268,7 @@ func (v *Validator) Validate(ctx context.Context, raw string, route *Rules) (*Id
 		// Keys due for refresh are refreshed here too, and a proven token counts only while its key does.
 		// A reload may have dropped the caller's tenant from the allowed ones.
 		if ks, err := v.keys.current(ctx, now); err == nil {
-			if counts, err := c.takenUnder(ks, route.under(r), route); counts {
+			if counts, err := c.takenUnder(ks, r, route); counts {
 				if err != nil {
 					return nil, err
 				}
