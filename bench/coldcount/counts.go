@@ -39,13 +39,27 @@ var wrappers = []wrapper{
 	{"session hit", "main.sessionHit", true, sessionHit},
 }
 
-// events are the counts shown, in callgrind's names: instructions, data reads, and data reads that missed the
-// first level and the last.
-var events = []string{"Ir", "Dr", "D1mr", "DLmr"}
+// phaseNames are items' names as their dumps' triggers give them.
+func phaseNames[T any](items []T, name func(T) string) []string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = name(it)
+	}
+	return out
+}
 
-// readDumps reads callgrind's first n dumps, prefix.1 to prefix.n, and adds up each wrapper's counts: a dump
-// names its wrapper in its trigger, as the child asked for it.
-func readDumps(prefix string, n int) (map[string][]float64, error) {
+// events are the counts read, in callgrind's names and order: instructions, data reads and writes, and the misses
+// of each in the first level (I1, D1) and the last (LL).
+var events = []string{"Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw"}
+
+// The events' indexes.
+const (
+	ir, dr, dw, i1mr, d1mr, d1mw, ilmr, dlmr, dlmw = 0, 1, 2, 3, 4, 5, 6, 7, 8
+)
+
+// readDumps reads callgrind's first n dumps, prefix.1 to prefix.n, and adds up each phase's counts: a dump names
+// its phase in its trigger, as the child asked for it, and the phase must be one of phases.
+func readDumps(prefix string, n int, phases []string) (map[string][]float64, error) {
 	totals := map[string][]float64{}
 	for i := 1; i <= n; i++ {
 		file := fmt.Sprintf("%s.%d", prefix, i)
@@ -55,7 +69,7 @@ func readDumps(prefix string, n int) (map[string][]float64, error) {
 		}
 		symbol := parseTrigger(string(text))
 		counts, ok := parseTotals(string(text))
-		if !slices.ContainsFunc(wrappers, func(w wrapper) bool { return w.symbol == symbol }) || !ok {
+		if !slices.Contains(phases, symbol) || !ok {
 			return nil, fmt.Errorf("%s is not a dump of one of the phases", file)
 		}
 		if totals[symbol] == nil {
@@ -107,19 +121,10 @@ func parseTotals(text string) ([]float64, bool) {
 // printCounts prints each wrapper's counts per request, and each handler's: its hit minus its baseline.
 func printCounts(w io.Writer, totals map[string][]float64, requests int) error {
 	per := func(symbol string) []float64 {
-		out := make([]float64, len(events))
-		for i, c := range totals[symbol] {
-			out[i] = c / float64(requests)
-		}
-		return out
+		t := totals[symbol]
+		return perRequest([]float64{t[ir], t[dr], t[d1mr], t[dlmr]}, requests)
 	}
-	row := func(name string, v []float64) {
-		fmt.Fprintf(w, "| %s |", name)
-		for _, x := range v {
-			fmt.Fprintf(w, " %.1f |", x)
-		}
-		fmt.Fprintln(w)
-	}
+	row := func(name string, v []float64) { printRow(w, name, v) }
 	fmt.Fprintf(w, "\nper request, %d requests of each kind\n\n", requests)
 	fmt.Fprintln(w, "| | instructions | data reads | D1 read misses | LL read misses |\n| --- | --- | --- | --- | --- |")
 	for _, wr := range wrappers {
@@ -133,4 +138,22 @@ func printCounts(w io.Writer, totals map[string][]float64, requests int) error {
 		row(kind+" handler (hit − baseline)", hit)
 	}
 	return nil
+}
+
+// perRequest divides counts by requests.
+func perRequest(counts []float64, requests int) []float64 {
+	out := make([]float64, len(counts))
+	for i, c := range counts {
+		out[i] = c / float64(requests)
+	}
+	return out
+}
+
+// printRow prints one row of a table of counts.
+func printRow(w io.Writer, name string, v []float64) {
+	fmt.Fprintf(w, "| %s |", name)
+	for _, x := range v {
+		fmt.Fprintf(w, " %.1f |", x)
+	}
+	fmt.Fprintln(w)
 }

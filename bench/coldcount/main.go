@@ -14,6 +14,13 @@
 // Each request is counted in four wrappers: a bearer hit, its baseline (the same request built, next called
 // without the handler), a session hit and its baseline. The handler's cost is a hit minus its baseline, as in the
 // Go benchmarks. What next does with the injected token (the transport's copy of it) is not counted here.
+//
+// With -whole it counts whole requests instead, as the scale item times them: over loopback through Caddy, each
+// route against its control in the same process with the same bytes, and the bearer control against itself
+// (whole.go). The counted ratio is the scale item's rps ratio at one connection for the process's user space; the
+// kernel's share, which callgrind does not see, is timed in a second run of the same requests without it.
+//
+//	go run ./bench/coldcount -whole -users 2000 -passes 1
 package main
 
 import (
@@ -39,16 +46,26 @@ func main() {
 	ll := flag.Int("ll", 1<<20, "the simulated last-level cache's size in bytes (16-way, 64 B lines)")
 	keep := flag.String("keep", "", "keep callgrind's dumps in this folder, one per phase, for callgrind_annotate")
 	callerScopes := flag.String("caller-scopes", "", "the bearer route's caller_scopes, comma-separated (its tokens carry access_as_user)")
+	whole := flag.Bool("whole", false, "count whole requests through Caddy over loopback, each route against its control")
 	flag.Parse()
 	if *users < 2 || *users%7919 == 0 || *passes < 1 {
 		fmt.Fprintln(os.Stderr, "coldcount: -users must be at least 2 and not a multiple of 7919, -passes at least 1")
 		os.Exit(2)
 	}
+	opts := harness.EnvOptions{UsersA: *users}
+	if *callerScopes != "" {
+		opts.CallerScopes = strings.Split(*callerScopes, ",")
+	}
 	var err error
-	if os.Getenv(childEnv) != "" {
-		err = serve(*users, *passes, *callerScopes)
-	} else {
-		err = count(*users, *passes, *ll, *keep)
+	switch {
+	case os.Getenv(childEnv) == "":
+		err = count(*users, *passes, *ll, *keep, *whole, opts)
+	case !underCallgrind():
+		err = errors.New("the child counts only under callgrind, on amd64 (run coldcount without " + childEnv + ")")
+	case *whole:
+		err = serveWhole(*users, *passes, opts)
+	default:
+		err = serve(*users, *passes, opts)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "coldcount:", err)
@@ -58,7 +75,7 @@ func main() {
 
 // count runs this program under callgrind, which the child has dump its counts after each phase, and prints them
 // per request.
-func count(users, passes, ll int, keep string) error {
+func count(users, passes, ll int, keep string, whole bool, opts harness.EnvOptions) error {
 	if _, err := exec.LookPath("valgrind"); err != nil {
 		return fmt.Errorf("valgrind is not installed (apt-get install valgrind): %w", err)
 	}
@@ -85,8 +102,12 @@ func count(users, passes, ll int, keep string) error {
 	fmt.Printf("coldcount: %d users, %d scattered passes, D1 48 KiB, LL %d KiB (this takes a few minutes)\n",
 		users, passes, ll>>10)
 	cmd := exec.Command("valgrind", args...)
-	// Go preempts goroutines with signals, which callgrind cannot follow.
+	// Go preempts goroutines with signals, which callgrind cannot follow. With whole requests, one P runs the
+	// client, the servers and the upstream in turn, so no thread spins looking for work between them.
 	cmd.Env = append(os.Environ(), childEnv+"=1", "GODEBUG=asyncpreemptoff=1")
+	if whole {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
+	}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		if text, rerr := os.ReadFile(logFile); rerr == nil {
@@ -94,26 +115,32 @@ func count(users, passes, ll int, keep string) error {
 		}
 		return fmt.Errorf("valgrind: %w", err)
 	}
-	totals, err := readDumps(prefix, passes*len(wrappers))
+	if !whole {
+		totals, err := readDumps(prefix, passes*len(wrappers), phaseNames(wrappers, func(w wrapper) string { return w.symbol }))
+		if err != nil {
+			return err
+		}
+		return printCounts(os.Stdout, totals, users*passes)
+	}
+	totals, err := readDumps(prefix, passes*len(wholeKinds), phaseNames(wholeKinds, func(k wholeKind) string { return k.phase }))
 	if err != nil {
 		return err
 	}
-	return printCounts(os.Stdout, totals, users*passes)
+	fmt.Println("coldcount: the same requests again without callgrind, for the kernel's share of the CPU")
+	cpu, err := timeWhole(users, passes, opts)
+	if err != nil {
+		return err
+	}
+	printWhole(os.Stdout, totals, cpu, users*passes)
+	return nil
 }
 
 // serve sets up the users' state and sends each kind of request through its wrapper, users*passes times. It has
 // callgrind zero its counts as each counted phase starts and dump them as it ends, so each dump holds one phase.
-func serve(users, passes int, callerScopes string) error {
-	if !underCallgrind() {
-		return errors.New("the child counts only under callgrind, on amd64 (run coldcount without " + childEnv + ")")
-	}
+func serve(users, passes int, opts harness.EnvOptions) error {
 	// The servers are not stopped: the process ends when the passes are done. Stopping them under callgrind
 	// 3.19 ran into its signal tracking about one run in six (an assertion in vgCallgrind_post_signal, after the
 	// last dump), and that failed the run.
-	opts := harness.EnvOptions{UsersA: users}
-	if callerScopes != "" {
-		opts.CallerScopes = strings.Split(callerScopes, ",")
-	}
 	env, err := harness.StartEnv(opts)
 	if err != nil {
 		return err

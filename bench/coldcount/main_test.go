@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,9 +24,9 @@ func TestParseTotalsReadsTheShownEventsByName(t *testing.T) {
 		ok   bool
 	}{
 		{"callgrind's order", "events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw\nfn=(1) main\n3 1\ntotals: 900 300 50 2 40 3 1 20 4\n",
-			[]float64{900, 300, 40, 20}, true},
-		{"another order", "events: DLmr Ir D1mr Dr\ntotals: 7 100 9 30\n", []float64{100, 30, 9, 7}, true},
-		{"an event not collected counts none", "events: Ir Dr\ntotals: 100 30\n", []float64{100, 30, 0, 0}, true},
+			[]float64{900, 300, 50, 2, 40, 3, 1, 20, 4}, true},
+		{"another order", "events: DLmr Ir D1mr Dr\ntotals: 7 100 9 30\n", []float64{100, 30, 0, 0, 9, 0, 0, 7, 0}, true},
+		{"an event not collected counts none", "events: Ir Dr\ntotals: 100 30\n", []float64{100, 30, 0, 0, 0, 0, 0, 0, 0}, true},
 		{"still being written", "events: Ir Dr D1mr DLmr\nfn=(1) main\n", nil, false},
 		{"empty", "", nil, false},
 	}
@@ -51,7 +52,7 @@ func TestReadDumpsAddsUpEachPhaseByItsTrigger(t *testing.T) {
 		wantErr string
 	}{
 		{"two passes", []string{dumpOf("main.bearerHit", 100), dumpOf("main.sessionHit", 50), dumpOf("main.bearerHit", 300)}, 3,
-			map[string][]float64{"main.bearerHit": {400, 20, 4, 2}, "main.sessionHit": {50, 10, 2, 1}}, ""},
+			map[string][]float64{"main.bearerHit": {400, 20, 0, 0, 4, 0, 0, 2, 0}, "main.sessionHit": {50, 10, 0, 0, 2, 0, 0, 1, 0}}, ""},
 		{"a dump missing", []string{dumpOf("main.bearerHit", 100)}, 2, nil, "callgrind wrote 1 dumps of 2"},
 		{"a dump of no phase", []string{dumpOf("main.other", 100), dumpOf("main.bearerHit", 1)}, 2, nil, "not a dump of one of the phases"},
 		{"the final dump, at exit", []string{"desc: Trigger: Program termination\nevents: Ir\ntotals: 5\n"}, 1, nil, "not a dump of one of the phases"},
@@ -64,7 +65,7 @@ func TestReadDumpsAddsUpEachPhaseByItsTrigger(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			got, err := readDumps(prefix, tt.n)
+			got, err := readDumps(prefix, tt.n, phaseNames(wrappers, func(w wrapper) string { return w.symbol }))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("readDumps = %v, %v; want an error with %q", got, err, tt.wantErr)
@@ -106,6 +107,40 @@ func TestCountsBothHandlers(t *testing.T) {
 	dumps, _ := filepath.Glob(filepath.Join(keep, "callgrind.out.*"))
 	if len(dumps) != len(wrappers) { // one pass: one dump per phase
 		t.Errorf("kept %d dumps, want %d", len(dumps), len(wrappers))
+	}
+}
+
+// TestCountsWholeRequests runs -whole as a user does, on few users: each route costs more than its control, by at
+// least a handler's work, and the counted ratios say so.
+func TestCountsWholeRequests(t *testing.T) {
+	testenv.Integration(t)
+	if _, err := exec.LookPath("valgrind"); err != nil {
+		testenv.SkipUnlessAllowed(t, "valgrind is not installed (apt-get install valgrind)")
+	}
+	out, err := exec.Command(build(t), "-whole", "-users", "200", "-passes", "1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("coldcount -whole: %v\n%s", err, out)
+	}
+	rows := table(string(out))
+	for _, k := range wholeKinds {
+		// A request through Caddy and back, both ends in the process: tens of thousands of instructions.
+		if r, ok := rows[k.name]; !ok || r[0] < 20000 {
+			t.Errorf("%s: %v per request, want a row of at least 20,000 instructions in:\n%s", k.name, r, out)
+		}
+	}
+	for _, name := range []string{"bearer − its control", "session − its control"} {
+		if r, ok := rows[name]; !ok || r[0] < 1000 || r[3] <= r[0] {
+			t.Errorf("%s: %v per request, want a handler's work (over 1,000 instructions, more cycles than that)", name, r)
+		}
+	}
+	ratio := regexp.MustCompile(`(?m)^(bearer|session|null): counted ratio (\d\.\d+) in instructions, (\d\.\d+) in estimated cycles; ` +
+		`user space is (\d+)% of the control's CPU time, so with the kernel's share (\d\.\d+)$`)
+	if m := ratio.FindAllStringSubmatch(string(out), -1); len(m) != 3 {
+		t.Errorf("want a line of counted ratios for each pair, in:\n%s", out)
+	}
+	// The same route against itself: even within 2%, where the paths differ by more than 2% in cycles.
+	if c, r := rows["plain (null control)"], rows["null"]; len(c) < 1 || len(r) < 1 || math.Abs(r[0]/c[0]-1) > 0.02 {
+		t.Errorf("the null pair counted %v and %v instructions per request", c, r)
 	}
 }
 
