@@ -1,7 +1,6 @@
 package session
 
 import (
-	"net"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -22,15 +21,27 @@ func SecureRequest(r *http.Request) bool {
 	if host == "" && r.URL != nil {
 		host = r.URL.Host
 	}
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	return !isLoopback(host)
+}
+
+// isLoopback reports whether host, a Host header's value, is localhost, 127.0.0.1 or ::1: with or without a port,
+// brackets or a final dot, in any case. It reads host in place, without splitting or lowering a copy: it runs on
+// every session request. Anything malformed is not loopback, so its cookies stay Secure.
+func isLoopback(host string) bool {
+	if rest, ok := strings.CutPrefix(host, "["); ok {
+		end := strings.IndexByte(rest, ']')
+		if end < 0 {
+			return false
+		}
+		if port := rest[end+1:]; port != "" && (port[0] != ':' || strings.IndexByte(port[1:], ':') >= 0) {
+			return false
+		}
+		host = rest[:end]
+	} else if i := strings.IndexByte(host, ':'); i >= 0 && strings.IndexByte(host[i+1:], ':') < 0 {
+		host = host[:i] // name:port; an IPv6 address without brackets has more than one colon
 	}
-	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
-	switch host {
-	case "localhost", "127.0.0.1", "::1":
-		return false
-	}
-	return true
+	host = strings.TrimSuffix(host, ".")
+	return strings.EqualFold(host, "localhost") || host == "127.0.0.1" || host == "::1"
 }
 
 // secure reports whether the cookie for r carries Secure. Partitioned and SameSite=None cookies, and names with a

@@ -11,27 +11,42 @@ import (
 func TestSecureRequest(t *testing.T) {
 	tests := []struct {
 		target string
+		host   string // the Host header, when not the target's
 		tls    bool
 		want   bool
 	}{
-		{"http://localhost/", false, false},
-		{"http://localhost:8080/", false, false},
-		{"http://LOCALHOST./", false, false},
-		{"http://127.0.0.1:2015/", false, false},
-		{"http://[::1]:2015/", false, false},
-		{"https://localhost/", true, true},
-		{"http://proxy.example/", false, true}, // TLS terminated in front
-		{"http://127.0.0.2/", false, true},
-		{"http://localhost.evil.example/", false, true},
-		{"https://proxy.example/", true, true},
+		{"http://localhost/", "", false, false},
+		{"http://localhost:8080/", "", false, false},
+		{"http://LOCALHOST./", "", false, false},
+		{"http://127.0.0.1:2015/", "", false, false},
+		{"http://[::1]:2015/", "", false, false},
+		{"https://localhost/", "", true, true},
+		{"http://proxy.example/", "", false, true}, // TLS terminated in front
+		{"http://127.0.0.2/", "", false, true},
+		{"http://localhost.evil.example/", "", false, true},
+		{"https://proxy.example/", "", true, true},
+		{"http://[::1]/", "", false, false},
+		{"http://x/", "[::1]:", false, false},
+		{"http://x/", "::1", false, false},
+		{"http://x/", "LocalHost.:80", false, false},
+		{"http://x/", "::1:80", false, true},
+		{"http://x/", "[::1]x", false, true},
+		{"http://x/", "[::1]:80:90", false, true},
+		{"http://x/", "[::1", false, true},
+		{"http://x/", "localhost]", false, true},
+		{"http://x/", "[localhost.evil.example]:80", false, true},
+		{"http://x/", "127.0.0.1.evil.example", false, true},
 	}
 	for _, tt := range tests {
 		r := httptest.NewRequest(http.MethodGet, tt.target, nil)
+		if tt.host != "" {
+			r.Host = tt.host
+		}
 		if tt.tls {
 			r.TLS = &tls.ConnectionState{}
 		}
 		if got := SecureRequest(r); got != tt.want {
-			t.Errorf("SecureRequest(%s, tls=%v) = %v, want %v", tt.target, tt.tls, got, tt.want)
+			t.Errorf("SecureRequest(%s, Host %q, tls=%v) = %v, want %v", tt.target, tt.host, tt.tls, got, tt.want)
 		}
 	}
 }
