@@ -127,6 +127,9 @@ func (m *Manager) isProxyCookie(name string) bool {
 
 // unprefixed drops a __Host- or __Secure- prefix, matched without case as browsers do (RFC 6265bis).
 func unprefixed(name string) string {
+	if !strings.HasPrefix(name, "__") { // '_' has no case: most names are decided here, on every request
+		return name
+	}
 	for _, p := range []string{"__Host-", "__Secure-"} {
 		if len(name) >= len(p) && strings.EqualFold(name[:len(p)], p) {
 			return name[len(p):]
@@ -136,20 +139,20 @@ func unprefixed(name string) string {
 }
 
 // stripFromLine drops every proxy cookie pair from one Cookie header line, keeping the other pairs and the
-// separators between them as they were. A line of proxy cookies only costs no allocation.
+// separators between them as they were. A line without proxy cookies, and a line of proxy cookies only, cost no
+// allocation.
 func (m *Manager) stripFromLine(line string) (string, bool) {
-	if !strings.Contains(line, DefaultInsecureCookieName) &&
-		(m == nil || m.cfg.CookieName == "" || !strings.Contains(line, unprefixed(m.cfg.CookieName))) {
+	if !m.hasProxyCookie(line) {
 		return line, false
 	}
+	if strings.IndexByte(line, ';') < 0 { // the session cookie alone: a browser's usual line for an API's host
+		return "", true
+	}
 	var kept strings.Builder
-	removed, first := false, true
+	first := true
 	for rest := line; ; {
 		p, after, more := strings.Cut(rest, ";")
-		n, _, _ := strings.Cut(p, "=")
-		if m.isProxyCookie(textproto.TrimString(n)) {
-			removed = true
-		} else {
+		if n, _, _ := strings.Cut(p, "="); !m.isProxyCookie(textproto.TrimString(n)) {
 			if !first {
 				kept.WriteByte(';')
 			}
@@ -161,8 +164,17 @@ func (m *Manager) stripFromLine(line string) (string, bool) {
 		}
 		rest = after
 	}
-	if !removed {
-		return line, false
-	}
 	return strings.Trim(kept.String(), " \t"), true
+}
+
+// hasProxyCookie reports whether a Cookie header line holds a proxy cookie, reading the pairs' names only.
+func (m *Manager) hasProxyCookie(line string) bool {
+	for rest, more := line, true; more; {
+		var p string
+		p, rest, more = strings.Cut(rest, ";")
+		if n, _, _ := strings.Cut(p, "="); m.isProxyCookie(textproto.TrimString(n)) {
+			return true
+		}
+	}
+	return false
 }
