@@ -28,8 +28,8 @@ const defaultRetryBodyLimit = 1 << 20
 // Requests that cannot be replayed go upstream once, as they stream: upgrades (WebSocket), and bodies larger
 // than the route's retry_body_limit or of unknown length beyond it. Their answers reach the client as the
 // upstream sent them; a challenge still gets the cached token replaced, so the client's own retry goes through.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, req acquire.Request, tok tokencache.Token) error {
-	setAuthorization(r.Header, tok.AuthorizationHeader())
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, req acquire.Request, tok tokencache.Token, spare []string) error {
+	setAuthorization(r.Header, tok.AuthorizationHeader(), spare)
 	body, replayable, err := bufferBody(r, h.retryBodyLimit)
 	if err != nil {
 		return err
@@ -48,7 +48,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 		h.refuse(w, r, err)
 		return nil
 	}
-	setAuthorization(r.Header, tok.AuthorizationHeader())
+	setAuthorization(r.Header, tok.AuthorizationHeader(), nil)
 	body.rewind(r)
 	catcher.reset(w)
 	if err := next.ServeHTTP(catcher, r); err != nil || catcher.claims == "" {

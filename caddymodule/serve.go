@@ -49,10 +49,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			// 3. Forward with the downstream token in place of the caller's credentials; 4. once more with a
 			// token for the claims, should the upstream challenge it (cae.go).
 			// The session cookie goes, also without sign-in here: another route of the site may have set one.
-			if freed := h.sessions.StripCookie(r); freed != nil && r.Header["Authorization"] == nil {
-				r.Header["Authorization"] = freed // setAuthorization writes the token into it: no allocation
-			}
-			return h.forward(w, r, next, req, tok)
+			// The slice its header line freed, if any, can hold the token: no allocation.
+			return h.forward(w, r, next, req, tok, h.sessions.StripCookie(r))
 		}
 	}
 	h.refuse(w, r, err)
@@ -167,16 +165,20 @@ func bearerToken(r *http.Request) (string, bool) {
 	return token, token != ""
 }
 
-// setAuthorization sets the Authorization header to v, in the caller's header's slice when there is one (on the
-// session path, the slice of the Cookie header the session cookie was): that saves an allocation per request.
-// Nothing else holds the slice (Caddy's copies of the request for its logs and for reverse_proxy copy the
-// headers), and its value is replaced either way.
-func setAuthorization(h http.Header, v string) {
+// setAuthorization sets the Authorization header to v, in the caller's header's slice when there is one, or else
+// in spare when it is a one-element slice nothing else holds (on the session path, the Cookie header's, freed by
+// StripCookie): that saves an allocation per request. Nothing else holds the caller's slice either (Caddy's
+// copies of the request for its logs and for reverse_proxy copy the headers), and its value is replaced.
+func setAuthorization(h http.Header, v string, spare []string) {
 	if old := h["Authorization"]; len(old) == 1 {
 		old[0] = v
 		return
 	}
-	h["Authorization"] = []string{v}
+	if len(spare) != 1 {
+		spare = make([]string, 1)
+	}
+	spare[0] = v
+	h["Authorization"] = spare
 }
 
 // setUserPlaceholders names the user for access logs and later handlers. {http.auth.user.id} is the one Caddy's

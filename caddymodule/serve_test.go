@@ -161,6 +161,18 @@ func TestServeHTTP(t *testing.T) {
 			r.AddCookie(sessionCookie(t, h))
 			r.AddCookie(&http.Cookie{Name: "theirs", Value: "kept"})
 		}, status: 418, forwarded: "Bearer downstream-for-oid-adele.tid"},
+		{name: "session: the cookie alone, its header's slice reused", signIn: true,
+			prepare: func(t *testing.T, h *Handler, r *http.Request) { r.AddCookie(sessionCookie(t, h)) },
+			status:  418, forwarded: "Bearer downstream-for-oid-adele.tid"},
+		{name: "session: the caller's Basic credentials replaced", signIn: true, prepare: func(t *testing.T, h *Handler, r *http.Request) {
+			r.AddCookie(sessionCookie(t, h))
+			r.Header.Set("Authorization", "Basic dXNlcjpwYXNz")
+		}, status: 418, forwarded: "Bearer downstream-for-oid-adele.tid"},
+		{name: "session: two Authorization lines become one", signIn: true, prepare: func(t *testing.T, h *Handler, r *http.Request) {
+			r.AddCookie(sessionCookie(t, h))
+			r.Header.Add("Authorization", "Basic dXNlcjpwYXNz")
+			r.Header.Add("Authorization", "Negotiate abc")
+		}, status: 418, forwarded: "Bearer downstream-for-oid-adele.tid"},
 		{name: "session: a tenant allowed_tenants leaves out", signIn: true, prepare: func(t *testing.T, h *Handler, r *http.Request) {
 			w := httptest.NewRecorder()
 			if _, err := h.sessions.Create(w, httptest.NewRequest(http.MethodGet, "http://localhost/", nil),
@@ -231,8 +243,11 @@ func checkForwarded(t *testing.T, next *recordingNext, want string) {
 		}
 		return
 	}
-	if next.got == nil || next.got.Header.Get("Authorization") != want {
-		t.Fatalf("upstream got Authorization %q", next.got.Header.Get("Authorization"))
+	if next.got == nil {
+		t.Fatal("the request did not reach the upstream")
+	}
+	if got := next.got.Header.Values("Authorization"); len(got) != 1 || got[0] != want {
+		t.Fatalf("upstream got Authorization %q, want %q alone", got, want)
 	}
 	for _, c := range next.got.Cookies() {
 		if strings.Contains(c.Name, "token_injector") {
