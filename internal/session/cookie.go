@@ -41,7 +41,8 @@ func isLoopback(host string) bool {
 		host = host[:i] // name:port; an IPv6 address without brackets has more than one colon
 	}
 	host = strings.TrimSuffix(host, ".")
-	return strings.EqualFold(host, "localhost") || host == "127.0.0.1" || host == "::1"
+	return host == "localhost" || host == "127.0.0.1" || host == "::1" ||
+		len(host) == len("localhost") && strings.EqualFold(host, "localhost")
 }
 
 // secure reports whether the cookie for r carries Secure. Partitioned and SameSite=None cookies, and names with a
@@ -142,17 +143,18 @@ func unprefixed(name string) string {
 // separators between them as they were. A line without proxy cookies, and a line of proxy cookies only, cost no
 // allocation.
 func (m *Manager) stripFromLine(line string) (string, bool) {
-	if !m.hasProxyCookie(line) {
+	found, alone := m.hasProxyCookie(line)
+	switch {
+	case !found:
 		return line, false
-	}
-	if strings.IndexByte(line, ';') < 0 { // the session cookie alone: a browser's usual line for an API's host
+	case alone: // the session cookie and nothing else, a browser's usual line for an API's host
 		return "", true
 	}
 	var kept strings.Builder
 	first := true
 	for rest := line; ; {
-		p, after, more := strings.Cut(rest, ";")
-		if n, _, _ := strings.Cut(p, "="); !m.isProxyCookie(textproto.TrimString(n)) {
+		p, after, more := cutByte(rest, ';')
+		if n, _, _ := cutByte(p, '='); !m.isProxyCookie(textproto.TrimString(n)) {
 			if !first {
 				kept.WriteByte(';')
 			}
@@ -167,14 +169,24 @@ func (m *Manager) stripFromLine(line string) (string, bool) {
 	return strings.Trim(kept.String(), " \t"), true
 }
 
-// hasProxyCookie reports whether a Cookie header line holds a proxy cookie, reading the pairs' names only.
-func (m *Manager) hasProxyCookie(line string) bool {
+// hasProxyCookie reports whether a Cookie header line holds a proxy cookie, reading the pairs' names only, and
+// whether that cookie is all the line holds.
+func (m *Manager) hasProxyCookie(line string) (found, alone bool) {
 	for rest, more := line, true; more; {
 		var p string
-		p, rest, more = strings.Cut(rest, ";")
-		if n, _, _ := strings.Cut(p, "="); m.isProxyCookie(textproto.TrimString(n)) {
-			return true
+		p, rest, more = cutByte(rest, ';')
+		if n, _, _ := cutByte(p, '='); m.isProxyCookie(textproto.TrimString(n)) {
+			return true, len(p) == len(line)
 		}
 	}
-	return false
+	return false, false
+}
+
+// cutByte is strings.Cut for a one-byte separator. The cookie code runs on every session request, and Cut's
+// general search costs a layer more for each of a line's pairs.
+func cutByte(s string, sep byte) (before, after string, found bool) {
+	if i := strings.IndexByte(s, sep); i >= 0 {
+		return s[:i], s[i+1:], true
+	}
+	return s, "", false
 }

@@ -36,6 +36,7 @@ func TestSecureRequest(t *testing.T) {
 		{"http://x/", "localhost]", false, true},
 		{"http://x/", "[localhost.evil.example]:80", false, true},
 		{"http://x/", "127.0.0.1.evil.example", false, true},
+		{"http://x/", "localhosx:80", false, true},
 	}
 	for _, tt := range tests {
 		r := httptest.NewRequest(http.MethodGet, tt.target, nil)

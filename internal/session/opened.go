@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"net/http"
 	"net/textproto"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -199,8 +198,8 @@ func callerOf(s Session) Caller {
 func nextCookie(line, name string) (value, rest string, found bool) {
 	for line != "" {
 		var part string
-		part, line, _ = strings.Cut(line, ";")
-		n, v, ok := strings.Cut(textproto.TrimString(part), "=")
+		part, line, _ = cutByte(line, ';')
+		n, v, ok := cutByte(textproto.TrimString(part), '=')
 		if !ok || n != name {
 			continue
 		}
