@@ -153,8 +153,8 @@ func (m *Manager) stripFromLine(line string) (string, bool) {
 	var kept strings.Builder
 	first := true
 	for rest := line; ; {
-		p, after, more := cutByte(rest, ';')
-		if n, _, _ := cutByte(p, '='); !m.isProxyCookie(textproto.TrimString(n)) {
+		p, name, after, more := nextPair(rest)
+		if !m.isProxyCookie(name) {
 			if !first {
 				kept.WriteByte(';')
 			}
@@ -173,13 +173,20 @@ func (m *Manager) stripFromLine(line string) (string, bool) {
 // whether that cookie is all the line holds.
 func (m *Manager) hasProxyCookie(line string) (found, alone bool) {
 	for rest, more := line, true; more; {
-		var p string
-		p, rest, more = cutByte(rest, ';')
-		if n, _, _ := cutByte(p, '='); m.isProxyCookie(textproto.TrimString(n)) {
+		var p, name string
+		p, name, rest, more = nextPair(rest)
+		if m.isProxyCookie(name) {
 			return true, len(p) == len(line)
 		}
 	}
 	return false, false
+}
+
+// nextPair splits a Cookie header line's first pair off: the pair as it is, its name trimmed, and the rest.
+func nextPair(line string) (pair, name, rest string, more bool) {
+	pair, rest, more = cutByte(line, ';')
+	name, _, _ = cutByte(pair, '=')
+	return pair, textproto.TrimString(name), rest, more
 }
 
 // cutByte is strings.Cut for a one-byte separator. The cookie code runs on every session request, and Cut's
