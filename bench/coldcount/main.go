@@ -21,6 +21,11 @@
 // kernel's share, which callgrind does not see, is timed in a second run of the same requests without it.
 //
 //	go run ./bench/coldcount -whole -users 2000 -passes 1
+//
+// With -timed as well it counts nothing and runs no valgrind: it times the same requests' CPU (user and kernel)
+// pass by pass and prints each pair's ratio, its median and range (timed.go).
+//
+//	GOMAXPROCS=1 go run ./bench/coldcount -whole -timed -users 2000 -passes 20
 package main
 
 import (
@@ -47,6 +52,7 @@ func main() {
 	keep := flag.String("keep", "", "keep callgrind's dumps in this folder, one per phase, for callgrind_annotate")
 	callerScopes := flag.String("caller-scopes", "", "the bearer route's caller_scopes, comma-separated (its tokens carry access_as_user)")
 	whole := flag.Bool("whole", false, "count whole requests through Caddy over loopback, each route against its control")
+	timed := flag.Bool("timed", false, "with -whole: time the requests' CPU without callgrind, pass by pass, and count nothing")
 	flag.Parse()
 	if *users < 2 || *users%7919 == 0 || *passes < 1 {
 		fmt.Fprintln(os.Stderr, "coldcount: -users must be at least 2 and not a multiple of 7919, -passes at least 1")
@@ -58,6 +64,10 @@ func main() {
 	}
 	var err error
 	switch {
+	case *timed && !*whole:
+		err = errors.New("-timed times -whole's requests: give both")
+	case *timed:
+		err = timeOnly(*users, *passes, opts)
 	case os.Getenv(childEnv) == "":
 		err = count(*users, *passes, *ll, *keep, *whole, opts)
 	case !underCallgrind():
@@ -126,17 +136,34 @@ func count(users, passes, ll int, keep string, whole bool, opts harness.EnvOptio
 		}
 		return printCounts(os.Stdout, totals, users*passes)
 	}
-	totals, err := readDumps(prefix, passes*len(wholeKinds), phaseNames(wholeKinds, func(k wholeKind) string { return k.phase }))
+	counts, err := readDumps(prefix, passes*len(wholeKinds), phaseNames(wholeKinds, func(k wholeKind) string { return k.phase }))
 	if err != nil {
 		return err
 	}
 	fmt.Println("coldcount: the same requests again without callgrind, for the kernel's share of the CPU")
-	cpu, err := timeWhole(users, passes, opts)
+	// The kernel accounts CPU time by the tick on many systems: enough requests that each kind runs for seconds.
+	cpu, err := timeWhole(users, max(passes, timedRequests/users), opts)
 	if err != nil {
 		return err
 	}
-	printWhole(os.Stdout, totals, cpu, users*passes)
+	totals := map[string]cpuSplit{}
+	for phase, p := range cpu {
+		totals[phase] = sum(p)
+	}
+	printWhole(os.Stdout, counts, totals, users*passes)
+	printTimed(os.Stdout, cpu, users)
 	return nil
+}
+
+// timeOnly times -whole's requests without callgrind and prints each pair's ratio pass by pass.
+func timeOnly(users, passes int, opts harness.EnvOptions) error {
+	fmt.Printf("coldcount: %d users, %d passes of each kind's requests, timed (GOMAXPROCS %d)\n", users, passes,
+		runtime.GOMAXPROCS(0))
+	cpu, err := timeWhole(users, passes, opts)
+	if err == nil {
+		printTimed(os.Stdout, cpu, users)
+	}
+	return err
 }
 
 // serve sets up the users' state and sends each kind of request through its wrapper, users*passes times. It has

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 )
@@ -181,4 +182,31 @@ func table(out string) map[string][]float64 {
 		rows[m[1]] = v
 	}
 	return rows
+}
+
+func TestPrintTimedGivesEachPairsMedianAndRange(t *testing.T) {
+	ms := func(v ...int) []cpuSplit {
+		out := make([]cpuSplit, len(v))
+		for i, x := range v {
+			out[i] = cpuSplit{user: time.Duration(x) * time.Millisecond / 2, system: time.Duration(x) * time.Millisecond / 2}
+		}
+		return out
+	}
+	cpu := map[string][]cpuSplit{
+		"whole.plain": ms(100, 100, 100), "whole.bearer": ms(125, 100, 110),
+		"whole.sessionControl": ms(90, 90, 90), "whole.session": ms(90, 90, 90),
+		"whole.nullControl": ms(100, 100, 100), "whole.null": ms(100, 100, 100),
+	}
+	var out strings.Builder
+	printTimed(&out, cpu, 1000)
+	for _, want := range []string{
+		"3 passes of 1000 requests",
+		"| bearer | 100.0 | 111.7 | 0.909 | 0.800 | 1.000 |", // ratios 0.8, 1.0, 0.909: the middle one
+		"| session | 90.0 | 90.0 | 1.000 | 1.000 | 1.000 |",
+		"| null | 100.0 | 100.0 | 1.000 | 1.000 | 1.000 |",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("printTimed wrote\n%s\nwithout %q", out.String(), want)
+		}
+	}
 }

@@ -144,36 +144,6 @@ func serveWhole(users, passes int, opts harness.EnvOptions) error {
 	})
 }
 
-// timedRequests is how many requests of each kind timeWhole sends, at least.
-const timedRequests = 20_000
-
-// cpuSplit is a kind's process CPU time, user and system, over its timed passes.
-type cpuSplit struct{ user, system time.Duration }
-
-// timeWhole runs -whole's requests in this process without callgrind and returns each kind's CPU time by the
-// kernel's accounting: how much of a request's cost is the kernel's, which callgrind does not see.
-func timeWhole(users, passes int, opts harness.EnvOptions) (map[string]cpuSplit, error) {
-	env, err := harness.StartEnv(opts)
-	if err != nil {
-		return nil, err
-	}
-	defer env.Close()
-	reqs, err := wholeRequests(env, users)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]cpuSplit{}
-	// The kernel accounts CPU time by the tick on many systems: enough requests that each kind runs for seconds.
-	err = runWhole(env, reqs, max(passes, timedRequests/users), func(k wholeKind, requests func() error) error {
-		u0, s0 := processCPU()
-		err := requests()
-		u1, s1 := processCPU()
-		out[k.phase] = cpuSplit{out[k.phase].user + u1 - u0, out[k.phase].system + s1 - s0}
-		return err
-	})
-	return out, err
-}
-
 // printWhole prints each kind's counts per request, each route's above its control, and the ratio the scale item
 // times (its control's cost over the route's) as counted, with and without the kernel's share of the CPU.
 func printWhole(w io.Writer, totals map[string][]float64, cpu map[string]cpuSplit, requests int) {
