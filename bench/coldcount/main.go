@@ -146,11 +146,7 @@ func count(users, passes, ll int, keep string, whole bool, opts harness.EnvOptio
 	if err != nil {
 		return err
 	}
-	totals := map[string]cpuSplit{}
-	for phase, p := range cpu {
-		totals[phase] = sum(p)
-	}
-	printWhole(os.Stdout, counts, totals, users*passes)
+	printWhole(os.Stdout, counts, cpu, users*passes)
 	printTimed(os.Stdout, cpu, users)
 	return nil
 }

@@ -146,7 +146,7 @@ func serveWhole(users, passes int, opts harness.EnvOptions) error {
 
 // printWhole prints each kind's counts per request, each route's above its control, and the ratio the scale item
 // times (its control's cost over the route's) as counted, with and without the kernel's share of the CPU.
-func printWhole(w io.Writer, totals map[string][]float64, cpu map[string]cpuSplit, requests int) {
+func printWhole(w io.Writer, totals map[string][]float64, cpu map[string][]cpuSplit, requests int) {
 	counts := func(phase string) []float64 {
 		t := totals[phase]
 		l1, ll := t[i1mr]+t[d1mr]+t[d1mw], t[ilmr]+t[dlmr]+t[dlmw]
@@ -166,7 +166,7 @@ func printWhole(w io.Writer, totals map[string][]float64, cpu map[string]cpuSpli
 			diff[j] = r[j] - c[j]
 		}
 		printRow(w, route.name+" − its control", diff)
-		split := cpu[control.phase]
+		split := sum(cpu[control.phase])
 		user := 1.0 // no kernel share where the platform does not account it
 		if total := split.user + split.system; total > 0 {
 			user = split.user.Seconds() / total.Seconds()
