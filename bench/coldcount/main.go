@@ -26,6 +26,14 @@
 // pass by pass and prints each pair's ratio, its median and range (timed.go).
 //
 //	GOMAXPROCS=1 go run ./bench/coldcount -whole -timed -users 2000 -passes 20
+//
+// With -profiles DIR it profiles each kind's passes as well, a file per pass, so that a route's real-time profile
+// can be set against its control's, function by function (BENCHMARKS.md, "Issue 13, twentieth stop"):
+//
+//	GOMAXPROCS=1 go run ./bench/coldcount -whole -timed -passes 150 -profiles /tmp/prof
+//	go tool pprof -proto /tmp/prof/whole.nullControl.*.pprof > control.pb.gz
+//	go tool pprof -proto /tmp/prof/whole.bearer.*.pprof > bearer.pb.gz
+//	go tool pprof -top -diff_base control.pb.gz bearer.pb.gz
 package main
 
 import (
@@ -53,6 +61,7 @@ func main() {
 	callerScopes := flag.String("caller-scopes", "", "the bearer route's caller_scopes, comma-separated (its tokens carry access_as_user)")
 	whole := flag.Bool("whole", false, "count whole requests through Caddy over loopback, each route against its control")
 	timed := flag.Bool("timed", false, "with -whole: time the requests' CPU without callgrind, pass by pass, and count nothing")
+	profiles := flag.String("profiles", "", "with -timed: profile each kind's passes into this folder, for pprof -diff_base")
 	flag.Parse()
 	if *users < 2 || *users%7919 == 0 || *passes < 1 {
 		fmt.Fprintln(os.Stderr, "coldcount: -users must be at least 2 and not a multiple of 7919, -passes at least 1")
@@ -67,7 +76,7 @@ func main() {
 	case *timed && !*whole:
 		err = errors.New("-timed times -whole's requests: give both")
 	case *timed:
-		err = timeOnly(*users, *passes, opts)
+		err = timeOnly(*users, *passes, *profiles, opts)
 	case os.Getenv(childEnv) == "":
 		err = count(*users, *passes, *ll, *keep, *whole, opts)
 	case !underCallgrind():
@@ -142,7 +151,7 @@ func count(users, passes, ll int, keep string, whole bool, opts harness.EnvOptio
 	}
 	fmt.Println("coldcount: the same requests again without callgrind, for the kernel's share of the CPU")
 	// The kernel accounts CPU time by the tick on many systems: enough requests that each kind runs for seconds.
-	cpu, err := timeWhole(users, max(passes, timedRequests/users), opts)
+	cpu, err := timeWhole(users, max(passes, timedRequests/users), "", opts)
 	if err != nil {
 		return err
 	}
@@ -152,10 +161,15 @@ func count(users, passes, ll int, keep string, whole bool, opts harness.EnvOptio
 }
 
 // timeOnly times -whole's requests without callgrind and prints each pair's ratio pass by pass.
-func timeOnly(users, passes int, opts harness.EnvOptions) error {
+func timeOnly(users, passes int, profiles string, opts harness.EnvOptions) error {
 	fmt.Printf("coldcount: %d users, %d passes of each kind's requests, timed (GOMAXPROCS %d)\n", users, passes,
 		runtime.GOMAXPROCS(0))
-	cpu, err := timeWhole(users, passes, opts)
+	if profiles != "" {
+		if err := os.MkdirAll(profiles, 0o755); err != nil {
+			return err
+		}
+	}
+	cpu, err := timeWhole(users, passes, profiles, opts)
 	if err == nil {
 		printTimed(os.Stdout, cpu, users)
 	}

@@ -8,12 +8,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/pprof/profile"
+
+	"github.com/tokeninjector/caddy-token-injector/bench/harness"
 	"github.com/tokeninjector/caddy-token-injector/internal/dev/testenv"
 )
 
@@ -209,4 +213,56 @@ func TestPrintTimedGivesEachPairsMedianAndRange(t *testing.T) {
 			t.Errorf("printTimed wrote\n%s\nwithout %q", out.String(), want)
 		}
 	}
+}
+
+// A profiled run leaves one CPU profile per kind and pass, and nothing else, named so that a shell glob takes one
+// kind's passes for pprof to merge.
+func TestTimeWholeProfilesEachKindsPassesApart(t *testing.T) {
+	dir := t.TempDir()
+	const users, passes = 4, 2
+	cpu, err := timeWhole(users, passes, dir, harness.EnvOptions{UsersA: users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range wholeKinds {
+		if got := len(cpu[k.phase]); got != passes {
+			t.Errorf("%s: %d timed passes, want %d", k.phase, got, passes)
+		}
+		for pass := range passes {
+			name := filepath.Join(dir, fmt.Sprintf("%s.%03d.pprof", k.phase, pass))
+			f, err := os.Open(name)
+			if err != nil {
+				t.Fatalf("no profile for %s pass %d: %v", k.phase, pass, err)
+			}
+			p, err := profile.Parse(f)
+			f.Close()
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if p.DurationNanos <= 0 || len(p.SampleType) == 0 || p.SampleType[len(p.SampleType)-1].Unit != "nanoseconds" {
+				t.Errorf("%s is not a CPU profile of a span: duration %d ns, sample types %v", name, p.DurationNanos, p.SampleType)
+			}
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != passes*len(wholeKinds) {
+		t.Errorf("%d files in the profile folder, want %d", len(entries), passes*len(wholeKinds))
+	}
+}
+
+func TestStartProfileWithoutAFolderLeavesTheProfilerFree(t *testing.T) {
+	stop, err := startProfile("", "whole.bearer", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A profile left running would make the next StartCPUProfile fail.
+	stop()
+	f, err := os.Create(filepath.Join(t.TempDir(), "p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		t.Fatalf("startProfile without a folder left the profiler running: %v", err)
+	}
+	pprof.StopCPUProfile()
 }

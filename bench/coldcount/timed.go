@@ -3,7 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"time"
 
@@ -26,7 +29,9 @@ func (c cpuSplit) total() time.Duration { return c.user + c.system }
 
 // timeWhole runs -whole's requests in this process without callgrind and returns each kind's CPU time in each
 // pass. A collection runs before each kind's requests, outside the timed span, so none lands in one kind's time.
-func timeWhole(users, passes int, opts harness.EnvOptions) (map[string][]cpuSplit, error) {
+// With profiles set, each kind's spans are profiled too, one file per span (profiles/<phase>.<pass>.pprof), so
+// that pprof -diff_base can set a route's real-time profile against its control's.
+func timeWhole(users, passes int, profiles string, opts harness.EnvOptions) (map[string][]cpuSplit, error) {
 	env, err := harness.StartEnv(opts)
 	if err != nil {
 		return nil, err
@@ -39,13 +44,36 @@ func timeWhole(users, passes int, opts harness.EnvOptions) (map[string][]cpuSpli
 	out := map[string][]cpuSplit{}
 	err = runWhole(env, reqs, passes, func(k wholeKind, requests func() error) error {
 		runtime.GC()
+		stop, err := startProfile(profiles, k.phase, len(out[k.phase]))
+		if err != nil {
+			return err
+		}
 		u0, s0 := processCPU()
-		err := requests()
+		err = requests()
 		u1, s1 := processCPU()
+		stop()
 		out[k.phase] = append(out[k.phase], cpuSplit{u1 - u0, s1 - s0})
 		return err
 	})
 	return out, err
+}
+
+// startProfile profiles one span of phase's requests into dir, if dir is set, and returns what stops it. The
+// profiler samples each thread's CPU time 100 times a second and loses what a thread ran since its last sample
+// when the span ends, so its totals fall short of processCPU's; read the shares of its functions, not its sums.
+func startProfile(dir, phase string, pass int) (stop func(), err error) {
+	if dir == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s.%03d.pprof", phase, pass)))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // sum adds up a kind's passes.
