@@ -164,11 +164,6 @@ func count(users, passes, ll int, keep string, whole bool, opts harness.EnvOptio
 func timeOnly(users, passes int, profiles string, opts harness.EnvOptions) error {
 	fmt.Printf("coldcount: %d users, %d passes of each kind's requests, timed (GOMAXPROCS %d)\n", users, passes,
 		runtime.GOMAXPROCS(0))
-	if profiles != "" {
-		if err := os.MkdirAll(profiles, 0o755); err != nil {
-			return err
-		}
-	}
 	cpu, err := timeWhole(users, passes, profiles, opts)
 	if err == nil {
 		printTimed(os.Stdout, cpu, users)

@@ -218,7 +218,7 @@ func TestPrintTimedGivesEachPairsMedianAndRange(t *testing.T) {
 // A profiled run leaves one CPU profile per kind and pass, and nothing else, named so that a shell glob takes one
 // kind's passes for pprof to merge.
 func TestTimeWholeProfilesEachKindsPassesApart(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "profiles") // made by timeWhole
 	const users, passes = 4, 2
 	cpu, err := timeWhole(users, passes, dir, harness.EnvOptions{UsersA: users})
 	if err != nil {

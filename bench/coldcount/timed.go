@@ -32,6 +32,11 @@ func (c cpuSplit) total() time.Duration { return c.user + c.system }
 // With profiles set, each kind's spans are profiled too, one file per span (profiles/<phase>.<pass>.pprof), so
 // that pprof -diff_base can set a route's real-time profile against its control's.
 func timeWhole(users, passes int, profiles string, opts harness.EnvOptions) (map[string][]cpuSplit, error) {
+	if profiles != "" {
+		if err := os.MkdirAll(profiles, 0o755); err != nil {
+			return nil, err
+		}
+	}
 	env, err := harness.StartEnv(opts)
 	if err != nil {
 		return nil, err
